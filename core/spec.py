@@ -1,0 +1,256 @@
+"""Study and run specifications: validated, hashable, the contract between every layer.
+
+A study spec is what a user writes (YAML or JSON) or the dashboard fills in. It is validated here,
+once, with messages that name the field and say what to fix, so that nothing downstream has to
+second-guess its input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TASKS = ("classification", "qa", "generative")
+TASK_METRICS = {
+    "classification": ("accuracy", "macro_f1", "loss"),
+    "qa": ("exact_match", "f1", "loss"),
+    "generative": ("exact_match", "f1", "loss"),
+}
+# Metrics where lower is better; every other metric is a score in [0, 1].
+LOSS_METRICS = ("loss",)
+MAX_SIZE = 10_000_000
+MAX_TARGET_SIZE = 10_000_000_000
+
+
+class SpecError(ValueError):
+    """A study spec that cannot be run, with one line per problem, each naming field and fix."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid study spec:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Model):
+    """Where a dataset comes from and how its columns map onto the task's fields.
+
+    Exactly one of `path` (a local file or a folder laid out like a Hub dataset repo), `hub_id`
+    (a Hugging Face Hub dataset id) or `catalog` (an id in catalog/candidates.json) is set.
+    """
+
+    name: str | None = Field(None, description="display name; defaults to the catalog id, hub id or file name")
+    path: str | None = None
+    hub_id: str | None = None
+    catalog: str | None = None
+    config: str | None = None
+    split: str = "train"
+    columns: dict[str, str] = Field(default_factory=dict, description="task field -> source column")
+    label_names: list[str] | None = Field(None, description="names for integer labels, in index order")
+    label_map: dict[str, str] = Field(default_factory=dict, description="source label -> study label")
+    answer_extraction: Literal["none", "gsm8k", "boxed"] = "none"
+    max_rows: int | None = Field(None, gt=0, description="cap on rows read; large Hub sets are sampled by streaming")
+    revision: str | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "SourceSpec":
+        given = [k for k in ("path", "hub_id", "catalog") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'path' (local file or folder), 'hub_id' (Hub dataset id) "
+                f"or 'catalog' (catalog id); got {given or 'none'}"
+            )
+        return self
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.catalog:
+            return self.catalog
+        if self.hub_id:
+            return self.hub_id + (f":{self.config}" if self.config else "")
+        return Path(self.path or "").stem or str(self.path)
+
+
+class TrainingSettings(_Model):
+    """How one run trains. One dataclass-like record, as in TRL's examples."""
+
+    method: Literal["auto", "lora", "qlora", "full"] = Field(
+        "auto", description="auto: full fine-tuning for the built-in tiny model, LoRA otherwise"
+    )
+    epochs: float = Field(1.0, gt=0, le=100)
+    max_steps: int | None = Field(None, gt=0, description="fixed step budget; overrides epochs")
+    min_steps: int = Field(0, ge=0, description="floor of optimizer steps (a random-init model needs one)")
+    learning_rate: float = Field(2e-4, gt=0, lt=1)
+    lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0, lt=1)
+    batch_size: int = Field(8, gt=0, le=4096)
+    grad_accum: int = Field(1, gt=0, le=1024)
+    max_seq_length: int = Field(256, ge=8, le=131072)
+    lora_r: int = Field(16, gt=0, le=1024)
+    lora_alpha: int = Field(32, gt=0, le=4096)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    bf16: Literal["auto", "on", "off"] = "auto"
+    eval_batch_size: int = Field(64, gt=0, le=4096)
+    max_new_tokens: int = Field(32, gt=0, le=4096)
+
+
+class StudySpec(_Model):
+    name: str = Field(..., min_length=1, max_length=200)
+    model: str = Field(..., min_length=1, description="Hub id, local folder, or builtin:tiny-lm")
+    task: Literal["classification", "qa", "generative"]
+    d0: SourceSpec
+    benchmark: SourceSpec | None = None
+    benchmark_holdout: int | None = Field(
+        None, gt=0, description="take this many rows out of D0 as the benchmark (when no benchmark source)"
+    )
+    candidates: list[SourceSpec] = Field(..., min_length=1)
+    sizes: list[int] = Field(..., min_length=1)
+    d0_share: float = Field(0.3, ge=0, le=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    target_size: int
+    metrics: list[str] | None = None
+    primary_metric: str | None = None
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    output_dir: str | None = None
+    trust_remote_code: bool = False
+    bootstrap: int = Field(200, ge=0, le=5000, description="bootstrap replicates for intervals")
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, v: list[int]) -> list[int]:
+        bad = [s for s in v if s <= 0 or s > MAX_SIZE]
+        if bad:
+            raise ValueError(f"sizes must be between 1 and {MAX_SIZE:,}; fix {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"sizes must be distinct; got {v}")
+        return sorted(v)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct; got {v}")
+        if any(s < 0 or s > 2**31 - 1 for s in v):
+            raise ValueError("seeds must be between 0 and 2147483647")
+        return v
+
+    @model_validator(mode="after")
+    def _consistency(self) -> "StudySpec":
+        allowed = TASK_METRICS[self.task]
+        metrics = list(self.metrics or allowed)
+        unknown = [m for m in metrics if m not in allowed]
+        if unknown:
+            raise ValueError(f"metrics {unknown} are not available for task '{self.task}'; choose from {list(allowed)}")
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"metrics must be distinct; got {metrics}")
+        primary = self.primary_metric or metrics[0]
+        if primary not in metrics:
+            raise ValueError(f"primary_metric '{primary}' must be one of the study's metrics {metrics}")
+        object.__setattr__(self, "metrics", metrics)
+        object.__setattr__(self, "primary_metric", primary)
+        if self.benchmark is None and self.benchmark_holdout is None:
+            raise ValueError("give a 'benchmark' source, or 'benchmark_holdout' (rows of D0 kept out for evaluation)")
+        if self.benchmark is not None and self.benchmark_holdout is not None:
+            raise ValueError("give either 'benchmark' or 'benchmark_holdout', not both")
+        if self.target_size <= 0 or self.target_size > MAX_TARGET_SIZE:
+            raise ValueError(f"target_size must be between 1 and {MAX_TARGET_SIZE:,}")
+        if self.target_size < max(self.sizes):
+            raise ValueError(
+                f"target_size ({self.target_size}) must be at least the largest size ({max(self.sizes)}): "
+                "it is the size the study predicts"
+            )
+        names = [c.display_name for c in self.candidates]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"candidate names must be distinct; {dupes} appear twice (set 'name' on one)")
+        if "baseline" in names:
+            raise ValueError("'baseline' is reserved for the D0-only runs; rename that candidate")
+        if self.training.method == "qlora" and self.model.startswith("builtin:"):
+            raise ValueError("training.method 'qlora' needs a pretrained Hub model, not the built-in tiny model")
+        return self
+
+    @property
+    def is_loss_primary(self) -> bool:
+        return self.primary_metric in LOSS_METRICS
+
+    def candidate_names(self) -> list[str]:
+        return [c.display_name for c in self.candidates]
+
+    def study_id(self) -> str:
+        """Content hash of the spec (the output_dir does not change what is computed)."""
+        return "st-" + stable_hash(self.model_dump(exclude={"output_dir"}))[:12]
+
+
+def stable_hash(obj: Any) -> str:
+    data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _format_errors(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "spec"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field; remove it or check its spelling"
+        elif e["type"] == "missing":
+            msg = "required field is missing; add it"
+        problems.append(f"{loc}: {msg}")
+    return problems
+
+
+def parse_spec(data: Any) -> StudySpec:
+    """Validate a mapping into a StudySpec, raising SpecError with one line per problem."""
+    if not isinstance(data, dict):
+        raise SpecError([f"spec: expected a mapping of fields, got {type(data).__name__}"])
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format_errors(err)) from None
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read a YAML or JSON study spec file. Relative local paths resolve against the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError([f"spec file '{path}' does not exist; give the path to a .yaml or .json file"])
+    text = path.read_text(encoding="utf-8", errors="strict")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise SpecError([f"{path.name}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({err})"]) from None
+    spec = parse_spec(data)
+    return resolve_paths(spec, path.parent)
+
+
+def resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
+    """Make relative local source paths absolute against `base` (the spec file's folder)."""
+
+    def fix(src: SourceSpec | None) -> SourceSpec | None:
+        if src is None or not src.path or Path(src.path).is_absolute():
+            return src
+        return src.model_copy(update={"path": str((base / src.path).resolve())})
+
+    return spec.model_copy(
+        update={
+            "d0": fix(spec.d0),
+            "benchmark": fix(spec.benchmark),
+            "candidates": [fix(c) for c in spec.candidates],
+        }
+    )
+
+
+def dump_spec(spec: StudySpec) -> str:
+    """YAML text of a spec, so the CLI and the dashboard share studies."""
+    return yaml.safe_dump(spec.model_dump(exclude_none=True), sort_keys=False)
