@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 TASKS = ("classification", "qa", "generative")
 TASK_METRICS = {
-    "classification": ("accuracy", "macro_f1", "loss"),
+    "classification": ("macro_f1", "accuracy", "loss"),
     "qa": ("exact_match", "f1", "loss"),
     "generative": ("exact_match", "f1", "loss"),
 }
@@ -147,37 +147,46 @@ class StudySpec(_Model):
 
     @model_validator(mode="after")
     def _consistency(self) -> "StudySpec":
+        # Every cross-field problem is collected, one "field.path: what to fix" line each, so a
+        # user sees them all at once (_format_errors splits the lines back into problems).
+        problems: list[str] = []
         allowed = TASK_METRICS[self.task]
         metrics = list(self.metrics or allowed)
         unknown = [m for m in metrics if m not in allowed]
         if unknown:
-            raise ValueError(f"metrics {unknown} are not available for task '{self.task}'; choose from {list(allowed)}")
-        if len(set(metrics)) != len(metrics):
-            raise ValueError(f"metrics must be distinct; got {metrics}")
-        primary = self.primary_metric or metrics[0]
-        if primary not in metrics:
-            raise ValueError(f"primary_metric '{primary}' must be one of the study's metrics {metrics}")
-        object.__setattr__(self, "metrics", metrics)
-        object.__setattr__(self, "primary_metric", primary)
+            problems.append(f"metrics: {unknown} are not available for task '{self.task}'; choose from {list(allowed)}")
+        elif len(set(metrics)) != len(metrics):
+            problems.append(f"metrics: must be distinct; got {metrics}")
+        else:
+            primary = self.primary_metric or metrics[0]
+            if primary not in metrics:
+                problems.append(f"primary_metric: '{primary}' must be one of the study's metrics {metrics}")
+            object.__setattr__(self, "metrics", metrics)
+            object.__setattr__(self, "primary_metric", primary)
         if self.benchmark is None and self.benchmark_holdout is None:
-            raise ValueError("give a 'benchmark' source, or 'benchmark_holdout' (rows of D0 kept out for evaluation)")
+            problems.append("benchmark: give a 'benchmark' source, or 'benchmark_holdout' (rows of D0 kept out for evaluation)")
         if self.benchmark is not None and self.benchmark_holdout is not None:
-            raise ValueError("give either 'benchmark' or 'benchmark_holdout', not both")
+            problems.append("benchmark_holdout: give either 'benchmark' or 'benchmark_holdout', not both")
         if self.target_size <= 0 or self.target_size > MAX_TARGET_SIZE:
-            raise ValueError(f"target_size must be between 1 and {MAX_TARGET_SIZE:,}")
-        if self.target_size < max(self.sizes):
-            raise ValueError(
-                f"target_size ({self.target_size}) must be at least the largest size ({max(self.sizes)}): "
+            problems.append(f"target_size: must be between 1 and {MAX_TARGET_SIZE:,}")
+        elif self.target_size < max(self.sizes):
+            problems.append(
+                f"target_size: {self.target_size} must be at least the largest size ({max(self.sizes)}): "
                 "it is the size the study predicts"
             )
         names = [c.display_name for c in self.candidates]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"candidate names must be distinct; {dupes} appear twice (set 'name' on one)")
-        if "baseline" in names:
-            raise ValueError("'baseline' is reserved for the D0-only runs; rename that candidate")
+        d0_name = self.d0.display_name
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                problems.append(f"candidates.{i}: name '{n}' is already used by candidates.{names.index(n)}; set a distinct 'name'")
+            elif n == "baseline":
+                problems.append(f"candidates.{i}: the name 'baseline' is reserved for the D0-only runs; set another 'name'")
+            elif n == d0_name:
+                problems.append(f"candidates.{i}: name '{n}' is also D0's name, so provenance could not tell them apart; set a distinct 'name'")
         if self.training.method == "qlora" and self.model.startswith("builtin:"):
-            raise ValueError("training.method 'qlora' needs a pretrained Hub model, not the built-in tiny model")
+            problems.append("training.method: 'qlora' needs a pretrained Hub model, not the built-in tiny model")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -202,6 +211,9 @@ def _format_errors(err: ValidationError) -> list[str]:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "spec"
         msg = e["msg"].removeprefix("Value error, ")
+        if not e["loc"] and e["type"] == "value_error":  # cross-field lines already name their fields
+            problems.extend(msg.split("\n"))
+            continue
         if e["type"] == "extra_forbidden":
             msg = "unknown field; remove it or check its spelling"
         elif e["type"] == "missing":

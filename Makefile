@@ -1,0 +1,40 @@
+# The two commands: `make run` (the product) and `make test` (the suite). Both set up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export HF_EVALUATE_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup run demo demo-fast test bench clean
+
+setup: $(STAMP)
+
+# torch first, from its pin, so that nothing else pulls a multi-GB CUDA build; then the rest.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$$(grep -E '^torch==' requirements.txt)"
+	$(PIP) install -q -r requirements.txt -r requirements-dev.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) check
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/workbench demo --fast
+
+demo: setup
+	$(VENV)/bin/workbench demo
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf var/ out/ test-output/ .pytest_cache

@@ -1,0 +1,462 @@
+"""A study from spec to ranking: prepare data, expand runs, execute each, fit and rank.
+
+The pieces are separate functions because the queue runs them in different processes:
+`prepare_study` once per worker (its output is cached on disk), `execute_run` per run,
+`summarize_study` once all runs are in. `run_study` chains them in this process for the CLI.
+
+A run's content key hashes everything that decides its result (model, task, data fingerprints,
+size, share, seed, training and evaluation settings); a key that already has a result in the
+artifacts store is not run again, whichever study asked for it first.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from core.artifacts import ArtifactStore, read_json, write_json, write_text
+from core.catalog import resolve
+from core.mixture import BASELINE, build_mixture, decontaminate
+from core.normalize import DataError, NormalizedData, normalize
+from core.sources import load_source
+from core.spec import LOSS_METRICS, SourceSpec, StudySpec, dump_spec, stable_hash
+
+log = logging.getLogger(__name__)
+
+RESULT_VERSION = 1
+REPETITION_WARN = 1.0  # a candidate used more than once per row
+ProgressFn = Callable[[str, int, int, float | None], None]
+
+
+@dataclass
+class PreparedStudy:
+    spec: StudySpec
+    study_id: str
+    d0: NormalizedData
+    benchmark: NormalizedData
+    candidates: dict[str, NormalizedData]  # decontaminated
+    candidate_index: dict[str, list[int]]  # source row index of each kept candidate row
+    contamination: dict[str, int]
+    labels: list[str] | None
+    answer_extraction: str
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """What a user checks before spending compute: rows, labels, contamination."""
+        return {
+            "d0": {"name": self.d0.name, "rows": len(self.d0.rows), "dropped": self.d0.dropped},
+            "benchmark": {"name": self.benchmark.name, "rows": len(self.benchmark.rows), "dropped": self.benchmark.dropped},
+            "candidates": {
+                name: {"rows": len(d.rows), "dropped": d.dropped, "contaminated_removed": self.contamination[name]}
+                for name, d in self.candidates.items()
+            },
+            "labels": self.labels,
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    arm: str
+    size: int
+    seed: int
+    key: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.arm} · {self.size:,} rows · seed {self.seed}"
+
+
+def is_higher_better(metric: str) -> bool:
+    return metric not in LOSS_METRICS
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+
+
+def _load(src: SourceSpec, task: str, *, seed: int, labels: list[str] | None = None) -> tuple[NormalizedData, SourceSpec]:
+    concrete = resolve(src, task=task) if src.catalog else src
+    loaded = load_source(concrete, seed=seed)
+    return normalize(loaded, task, concrete, labels=labels), concrete
+
+
+def prepare_study(spec: StudySpec) -> PreparedStudy:
+    """Load and normalize every source, hold out or load the benchmark, decontaminate candidates."""
+    d0, d0_src = _load(spec.d0, spec.task, seed=0)
+    notes: list[str] = list(d0.notes)
+    if spec.benchmark is not None:
+        bench, bench_src = _load(spec.benchmark, spec.task, seed=0)
+        extraction = bench_src.answer_extraction
+    else:
+        n = spec.benchmark_holdout or 0
+        if n >= len(d0.rows):
+            raise DataError(
+                f"{d0.name}: benchmark_holdout ({n}) must be smaller than D0's {len(d0.rows)} rows; "
+                "lower it or give a benchmark source"
+            )
+        order = np.random.default_rng(0).permutation(len(d0.rows))
+        held, kept = sorted(order[:n].tolist()), sorted(order[n:].tolist())
+        bench = _subset(d0, held, f"{d0.name} (held out)")
+        d0 = _subset(d0, kept, d0.name)
+        extraction = d0_src.answer_extraction
+        notes.append(f"benchmark: {n} rows held out of D0 (seed 0)")
+    labels = None
+    if spec.task == "classification":
+        labels = sorted(set(d0.labels or []) | set(bench.labels or []))
+    candidates, index, contamination = {}, {}, {}
+    for src in spec.candidates:
+        data, _ = _load(src, spec.task, seed=0, labels=labels)
+        name = src.display_name
+        kept, kept_index, removed = decontaminate(data.rows, bench.rows, spec.task)
+        if not kept:
+            raise DataError(f"{name}: every row duplicates a benchmark row; this candidate cannot be used")
+        source_index = [data.indices[i] for i in kept_index] if data.indices else kept_index
+        candidates[name] = NormalizedData(
+            name=name,
+            task=spec.task,
+            rows=kept,
+            labels=data.labels,
+            fingerprint=data.fingerprint if not removed else stable_hash([data.fingerprint, bench.fingerprint]),
+            dropped=data.dropped,
+            notes=data.notes,
+            indices=source_index,
+        )
+        index[name] = source_index
+        contamination[name] = removed
+        if removed:
+            notes.append(f"{name}: {removed} rows duplicate benchmark rows and were removed")
+    return PreparedStudy(
+        spec=spec,
+        study_id=spec.study_id(),
+        d0=d0,
+        benchmark=bench,
+        candidates=candidates,
+        candidate_index=index,
+        contamination=contamination,
+        labels=labels,
+        answer_extraction=extraction,
+        notes=notes,
+    )
+
+
+def _subset(data: NormalizedData, idx: list[int], name: str) -> NormalizedData:
+    from core.normalize import fingerprint_rows
+
+    rows = [data.rows[i] for i in idx]
+    return NormalizedData(
+        name=name,
+        task=data.task,
+        rows=rows,
+        labels=sorted({r["label"] for r in rows}) if data.task == "classification" else None,
+        fingerprint=fingerprint_rows(rows, data.task),
+        dropped=0,
+        indices=[data.indices[i] for i in idx] if data.indices else idx,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Runs
+
+
+def run_key(prepared: PreparedStudy, arm: str, size: int, seed: int) -> str:
+    spec = prepared.spec
+    payload = {
+        "v": RESULT_VERSION,
+        "model": spec.model,
+        "task": spec.task,
+        "d0": prepared.d0.fingerprint,
+        "benchmark": prepared.benchmark.fingerprint,
+        "candidate": None if arm == BASELINE else prepared.candidates[arm].fingerprint,
+        "size": size,
+        "d0_share": None if arm == BASELINE else spec.d0_share,  # the baseline is D0 only
+        "seed": seed,
+        "training": spec.training.model_dump(),
+        "metrics": sorted(spec.metrics or []),
+        "labels": prepared.labels,
+        "extraction": prepared.answer_extraction,
+    }
+    return "run-" + stable_hash(payload)[:24]
+
+
+def plan_runs(prepared: PreparedStudy) -> list[RunSpec]:
+    """Every (arm × size × seed), the D0-only baseline first."""
+    spec = prepared.spec
+    arms = [BASELINE] + list(prepared.candidates)
+    return [RunSpec(arm, size, seed, run_key(prepared, arm, size, seed)) for arm in arms for size in spec.sizes for seed in spec.seeds]
+
+
+def execute_run(
+    prepared: PreparedStudy,
+    run: RunSpec,
+    *,
+    store: ArtifactStore,
+    progress: ProgressFn | None = None,
+    keep_weights: bool = True,
+) -> dict:
+    """Train and evaluate one run, store its result under its key; a stored result is reused."""
+    from core.evaluation import evaluate_model
+    from core.prompts import to_prompt_completion
+    from core.train import load_model, train
+
+    existing = store.get_result(run.key)
+    if existing is not None:
+        return dict(existing, cached=True)
+    spec = prepared.spec
+    start = time.perf_counter()
+    if progress:
+        progress("loading", 0, 0, None)
+    mixture = build_mixture(
+        prepared.d0.rows,
+        None if run.arm == BASELINE else prepared.candidates[run.arm].rows,
+        size=run.size,
+        d0_share=spec.d0_share,
+        seed=run.seed,
+        arm=run.arm,
+        d0_name=prepared.d0.name,
+        candidate_index=None if run.arm == BASELINE else prepared.candidate_index[run.arm],
+    )
+    loaded = load_model(spec.model, spec.training, trust_remote_code=spec.trust_remote_code)
+    loaded_at = time.perf_counter()
+    rows = to_prompt_completion(mixture.rows, spec.task, loaded.tokenizer)
+    work = Path(tempfile.mkdtemp(prefix="workbench-run-"))
+    try:
+        trained = train(loaded, rows, spec.training, seed=run.seed, out_dir=work, progress=progress, save=keep_weights)
+        trained_at = time.perf_counter()
+        if progress:
+            progress("evaluating", 0, len(prepared.benchmark.rows), None)
+        ev = evaluate_model(
+            loaded.model,
+            loaded.tokenizer,
+            prepared.benchmark.rows,
+            task=spec.task,
+            metrics=list(spec.metrics or []),
+            labels=prepared.labels,
+            answer_extraction=prepared.answer_extraction,
+            batch_size=spec.training.eval_batch_size,
+            max_new_tokens=spec.training.max_new_tokens,
+            max_len=spec.training.max_seq_length,
+            device=loaded.device,
+        )
+        run_dir = store.run_dir(run.key)
+        weights = None
+        if keep_weights and trained.saved_to:
+            target = run_dir / Path(trained.saved_to).name
+            if not target.exists():
+                run_dir.mkdir(parents=True, exist_ok=True)
+                shutil.move(trained.saved_to, target)
+            weights = str(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "key": run.key,
+        "arm": run.arm,
+        "size": run.size,
+        "seed": run.seed,
+        "d0_share": None if run.arm == BASELINE else spec.d0_share,
+        "model": spec.model,
+        "task": spec.task,
+        "metrics": ev.metrics,
+        "train": {k: v for k, v in trained.to_dict().items() if k != "saved_to"},
+        "eval": {"seconds": ev.seconds, "rows": ev.n},
+        "timings": {
+            "load_seconds": round(loaded_at - start, 3),
+            "train_seconds": round(trained_at - loaded_at, 3),
+            "eval_seconds": ev.seconds,
+            "total_seconds": round(time.perf_counter() - start, 3),
+        },
+        "mixture": {
+            "parts": [dict(p.__dict__, repetition=p.repetition) for p in mixture.parts],
+            "candidate_repetition": mixture.candidate_repetition if run.arm != BASELINE else None,
+        },
+        "weights": weights,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "result_version": RESULT_VERSION,
+    }
+    store.put_manifest(run.key, mixture.manifest())
+    store.put_result(run.key, result)
+    return dict(store.get_result(run.key) or result, cached=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Fits and ranking
+
+
+def _points(results: list[dict], metric: str) -> pd.DataFrame:
+    rows = [
+        {"arm": r["arm"], "size": r["size"], "seed": r["seed"], "value": r["metrics"].get(metric)}
+        for r in results
+        if r.get("metrics") and r["metrics"].get(metric) is not None
+    ]
+    return pd.DataFrame(rows, columns=["arm", "size", "seed", "value"])
+
+
+def rank_metric(spec: StudySpec, results: list[dict], metric: str, *, n_boot: int) -> dict:
+    """Fit every arm's curve for one metric and rank the candidates at the target size."""
+    from core.ranking import baseline_row, rank_arms
+    from core.scaling import fit_study
+
+    points = _points(results, metric)
+    higher = is_higher_better(metric)
+    if points.empty:
+        return {"metric": metric, "fits": {}, "ranking": [], "baseline": None, "study_fit": None, "points": points}
+    study_fit = fit_study(points, metric=metric, higher_is_better=higher, target_size=spec.target_size, n_boot=n_boot, seed=0)
+    ranking = rank_arms(study_fit, points, higher_is_better=higher)
+    base = baseline_row(study_fit, points)
+    return {"metric": metric, "fits": study_fit.fits, "ranking": ranking, "baseline": base, "study_fit": study_fit, "points": points}
+
+
+def summarize_study(spec: StudySpec, results: list[dict], *, contamination: dict[str, int] | None = None, failed: list[dict] | None = None) -> dict:
+    """metrics.json content: runs, fits, ranking (primary metric), rankings by the other metrics."""
+    primary = spec.primary_metric or (spec.metrics or ["loss"])[0]
+    main = rank_metric(spec, results, primary, n_boot=spec.bootstrap)
+    repetition = _repetition_by_arm(results)
+    ranking = []
+    for row in main["ranking"]:
+        d = row.to_dict()
+        rep = repetition.get(d["candidate"], 0.0)
+        d["max_repetition"] = rep
+        if rep > REPETITION_WARN:
+            d["flags"] = list(d["flags"]) + ["repeated_data"]
+            d["notes"] = list(d.get("notes", [])) + [
+                f"the candidate had too few rows: each was used up to {rep:.1f}× to reach a size; repeated data is worth less"
+            ]
+        fit = main["fits"].get(d["candidate"])
+        d["backtest_abs_error"] = fit.backtest.abs_error if fit is not None and fit.backtest is not None else None
+        ranking.append(d)
+    others = {}
+    for metric in spec.metrics or []:
+        if metric == primary:
+            continue
+        other = rank_metric(spec, results, metric, n_boot=min(spec.bootstrap, 100))
+        others[metric] = {"ranking": [r.to_dict() for r in other["ranking"]], "baseline": other["baseline"].to_dict() if other["baseline"] else None}
+    warnings = sorted({f"{r['candidate']}: {flag}" for r in ranking for flag in r["flags"]})
+    return {
+        "study": spec.name,
+        "study_id": spec.study_id(),
+        "model": spec.model,
+        "task": spec.task,
+        "primary_metric": primary,
+        "higher_is_better": is_higher_better(primary),
+        "metrics": list(spec.metrics or []),
+        "target_size": spec.target_size,
+        "sizes": list(spec.sizes),
+        "seeds": list(spec.seeds),
+        "d0_share": spec.d0_share,
+        "runs": [
+            {k: r.get(k) for k in ("candidate", "arm", "size", "seed", "key", "metrics", "train", "eval", "timings", "mixture", "d0_share", "cached")}
+            | {"candidate": r["arm"]}
+            for r in sorted(results, key=lambda r: (r["arm"] != BASELINE, r["arm"], r["size"], r["seed"]))
+        ],
+        "failed_runs": failed or [],
+        "fits": {arm: f.to_dict() for arm, f in main["fits"].items()},
+        "ranking": ranking,
+        "baseline": main["baseline"].to_dict() if main["baseline"] else None,
+        "ranking_by_metric": others,
+        "contamination": contamination or {},
+        "warnings": warnings,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "_study_fit": main["study_fit"],  # dropped before writing; used to draw the curves
+        "_points": main["points"],
+    }
+
+
+def _repetition_by_arm(results: list[dict]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for r in results:
+        rep = (r.get("mixture") or {}).get("candidate_repetition")
+        if rep is not None:
+            out[r["arm"]] = max(out.get(r["arm"], 0.0), float(rep))
+    return out
+
+
+def write_study_outputs(summary: dict, out_dir: Path, spec: StudySpec) -> dict:
+    """Write metrics.json, the spec, and the scaling and ranking charts (JSON spec + PNG)."""
+    from core.charts import ranking_chart, save_chart, scaling_chart
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    study_fit = summary.pop("_study_fit", None)
+    points = summary.pop("_points", None)
+    files = {"metrics": str(out_dir / "metrics.json")}
+    write_text(out_dir / "spec.yaml", dump_spec(spec))
+    if points is not None and not points.empty:
+        curves = curve_frame(study_fit, points, spec.target_size)
+        chart = scaling_chart(
+            points, curves, metric=summary["primary_metric"], target_size=spec.target_size, higher_is_better=summary["higher_is_better"]
+        )
+        files["scaling_chart"] = [str(p) for p in save_chart(chart.properties(title=f"{spec.name}: scaling curves"), out_dir / "scaling")]
+        if summary["ranking"]:
+            frame = pd.DataFrame(summary["ranking"])
+            frame = frame[frame["predicted"].notna()]
+            if not frame.empty:
+                base = (summary.get("baseline") or {}).get("predicted")
+                rchart = ranking_chart(frame, metric=summary["primary_metric"], baseline_value=base, higher_is_better=summary["higher_is_better"])
+                files["ranking_chart"] = [str(p) for p in save_chart(rchart, out_dir / "ranking")]
+    summary["files"] = files
+    write_json(out_dir / "metrics.json", summary)
+    return summary
+
+
+def curve_frame(study_fit, points: pd.DataFrame, target_size: int, n: int = 60) -> pd.DataFrame:
+    """Fitted curve with its band per arm, from the smallest measured size to the target."""
+    if study_fit is None or points.empty:
+        return pd.DataFrame(columns=["arm", "size", "value", "low", "high"])
+    grid = np.unique(np.geomspace(points["size"].min(), max(target_size, points["size"].max()), n).round().astype(int))
+    frames = []
+    for arm, fit in study_fit.fits.items():
+        if fit.form == "none":
+            continue
+        value, low, high = study_fit.curve(arm, grid)
+        frames.append(pd.DataFrame({"arm": arm, "size": grid, "value": value, "low": low, "high": high}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["arm", "size", "value", "low", "high"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The whole study, in this process
+
+
+def run_study(
+    spec: StudySpec,
+    out_dir: str | Path,
+    *,
+    store: ArtifactStore | None = None,
+    on_run: Callable[[RunSpec, int, int], None] | None = None,
+    on_result: Callable[[RunSpec, dict], None] | None = None,
+    progress_for: Callable[[RunSpec], ProgressFn | None] | None = None,
+) -> dict:
+    """Prepare, run every run (reusing stored results), fit, rank, and write the outputs."""
+    store = store or ArtifactStore()
+    prepared = prepare_study(spec)
+    runs = plan_runs(prepared)
+    results, failed = [], []
+    for i, run in enumerate(runs):
+        if on_run:
+            on_run(run, i, len(runs))
+        try:
+            result = execute_run(prepared, run, store=store, progress=progress_for(run) if progress_for else None)
+        except (DataError, ValueError, RuntimeError) as err:
+            log.error("run %s failed: %s", run.label, err)
+            failed.append({"arm": run.arm, "size": run.size, "seed": run.seed, "key": run.key, "error": str(err)})
+            continue
+        results.append(result)
+        if on_result:
+            on_result(run, result)
+    summary = summarize_study(spec, results, contamination=prepared.contamination, failed=failed)
+    summary["data"] = prepared.summary()
+    study_dir = store.study_dir(prepared.study_id)
+    write_study_outputs(dict(summary), study_dir, spec)
+    return write_study_outputs(summary, Path(out_dir), spec)
+
+
+def load_metrics(out_dir: str | Path) -> dict | None:
+    return read_json(Path(out_dir) / "metrics.json")

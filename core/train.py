@@ -1,0 +1,264 @@
+"""Fine-tune one model on one mixture: TRL's SFTTrainer on prompt/completion rows.
+
+Short on purpose (nanoGPT / TRL's sft.py): load the model for the chosen method, build the
+prompt/completion dataset, compute the step budget, train with a callback that reports progress,
+save the adapter (or the model). The loss is on the completion only.
+
+Methods: LoRA for pretrained models, QLoRA (4-bit NF4 via bitsandbytes) on CUDA, and full
+fine-tuning for the built-in tiny model, whose random-init weights cannot learn through LoRA.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from core.spec import TrainingSettings
+from core.tiny_model import TINY_LM, ensure_tiny_lm, is_builtin
+
+log = logging.getLogger(__name__)
+
+# progress(phase, step, total, loss) — called from the training loop; may raise to stop it.
+ProgressFn = Callable[[str, int, int, float | None], None]
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot train as asked (no CUDA for QLoRA, an unknown model...), with the fix."""
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    method: str  # "lora" | "qlora" | "full"
+    device: str
+    bf16: bool
+    source: str  # where the weights came from (folder or Hub id)
+
+
+@dataclass
+class TrainResult:
+    method: str
+    steps: int
+    epochs: float
+    train_loss: float | None
+    seconds: float
+    train_tokens: int
+    tokens_per_second: float
+    saved_to: str | None
+    loss_curve: list[tuple[int, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_method(model_ref: str, settings: TrainingSettings) -> str:
+    if settings.method == "auto":
+        return "full" if is_builtin(model_ref) else "lora"
+    return settings.method
+
+
+def model_source(model_ref: str) -> str:
+    """A folder or Hub id that `from_pretrained` accepts."""
+    if is_builtin(model_ref):
+        if model_ref != TINY_LM:
+            raise TrainingError(f"unknown built-in model '{model_ref}'; the built-in model is '{TINY_LM}'")
+        return str(ensure_tiny_lm())
+    return model_ref
+
+
+def load_model(model_ref: str, settings: TrainingSettings, *, trust_remote_code: bool = False) -> LoadedModel:
+    """Load tokenizer and model for the training method, on CUDA when present."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    method = resolve_method(model_ref, settings)
+    cuda = torch.cuda.is_available()
+    if method == "qlora" and not cuda:
+        raise TrainingError(
+            "training.method 'qlora' needs a CUDA GPU (4-bit bitsandbytes kernels); none is visible here. "
+            "Run it on a GPU worker, or use method 'lora'."
+        )
+    bf16 = cuda and torch.cuda.is_bf16_supported() if settings.bf16 == "auto" else settings.bf16 == "on"
+    if bf16 and not cuda and settings.bf16 == "on":
+        log.warning("bf16 requested on CPU: slow and imprecise on most CPUs")
+    source = model_source(model_ref)
+    remote = trust_remote_code and os.environ.get("WORKBENCH_ALLOW_REMOTE_CODE") == "1"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=remote)
+    except OSError as err:
+        raise TrainingError(_model_load_hint(model_ref, err)) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs: dict = {"trust_remote_code": remote}
+    if method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if bf16 else torch.float16,
+        )
+        kwargs["device_map"] = {"": 0}
+    elif bf16:
+        kwargs["dtype"] = torch.bfloat16
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise TrainingError(_model_load_hint(model_ref, err)) from None
+    if method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    if method in ("lora", "qlora"):
+        from peft import LoraConfig, get_peft_model
+
+        target = settings.lora_target_modules
+        config = LoraConfig(
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules=target if target == "all-linear" else list(target),
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, config)
+    device = "cuda" if cuda else "cpu"
+    if method != "qlora":
+        model.to(device)
+    return LoadedModel(model=model, tokenizer=tokenizer, method=method, device=device, bf16=bf16, source=source)
+
+
+def _model_load_hint(model_ref: str, err: Exception) -> str:
+    text = str(err)
+    if "gated" in text.lower() or "401" in text or "403" in text:
+        return (
+            f"model '{model_ref}' is gated: request access on its Hub page and give this worker a token "
+            "(HF_TOKEN in the worker's environment)"
+        )
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in text.lower() or "connect" in text.lower():
+        return (
+            f"model '{model_ref}' is not in the local cache and the Hub cannot be reached: download it on a "
+            f"connected machine, give a local folder, or use the built-in offline model '{TINY_LM}' ({text.splitlines()[0]})"
+        )
+    return f"cannot load model '{model_ref}': check the Hub id or folder ({text.splitlines()[0]})"
+
+
+def step_budget(n_rows: int, settings: TrainingSettings) -> tuple[int, float]:
+    """Optimizer steps for a mixture of n_rows: epochs over the data, with a floor; and the epochs it means."""
+    per_step = settings.batch_size * settings.grad_accum
+    if settings.max_steps:
+        steps = settings.max_steps
+    else:
+        steps = max(settings.min_steps, math.ceil(settings.epochs * n_rows / per_step))
+    return steps, steps * per_step / max(n_rows, 1)
+
+
+def train(
+    loaded: LoadedModel,
+    rows: list[dict],
+    settings: TrainingSettings,
+    *,
+    seed: int,
+    out_dir: Path | None,
+    progress: ProgressFn | None = None,
+    save: bool = True,
+) -> TrainResult:
+    """Train `loaded.model` in place on prompt/completion `rows`."""
+    from datasets import Dataset
+    from transformers import TrainerCallback, set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    if not rows:
+        raise TrainingError("the mixture is empty: nothing to train on")
+    set_seed(seed)
+    steps, epochs = step_budget(len(rows), settings)
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    work_dir = Path(out_dir) if out_dir else Path(os.environ.get("TMPDIR", "/tmp")) / "workbench-train"
+    config = SFTConfig(
+        output_dir=str(work_dir / "trainer"),
+        max_steps=steps,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=int(settings.warmup_ratio * steps),
+        weight_decay=settings.weight_decay,
+        max_length=settings.max_seq_length,
+        completion_only_loss=True,
+        bf16=loaded.bf16,
+        logging_steps=max(1, min(25, steps // 20)),
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=loaded.device == "cpu",
+        dataset_num_proc=None,
+    )
+    curve: list[tuple[int, float]] = []
+    tokens = {"n": 0}
+
+    class _Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                curve.append((state.global_step, float(logs["loss"])))
+                if progress:
+                    progress("training", state.global_step, steps, float(logs["loss"]))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if progress and state.global_step % max(1, steps // 50) == 0:
+                progress("training", state.global_step, steps, curve[-1][1] if curve else None)
+
+    trainer = SFTTrainer(
+        model=loaded.model,
+        args=config,
+        train_dataset=dataset,
+        processing_class=loaded.tokenizer,
+        callbacks=[_Progress()],
+    )
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)  # our callback reports progress; keep stdout clean
+    trainer.remove_callback(ProgressCallback)
+    tokens["n"] = _count_tokens(trainer.train_dataset, steps, settings, len(rows))
+    if progress:
+        progress("training", 0, steps, None)
+    start = time.perf_counter()
+    output = trainer.train()
+    seconds = time.perf_counter() - start
+    saved = None
+    if save and out_dir:
+        from transformers.utils import logging as hf_logging
+
+        target = Path(out_dir) / ("model" if loaded.method == "full" else "adapter")
+        hf_logging.disable_progress_bar()
+        loaded.model.save_pretrained(target)
+        saved = str(target)
+    return TrainResult(
+        method=loaded.method,
+        steps=steps,
+        epochs=round(epochs, 4),
+        train_loss=float(output.training_loss) if output.training_loss is not None else None,
+        seconds=round(seconds, 3),
+        train_tokens=tokens["n"],
+        tokens_per_second=round(tokens["n"] / seconds, 1) if seconds > 0 else 0.0,
+        saved_to=saved,
+        loss_curve=curve,
+    )
+
+
+def _count_tokens(dataset, steps: int, settings: TrainingSettings, n_rows: int) -> int:
+    """Tokens the run will process: mean tokenized row length × rows seen."""
+    try:
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+    except (KeyError, TypeError):
+        return 0
+    mean = sum(lengths) / max(len(lengths), 1)
+    return int(mean * steps * settings.batch_size * settings.grad_accum)

@@ -1,0 +1,45 @@
+"""Test setup: everything offline, and each test session in its own workbench home.
+
+The built-in model is cached in one folder for the whole session (building it is deterministic),
+while artifacts go to a fresh folder per test that asks for `store`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="workbench-test-home-"))
+os.environ["WORKBENCH_HOME"] = str(_SESSION_HOME)
+os.environ.pop("ARTIFACTS_DIR", None)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def store(tmp_path):
+    from core.artifacts import ArtifactStore
+
+    return ArtifactStore(tmp_path / "artifacts")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_path():
+    from core.tiny_model import ensure_tiny_lm
+
+    return ensure_tiny_lm()
+
+
+@pytest.fixture(scope="session")
+def demo_folder():
+    from core.demo import ensure_demo_data
+
+    return ensure_demo_data()
