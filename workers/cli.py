@@ -76,7 +76,11 @@ def _run_with_progress(spec, out_dir: Path) -> dict:
     from core.study import run_study
 
     state: dict = {}
-    bar = tqdm(total=len(spec.sizes) * len(spec.seeds) * (len(spec.candidates) + 1), unit="run", dynamic_ncols=True)
+    total = len(spec.sizes) * len(spec.seeds) * (len(spec.candidates) + 1)
+    interactive = sys.stderr.isatty()
+    # On a terminal a live bar; in logs (CI, a worker's output) one line per finished run.
+    bar = tqdm(total=total, unit="run", dynamic_ncols=True, disable=not interactive, mininterval=0.5)
+    started = time.perf_counter()
 
     def on_run(run, i, n):
         bar.set_description(run.label)
@@ -87,6 +91,14 @@ def _run_with_progress(spec, out_dir: Path) -> dict:
         state["last"] = f"{metric}={value:.3f}" + (" (cached)" if result.get("cached") else "")
         bar.set_postfix_str(state["last"])
         bar.update(1)
+        state["done"] = state.get("done", 0) + 1
+        if not interactive:
+            took = result.get("timings", {}).get("total_seconds", 0.0)
+            print(
+                f"[{state['done']}/{total}] {run.label}: {state['last']}, {result['train']['steps']} steps, "
+                f"{took:.1f} s (elapsed {time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
 
     def progress_for(run):
         def progress(phase, step, total, loss):
