@@ -460,3 +460,48 @@ def run_study(
 
 def load_metrics(out_dir: str | Path) -> dict | None:
     return read_json(Path(out_dir) / "metrics.json")
+
+
+# ------------------------------------------------------------------------------------------------
+# Prepared data on disk, so queue workers skip loading and normalizing the sources again
+
+
+def save_prepared(prepared: PreparedStudy, folder: str | Path) -> Path:
+    """Write the normalized, decontaminated data of a study (JSON, atomic) and return the file."""
+    from dataclasses import asdict
+
+    path = Path(folder) / "prepared.json"
+    payload = {
+        "spec": prepared.spec.model_dump(mode="json"),
+        "study_id": prepared.study_id,
+        "d0": asdict(prepared.d0),
+        "benchmark": asdict(prepared.benchmark),
+        "candidates": {k: asdict(v) for k, v in prepared.candidates.items()},
+        "candidate_index": prepared.candidate_index,
+        "contamination": prepared.contamination,
+        "labels": prepared.labels,
+        "answer_extraction": prepared.answer_extraction,
+        "notes": prepared.notes,
+    }
+    write_json(path, payload)
+    return path
+
+
+def load_prepared(folder: str | Path) -> PreparedStudy:
+    from core.spec import StudySpec
+
+    data = read_json(Path(folder) / "prepared.json")
+    if data is None:
+        raise FileNotFoundError(f"no prepared data in {folder}; submit the study again")
+    return PreparedStudy(
+        spec=StudySpec.model_validate(data["spec"]),
+        study_id=data["study_id"],
+        d0=NormalizedData(**data["d0"]),
+        benchmark=NormalizedData(**data["benchmark"]),
+        candidates={k: NormalizedData(**v) for k, v in data["candidates"].items()},
+        candidate_index=data["candidate_index"],
+        contamination=data["contamination"],
+        labels=data["labels"],
+        answer_extraction=data["answer_extraction"],
+        notes=data["notes"],
+    )

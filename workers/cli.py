@@ -143,6 +143,199 @@ def _run_and_report(spec, out: Path) -> int:
     return 0
 
 
+def _redis():
+    from workers.connection import get_redis
+
+    return get_redis()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start Redis (embedded unless REDIS_URL is set) and worker(s); Ctrl-C stops them all."""
+    import signal
+    import subprocess
+
+    from workers.redis_server import EmbeddedRedis
+
+    embedded = None
+    env = dict(os.environ)
+    if not os.environ.get("REDIS_URL"):
+        embedded = EmbeddedRedis().start()
+        env["REDIS_URL"] = embedded.url
+        print(f"embedded Redis at {embedded.url} (append-only file in {embedded.folder})", flush=True)
+    else:
+        from workers.connection import _safe
+
+        print(f"using Redis at {_safe(os.environ['REDIS_URL'])}", flush=True)
+    procs = []
+    try:
+        for i in range(args.workers):
+            procs.append(subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"], env=env))
+        print(f"{args.workers} worker(s) started on queues gpu, default", flush=True)
+        if args.dashboard:
+            app = PROJECT_ROOT / "app" / "main.py"
+            if app.is_file():
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+                     "--server.headless", "true", "--browser.gatherUsageStats", "false"], env=env))
+                print(f"dashboard at http://localhost:{args.port}", flush=True)
+        print("Ctrl-C stops everything", flush=True)
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        bad = [p for p in procs if p.poll() not in (None, 0)]
+        return 1 if bad else 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if embedded:
+            embedded.stop()
+            print("embedded Redis stopped", flush=True)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.connection import get_redis, redis_url
+    from workers.worker import run_worker
+
+    _quiet_libraries()
+    get_redis()  # fail early with a clear message
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
+    ok = run_worker(redis_url(), queues, burst=args.burst, name=args.name)
+    return 0 if ok or args.burst else 1
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from core.spec import load_spec
+    from workers.client import SubmitOptions, submit
+
+    spec = load_spec(args.spec)
+    options = SubmitOptions(
+        backend=args.backend, submitted_by=args.user or os.environ.get("USER") or "", run_timeout=args.run_timeout,
+        hf_flavor=args.flavor, hf_timeout=args.hf_timeout, hf_image=args.image, hf_namespace=args.namespace,
+    )
+    study_id = submit(_redis(), spec, options)
+    print(f"submitted '{spec.name}': {len(spec.sizes) * len(spec.seeds) * (len(spec.candidates) + 1)} runs on backend {args.backend}")
+    print(study_id)
+    return 0
+
+
+def _fmt_runs_table(st: dict) -> str:
+    lines = [f"{'run':<26} {'arm':<14} {'size':>7} {'seed':>4}  {'status':<9} {'phase':<10} {'progress':>9}  metric"]
+    metric = st["study"].get("primary_metric", "")
+    for r in st["runs"]:
+        prog = f"{r.get('step', 0)}/{r.get('total', 0)}" if r.get("total") else ""
+        value = (r.get("metrics") or {}).get(metric) if isinstance(r.get("metrics"), dict) else None
+        lines.append(
+            f"{r['id']:<26} {str(r.get('arm'))[:14]:<14} {r.get('size', 0):>7} {r.get('seed', 0):>4}  {r.get('status', ''):<9} "
+            f"{str(r.get('phase', ''))[:10]:<10} {prog:>9}  {'' if value is None else format(value, '.4f')}"
+            + (f"  error: {r['error']}" if r.get("error") and r.get("status") == "failed" else "")
+        )
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from workers.client import study_status
+    from workers.store import JobStore
+
+    redis = _redis()
+    if not args.study:
+        studies = JobStore(redis).studies()
+        if args.json:
+            print(json.dumps([{k: v for k, v in s.items() if k != "spec"} for s in studies], indent=2, default=str))
+            return 0
+        if not studies:
+            print("no studies yet: `workbench submit SPEC` (the demo: catalog/demo_study_fast.yaml)")
+        for s in studies:
+            print(f"{s['id']:<24} {s.get('status', ''):<9} {s.get('n_runs', 0):>5} runs  {s.get('name', '')}")
+        return 0
+    st = study_status(redis, args.study)
+    if args.json:
+        print(json.dumps(st, indent=2, default=str))
+        return 0
+    s = st["study"]
+    print(f"{s['id']}  {s.get('name', '')}  status={s.get('status')}  backend={s.get('backend')}  " + " ".join(f"{k}={v}" for k, v in st["counts"].items()))
+    print(_fmt_runs_table(st))
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from workers.client import wait
+
+    last = {}
+
+    def tick(st):
+        counts = st["counts"]
+        if counts != last.get("c"):
+            last["c"] = dict(counts)
+            print(" ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+
+    st = wait(_redis(), args.study, timeout=args.timeout, on_tick=tick)
+    status = st["study"].get("status")
+    print(f"study {args.study}: {status}")
+    if status == "finished" and args.show:
+        from workers.client import results
+
+        summary = results(args.study)
+        if summary:
+            _print_ranking(summary)
+    return 0 if status == "finished" else 1
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from workers.client import cancel
+
+    ids = cancel(_redis(), args.target, force=args.force)
+    print(f"canceled {len(ids)} run(s)")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from workers.client import retry
+
+    job = retry(_redis(), args.run)
+    print(f"run {args.run} queued again (job {job})")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    import shutil
+
+    from core.artifacts import ArtifactStore
+
+    src = ArtifactStore().study_dir(args.study)
+    if not (src / "metrics.json").is_file():
+        print(f"error: study {args.study} has no results yet (`workbench status {args.study}`)", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file():
+            shutil.copy2(f, out / f.name)
+    import json
+
+    _print_ranking(json.loads((out / "metrics.json").read_text()))
+    print(f"\nwrote {out / 'metrics.json'}")
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from workers.client import reindex
+
+    rebuilt = reindex(_redis())
+    print(f"rebuilt {len(rebuilt)} study record(s) from the artifacts store")
+    for sid in rebuilt:
+        print(sid)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Data Curation Workbench: which candidate dataset is worth adding?")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -157,6 +350,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="one seed, three small sizes: a few minutes on a laptop CPU")
     p.add_argument("--out", help="output folder (default: out/demo or out/demo-fast)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("up", help="start Redis (embedded unless REDIS_URL is set), a worker and the dashboard")
+    p.add_argument("--workers", type=int, default=1, help="local workers to start (default 1)")
+    p.add_argument("--no-dashboard", dest="dashboard", action="store_false", help="do not start the dashboard")
+    p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("worker", help="run a worker against REDIS_URL (an operator runs one per GPU)")
+    p.add_argument("--queues", help="comma-separated queues (default: gpu,default)")
+    p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    p.add_argument("--name", help="worker name (default: RQ's)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("submit", help="validate a study spec and enqueue it; prints the study id last")
+    p.add_argument("spec")
+    p.add_argument("--backend", choices=["local", "hf_jobs"], default="local")
+    p.add_argument("--user", help="who submits (recorded with the study)")
+    p.add_argument("--run-timeout", type=int, default=6 * 3600, help="seconds one run may take (default 6 h)")
+    p.add_argument("--flavor", default="t4-small", help="HF Jobs hardware flavor")
+    p.add_argument("--hf-timeout", default="2h", help="HF Jobs timeout per job (always set)")
+    p.add_argument("--image", help="container image for HF Jobs")
+    p.add_argument("--namespace", help="HF Jobs namespace (user or org)")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", help="studies, or one study's runs")
+    p.add_argument("study", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("wait", help="wait for a study to finish")
+    p.add_argument("study")
+    p.add_argument("--timeout", type=float, help="seconds (default: no limit)")
+    p.add_argument("--no-show", dest="show", action="store_false", help="do not print the ranking")
+    p.set_defaults(func=cmd_wait)
+
+    p = sub.add_parser("cancel", help="cancel a study or a run")
+    p.add_argument("target", help="study id or run id")
+    p.add_argument("--force", action="store_true", help="also stop the work horse at once (a hung run)")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("retry", help="queue a failed or canceled run again")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_retry)
+
+    p = sub.add_parser("results", help="write a finished study's metrics.json and charts to a folder")
+    p.add_argument("study")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("reindex", help="rebuild Redis records from the artifacts store")
+    p.set_defaults(func=cmd_reindex)
     return parser
 
 
@@ -166,12 +410,16 @@ def main(argv: list[str] | None = None) -> int:
     from core.spec import SpecError
 
     args = build_parser().parse_args(argv)
+    _quiet_libraries()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
     except (SpecError, DataError, SourceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (ConnectionError, KeyError, ValueError, TimeoutError, FileNotFoundError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished runs are kept in the artifacts store and will not be run again", file=sys.stderr)
         return 130

@@ -1,0 +1,325 @@
+"""The client API: what the CLI and the dashboard call. Submit, read, cancel, retry, reindex.
+
+Nothing here trains anything: `submit` validates and prepares the data (so a bad spec or bad data
+is refused before anything is enqueued), writes records, and enqueues jobs. Workers do the rest.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.job import Dependency, Job, JobStatus
+from rq.exceptions import NoSuchJobError
+
+from core.artifacts import ArtifactStore, read_json, write_text
+from core.spec import StudySpec, dump_spec
+from workers.store import LIVE, TERMINAL, JobStore
+
+QUEUE_GPU = "gpu"
+QUEUE_DEFAULT = "default"
+RUN_RETRIES = 2  # automatic retries when a worker dies mid-run
+DEFAULT_RUN_TIMEOUT = 6 * 3600
+RESULT_TTL = 7 * 24 * 3600
+BACKENDS = ("local", "hf_jobs")
+
+
+class SubmitError(ValueError):
+    """A study that cannot be submitted, with what to fix."""
+
+
+@dataclass
+class SubmitOptions:
+    backend: str = "local"
+    submitted_by: str | None = None
+    run_timeout: int = DEFAULT_RUN_TIMEOUT
+    hf_flavor: str = "t4-small"
+    hf_timeout: str = "2h"
+    hf_image: str | None = None
+    hf_namespace: str | None = None
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise SubmitError(f"backend '{self.backend}' is unknown; choose one of {list(BACKENDS)}")
+        if not (60 <= self.run_timeout <= 7 * 24 * 3600):
+            raise SubmitError("run_timeout must be between 60 s and 7 days")
+
+
+def run_id(study_id: str, index: int) -> str:
+    return f"{study_id}-r{index}"
+
+
+def run_job_id(run_id: str, attempt: int = 0) -> str:
+    return f"wb-run-{run_id}" + (f"-r{attempt}" if attempt else "")
+
+
+def submit(redis: Redis, spec: StudySpec, options: SubmitOptions | None = None, *, artifacts: ArtifactStore | None = None) -> str:
+    """Validate, prepare and enqueue a study; return its id. Nothing is enqueued on any error."""
+    from core.study import plan_runs, prepare_study, save_prepared
+
+    options = options or SubmitOptions()
+    options.validate()
+    artifacts = artifacts or ArtifactStore()
+    prepared = prepare_study(spec)  # raises SpecError / SourceError / DataError with the fix
+    study_id = f"{spec.study_id()}-{secrets.token_hex(3)}"
+    save_prepared(prepared, artifacts.prepared_dir(study_id))
+    write_text(artifacts.study_dir(study_id) / "spec.yaml", dump_spec(spec))
+    runs = plan_runs(prepared)
+    records = []
+    for i, run in enumerate(runs):
+        cached = artifacts.get_result(run.key)
+        rec = {"id": run_id(study_id, i), "index": i, "arm": run.arm, "size": run.size, "seed": run.seed, "key": run.key}
+        if cached is not None:
+            rec.update(status="finished", cached=True, metrics=cached["metrics"], phase="done")
+        else:
+            rec.update(status="queued", cached=False, phase="queued", attempts=0)
+        records.append(rec)
+    store = JobStore(redis)
+    store.create_study(
+        study_id,
+        {
+            "name": spec.name,
+            "spec": dump_spec(spec),
+            "status": "queued",
+            "backend": options.backend,
+            "submitted_by": options.submitted_by or "",
+            "primary_metric": spec.primary_metric,
+            "target_size": spec.target_size,
+            "run_timeout": options.run_timeout,
+            "hf_flavor": options.hf_flavor if options.backend == "hf_jobs" else None,
+            "hf_timeout": options.hf_timeout if options.backend == "hf_jobs" else None,
+            "hf_image": options.hf_image,
+            "hf_namespace": options.hf_namespace,
+        },
+        records,
+    )
+    try:
+        _enqueue(redis, study_id, records, options)
+    except Exception:
+        store.delete_study(study_id)  # all or nothing: no half-enqueued study
+        raise
+    return study_id
+
+
+def _enqueue(redis: Redis, study_id: str, records: list[dict], options: SubmitOptions) -> None:
+    gpu, default = Queue(QUEUE_GPU, connection=redis), Queue(QUEUE_DEFAULT, connection=redis)
+    by_arm: dict[str, list[str]] = {}
+    with redis.pipeline() as pipe:
+        for rec in records:
+            if rec["status"] != "queued":
+                continue
+            job_id = run_job_id(rec["id"])
+            if options.backend == "hf_jobs":
+                default.enqueue_call(
+                    "workers.hf_jobs.hf_run_task", args=(study_id, rec["id"]), job_id=job_id, timeout=options.run_timeout + 600,
+                    result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES), pipeline=pipe,
+                )
+            else:
+                gpu.enqueue_call(
+                    "workers.tasks.run_task", args=(study_id, rec["id"]), job_id=job_id, timeout=options.run_timeout,
+                    result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES), pipeline=pipe,
+                )
+            by_arm.setdefault(rec["arm"], []).append(job_id)
+        pipe.execute()
+    fit_ids = []
+    for arm in dict.fromkeys(r["arm"] for r in records):
+        deps = by_arm.get(arm)
+        fit = default.enqueue_call(
+            "workers.tasks.fit_task", args=(study_id, arm), job_id=f"wb-fit-{study_id}-{arm}-{secrets.token_hex(2)}",
+            depends_on=Dependency(jobs=deps, allow_failure=True) if deps else None, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+        )
+        fit_ids.append(fit.id)
+    rank = default.enqueue_call(
+        "workers.tasks.rank_task", args=(study_id,), job_id=f"wb-rank-{study_id}-{secrets.token_hex(2)}",
+        depends_on=Dependency(jobs=fit_ids, allow_failure=True), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+    )
+    JobStore(redis).update_study(study_id, rank_job_id=rank.id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def study_status(redis: Redis, study_id: str) -> dict:
+    store = JobStore(redis)
+    study = store.study(study_id)
+    if study is None:
+        raise KeyError(f"no study '{study_id}'; `workbench status` lists them")
+    runs = reconcile(redis, study_id)
+    counts = {s: 0 for s in ("queued", "running", "finished", "failed", "canceled")}
+    for r in runs:
+        counts[r.get("status", "queued")] = counts.get(r.get("status", "queued"), 0) + 1
+    study.pop("spec", None)
+    return {"study": study, "counts": counts, "runs": runs}
+
+
+def reconcile(redis: Redis, study_id: str) -> list[dict]:
+    """Runs as the store says, corrected where a worker died without saying so.
+
+    A run marked running whose liveness key expired is either back in the queue (RQ retried it:
+    shown queued) or failed for good (shown failed with the reason).
+    """
+    store = JobStore(redis)
+    runs = store.study_runs(study_id)
+    stale = [r for r in runs if r.get("status") == "running" and not store.is_alive(r["id"])]
+    for r in stale:
+        job_id = r.get("job_id") or run_job_id(r["id"])
+        try:
+            status = Job.fetch(job_id, connection=redis).get_status()
+        except NoSuchJobError:
+            status = None
+        if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+            store.set_run_status(r["id"], "queued", phase="requeued")
+            r.update(status="queued", phase="requeued")
+        elif status in (JobStatus.FAILED, JobStatus.STOPPED, None):
+            why = "the worker died or was stopped mid-run and no retries are left"
+            store.set_run_status(r["id"], "failed", error=r.get("error") or why, phase="failed")
+            r.update(status="failed", error=r.get("error") or why)
+    return runs
+
+
+def results(study_id: str, artifacts: ArtifactStore | None = None) -> dict | None:
+    artifacts = artifacts or ArtifactStore()
+    return read_json(artifacts.study_dir(study_id) / "metrics.json")
+
+
+def wait(redis: Redis, study_id: str, timeout: float | None = None, poll: float = 1.0, on_tick=None) -> dict:
+    """Block until the study's ranking is written (or it failed/was canceled)."""
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        st = study_status(redis, study_id)
+        if on_tick:
+            on_tick(st)
+        if st["study"].get("status") in ("finished", "failed", "canceled") and st["study"].get("phase") == "done":
+            return st
+        if deadline and time.monotonic() > deadline:
+            raise TimeoutError(f"study {study_id} not done after {timeout:.0f} s: {st['counts']}")
+        time.sleep(poll)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cancel and retry
+
+
+def cancel(redis: Redis, target: str, *, force: bool = False) -> list[str]:
+    """Cancel a study (all its live runs) or one run. Returns the run ids canceled.
+
+    A queued run is marked canceled and its job finishes at once when a worker picks it up; a
+    running local run stops at its next progress report (seconds); an HF Job is canceled
+    remotely by the task that follows it. `force` also stops the work horse (for a hung run).
+    """
+    store = JobStore(redis)
+    if store.study(target) is not None:
+        store.update_study(target, status="canceled")
+        ids = [r["id"] for r in store.study_runs(target) if r.get("status") in LIVE]
+    else:
+        run = store.run(target)
+        if run is None:
+            raise KeyError(f"no study or run '{target}'; `workbench status` lists them")
+        if run.get("status") not in LIVE:
+            raise ValueError(f"run {target} is {run.get('status')}; only queued or running runs can be canceled")
+        ids = [target]
+    for rid in ids:
+        store.set_run_status(rid, "canceled", phase="canceled", error="canceled by user")
+        store.log(rid, "canceled by user")
+        if force:
+            from rq.command import send_stop_job_command
+
+            run = store.run(rid) or {}
+            try:
+                send_stop_job_command(redis, run.get("job_id") or run_job_id(rid))
+            except Exception:
+                pass  # not executing: the soft cancel above is enough
+    return ids
+
+
+def retry(redis: Redis, run_id: str) -> str:
+    """Queue a failed or canceled run again (and a fresh ranking after it). Returns the new job id."""
+    store = JobStore(redis)
+    run = store.run(run_id)
+    if run is None:
+        raise KeyError(f"no run '{run_id}'")
+    if run.get("status") not in ("failed", "canceled"):
+        raise ValueError(f"run {run_id} is {run.get('status')}; only failed or canceled runs can be retried")
+    study_id = run["study_id"]
+    study = store.study(study_id) or {}
+    attempt = int(run.get("attempts") or 0) + 1
+    store.set_run_status(run_id, "queued", phase="queued", error="")
+    store.log(run_id, "retry requested")
+    if study.get("status") == "canceled":
+        store.update_study(study_id, status="running")
+    job_id = run_job_id(run_id, attempt)
+    if study.get("backend") == "hf_jobs":
+        job = Queue(QUEUE_DEFAULT, connection=redis).enqueue_call(
+            "workers.hf_jobs.hf_run_task", args=(study_id, run_id), job_id=job_id, timeout=int(study.get("run_timeout") or DEFAULT_RUN_TIMEOUT) + 600,
+            retry=Retry(max=RUN_RETRIES), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+        )
+    else:
+        job = Queue(QUEUE_GPU, connection=redis).enqueue_call(
+            "workers.tasks.run_task", args=(study_id, run_id), job_id=job_id, timeout=int(study.get("run_timeout") or DEFAULT_RUN_TIMEOUT),
+            retry=Retry(max=RUN_RETRIES), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+        )
+    store.update_run(run_id, job_id=job.id)
+    rank = Queue(QUEUE_DEFAULT, connection=redis).enqueue_call(
+        "workers.tasks.rank_task", args=(study_id,), job_id=f"wb-rank-{study_id}-{secrets.token_hex(2)}",
+        depends_on=Dependency(jobs=[job.id], allow_failure=True), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+    )
+    store.update_study(study_id, rank_job_id=rank.id, phase="running", status="running")
+    return job.id
+
+
+# ---------------------------------------------------------------------------------------------
+# Rebuild Redis from the artifacts store
+
+
+def reindex(redis: Redis, artifacts: ArtifactStore | None = None) -> list[str]:
+    """Recreate study and run records from the artifacts store (after Redis lost its data)."""
+    import yaml
+
+    from core.spec import parse_spec
+    from core.study import load_prepared, plan_runs
+
+    artifacts = artifacts or ArtifactStore()
+    store = JobStore(redis)
+    rebuilt = []
+    for study_id in artifacts.study_ids():
+        if store.study(study_id) is not None:
+            continue
+        spec_file = artifacts.study_dir(study_id) / "spec.yaml"
+        if not spec_file.is_file():
+            continue
+        spec = parse_spec(yaml.safe_load(spec_file.read_text()))
+        try:
+            runs = plan_runs(load_prepared(artifacts.prepared_dir(study_id)))
+        except FileNotFoundError:
+            continue
+        records = []
+        for i, run in enumerate(runs):
+            res = artifacts.get_result(run.key)
+            rec = {"id": run_id(study_id, i), "index": i, "arm": run.arm, "size": run.size, "seed": run.seed, "key": run.key}
+            rec.update({"status": "finished", "metrics": res["metrics"], "phase": "done", "cached": True} if res else {"status": "failed", "phase": "lost", "error": "lost with Redis before it finished; retry it"})
+            records.append(rec)
+        metrics = read_json(artifacts.study_dir(study_id) / "metrics.json")
+        record = {
+            "name": spec.name,
+            "spec": dump_spec(spec),
+            "status": "finished" if metrics else "failed",
+            "phase": "done",
+            "backend": "local",
+            "primary_metric": spec.primary_metric,
+            "target_size": spec.target_size,
+            "reindexed": True,
+        }
+        if metrics:
+            record["ranking"] = [{k: r.get(k) for k in ("candidate", "predicted", "low", "high", "gain_over_baseline", "p_best", "rank")} for r in metrics.get("ranking", [])]
+            record["results_dir"] = str(artifacts.study_dir(study_id))
+        store.create_study(study_id, record, records)
+        rebuilt.append(study_id)
+    return rebuilt
+
+
+def terminal(status: str | None) -> bool:
+    return status in TERMINAL

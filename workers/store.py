@@ -1,0 +1,214 @@
+"""The job store: study and run records, progress and events, in Redis.
+
+Redis holds live state; the artifacts store on disk holds finished results and stays the source of
+truth (`reindex` rebuilds these records from it). Keys, all under the `wb:` prefix:
+
+    wb:studies                 zset  study id -> submitted time
+    wb:study:<sid>             hash  the study record (spec YAML, status, who, when, backend, ...)
+    wb:study:<sid>:runs        list  run ids in plan order
+    wb:run:<rid>               hash  the run record (arm, size, seed, key, status, phase, progress...)
+    wb:run:<rid>:events        list  bounded event log (loss points, log lines), newest last
+    wb:alive:<rid>             str   liveness of a running run, refreshed by its worker (TTL)
+
+A run id is `<sid>-r<n>` (its place in the plan), so ids are short and sort in plan order. Reads of
+many records go through one pipeline: one round trip for a page of 10k runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from redis import Redis
+
+PREFIX = "wb:"
+EVENTS_KEEP = 500
+ALIVE_TTL = 20  # seconds a running run stays "alive" without a refresh from its worker
+
+STATUSES = ("queued", "running", "finished", "failed", "canceled")
+LIVE = ("queued", "running")
+TERMINAL = ("finished", "failed", "canceled")
+
+
+def _k(*parts: str) -> str:
+    return PREFIX + ":".join(parts)
+
+
+def _decode(h: dict) -> dict:
+    out: dict[str, Any] = {}
+    for k, v in h.items():
+        k = k.decode() if isinstance(k, bytes) else k
+        v = v.decode() if isinstance(v, bytes) else v
+        out[k] = v
+    for field in ("metrics", "flags"):
+        if isinstance(out.get(field), str):
+            try:
+                out[field] = json.loads(out[field])
+            except json.JSONDecodeError:
+                pass
+    for field in ("size", "seed", "step", "total", "attempts", "n_runs", "index"):
+        if out.get(field) not in (None, ""):
+            try:
+                out[field] = int(out[field])
+            except ValueError:
+                pass
+    for field in ("loss", "submitted_at", "started_at", "finished_at", "updated_at", "progress"):
+        if out.get(field) not in (None, ""):
+            try:
+                out[field] = float(out[field])
+            except ValueError:
+                pass
+    return out
+
+
+def _encode(fields: dict) -> dict:
+    out = {}
+    for k, v in fields.items():
+        if v is None:
+            continue
+        if isinstance(v, (dict, list)):
+            v = json.dumps(v)
+        elif isinstance(v, bool):
+            v = int(v)
+        out[k] = v
+    return out
+
+
+@dataclass
+class JobStore:
+    redis: Redis
+
+    # -- studies -------------------------------------------------------------------------------
+
+    def create_study(self, study_id: str, record: dict, runs: list[dict]) -> None:
+        """Write a study and its run records in one transaction."""
+        now = time.time()
+        with self.redis.pipeline() as p:
+            p.hset(_k("study", study_id), mapping=_encode({**record, "id": study_id, "submitted_at": now, "n_runs": len(runs)}))
+            p.zadd(_k("studies"), {study_id: now})
+            p.delete(_k("study", study_id, "runs"))
+            if runs:
+                p.rpush(_k("study", study_id, "runs"), *[r["id"] for r in runs])
+            for r in runs:
+                p.hset(_k("run", r["id"]), mapping=_encode({**r, "study_id": study_id, "updated_at": now}))
+            p.execute()
+
+    def study(self, study_id: str) -> dict | None:
+        h = self.redis.hgetall(_k("study", study_id))
+        return _decode(h) if h else None
+
+    def update_study(self, study_id: str, **fields) -> None:
+        self.redis.hset(_k("study", study_id), mapping=_encode(fields))
+
+    def study_ids(self, newest_first: bool = True) -> list[str]:
+        ids = self.redis.zrevrange(_k("studies"), 0, -1) if newest_first else self.redis.zrange(_k("studies"), 0, -1)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def studies(self) -> list[dict]:
+        ids = self.study_ids()
+        with self.redis.pipeline(transaction=False) as p:
+            for sid in ids:
+                p.hgetall(_k("study", sid))
+            return [_decode(h) for h in p.execute() if h]
+
+    def run_ids(self, study_id: str) -> list[str]:
+        return [i.decode() if isinstance(i, bytes) else i for i in self.redis.lrange(_k("study", study_id, "runs"), 0, -1)]
+
+    def delete_study(self, study_id: str) -> None:
+        ids = self.run_ids(study_id)
+        with self.redis.pipeline() as p:
+            for rid in ids:
+                p.delete(_k("run", rid), _k("run", rid, "events"), _k("alive", rid))
+            p.delete(_k("study", study_id), _k("study", study_id, "runs"))
+            p.zrem(_k("studies"), study_id)
+            p.execute()
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> dict | None:
+        h = self.redis.hgetall(_k("run", run_id))
+        return _decode(h) if h else None
+
+    def runs(self, run_ids: Iterable[str]) -> list[dict]:
+        """Many run records in one round trip."""
+        ids = list(run_ids)
+        with self.redis.pipeline(transaction=False) as p:
+            for rid in ids:
+                p.hgetall(_k("run", rid))
+            return [_decode(h) for h in p.execute() if h]
+
+    def study_runs(self, study_id: str) -> list[dict]:
+        """A study's runs: the id list and every record, in one round trip (a server-side script)."""
+        raw = self._study_runs_script(keys=[_k("study", study_id, "runs")], args=[PREFIX + "run:"])
+        out = []
+        for flat in raw:
+            if flat:
+                out.append(_decode(dict(zip(flat[0::2], flat[1::2]))))
+        return out
+
+    @property
+    def _study_runs_script(self):
+        if not hasattr(self, "_script"):
+            self._script = self.redis.register_script(
+                """
+                local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+                local out = {}
+                for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', ARGV[1] .. id) end
+                return out
+                """
+            )
+        return self._script
+
+    def update_run(self, run_id: str, **fields) -> None:
+        fields["updated_at"] = time.time()
+        self.redis.hset(_k("run", run_id), mapping=_encode(fields))
+
+    def set_run_status(self, run_id: str, status: str, **fields) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        now = time.time()
+        if status == "running":
+            fields.setdefault("started_at", now)
+        if status in TERMINAL:
+            fields.setdefault("finished_at", now)
+        self.update_run(run_id, status=status, **fields)
+
+    def progress(self, run_id: str, phase: str, step: int, total: int, loss: float | None) -> None:
+        with self.redis.pipeline(transaction=False) as p:
+            fields = {"phase": phase, "step": step, "total": total, "updated_at": time.time()}
+            if loss is not None:
+                fields["loss"] = loss
+            p.hset(_k("run", run_id), mapping=_encode(fields))
+            if loss is not None and phase == "training":
+                p.rpush(_k("run", run_id, "events"), json.dumps({"t": time.time(), "kind": "loss", "step": step, "loss": loss}))
+                p.ltrim(_k("run", run_id, "events"), -EVENTS_KEEP, -1)
+            p.set(_k("alive", run_id), "1", ex=ALIVE_TTL)
+            p.execute()
+
+    def log(self, run_id: str, message: str, kind: str = "log") -> None:
+        with self.redis.pipeline(transaction=False) as p:
+            p.rpush(_k("run", run_id, "events"), json.dumps({"t": time.time(), "kind": kind, "message": message}))
+            p.ltrim(_k("run", run_id, "events"), -EVENTS_KEEP, -1)
+            p.execute()
+
+    def events(self, run_id: str, last: int = EVENTS_KEEP) -> list[dict]:
+        return [json.loads(e) for e in self.redis.lrange(_k("run", run_id, "events"), -last, -1)]
+
+    def touch_alive(self, run_id: str) -> None:
+        self.redis.set(_k("alive", run_id), "1", ex=ALIVE_TTL)
+
+    def is_alive(self, run_id: str) -> bool:
+        return bool(self.redis.exists(_k("alive", run_id)))
+
+    def clear_alive(self, run_id: str) -> None:
+        self.redis.delete(_k("alive", run_id))
+
+    # -- summaries -----------------------------------------------------------------------------
+
+    def counts(self, study_id: str) -> dict[str, int]:
+        counts = {s: 0 for s in STATUSES}
+        for r in self.study_runs(study_id):
+            counts[r.get("status", "queued")] = counts.get(r.get("status", "queued"), 0) + 1
+        return counts

@@ -1,0 +1,232 @@
+"""RQ task functions: what a worker executes. Each one is a thin shell over core.
+
+- `run_task`: one run (train + evaluate) on this worker — queue `gpu`.
+- `fit_task`: a candidate's points and a preliminary solo fit, once its runs are done — `default`.
+- `rank_task`: the study's joint fit, ranking and outputs, once the fits are done — `default`.
+- `hf_run_task` (workers/hf_jobs.py): a run on Hugging Face Jobs, submitted and followed — `default`.
+
+Progress goes to the job store; results go to the artifacts store (first write wins, so a run
+that two workers finished is stored once). Tokens are read from the worker's environment only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from rq import get_current_job
+
+from core.artifacts import ArtifactStore
+from workers.store import ALIVE_TTL, JobStore
+
+log = logging.getLogger(__name__)
+
+_PREPARED: dict[str, object] = {}
+CANCEL_CHECK_SECONDS = 1.0
+
+
+class RunCanceled(Exception):
+    """Raised inside the training loop when the user canceled the run; the task then ends cleanly."""
+
+
+def _store() -> JobStore:
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("task functions run inside an RQ worker")
+    return JobStore(job.connection)
+
+
+def prepared_for(study_id: str, artifacts: ArtifactStore):
+    """The study's prepared data, loaded from the artifacts store once per process."""
+    from core.study import load_prepared
+
+    if study_id not in _PREPARED:
+        _PREPARED[study_id] = load_prepared(artifacts.prepared_dir(study_id))
+    return _PREPARED[study_id]
+
+
+class _Heartbeat:
+    """Keeps `wb:alive:<run>` fresh from a thread, so a dead work horse is noticed in seconds."""
+
+    def __init__(self, store: JobStore, run_id: str):
+        self.store, self.run_id = store, run_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(ALIVE_TTL / 4):
+            try:
+                self.store.touch_alive(self.run_id)
+            except Exception:  # Redis briefly away: the next beat tries again
+                pass
+
+    def __enter__(self):
+        self.store.touch_alive(self.run_id)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.store.clear_alive(self.run_id)
+
+
+def run_task(study_id: str, run_id: str) -> dict:
+    """Train and evaluate one run of a study, reporting progress to the job store."""
+    from core.study import RunSpec, execute_run
+
+    store = _store()
+    job = get_current_job()
+    record = store.run(run_id)
+    if record is None:
+        raise RuntimeError(f"run {run_id} has no record in Redis (flushed?); run `workbench reindex` and retry")
+    if record.get("status") == "canceled":
+        return {"run_id": run_id, "status": "canceled"}
+    artifacts = ArtifactStore()
+    run = RunSpec(record["arm"], int(record["size"]), int(record["seed"]), record["key"])
+    cached = artifacts.get_result(run.key)
+    if cached is not None:
+        store.set_run_status(run_id, "finished", metrics=cached["metrics"], cached=True, phase="done", error="")
+        return {"run_id": run_id, "key": run.key, "metrics": cached["metrics"], "cached": True}
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    store.set_run_status(
+        run_id,
+        "running",
+        worker=job.worker_name or worker,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        job_id=job.id,
+        attempts=int(record.get("attempts") or 0) + 1,
+        phase="loading",
+        error="",
+        step=0,
+        total=0,
+    )
+    store.log(run_id, f"started on {worker} (attempt {int(record.get('attempts') or 0) + 1})")
+    study = store.study(study_id) or {}
+    if study.get("status") == "queued":
+        store.update_study(study_id, status="running", phase="running")
+    last_check = [0.0]
+
+    def progress(phase: str, step: int, total: int, loss: float | None) -> None:
+        store.progress(run_id, phase, step, total, loss)
+        now = time.monotonic()
+        if now - last_check[0] >= CANCEL_CHECK_SECONDS:
+            last_check[0] = now
+            if (store.run(run_id) or {}).get("status") == "canceled":
+                raise RunCanceled(run_id)
+
+    try:
+        with _Heartbeat(store, run_id):
+            prepared = prepared_for(study_id, artifacts)
+            result = execute_run(prepared, run, store=artifacts, progress=progress)
+    except RunCanceled:
+        store.log(run_id, "stopped: canceled by user")
+        return {"run_id": run_id, "status": "canceled"}
+    except Exception as err:
+        store.set_run_status(run_id, "failed", error=f"{type(err).__name__}: {err}", phase="failed")
+        store.log(run_id, f"failed: {type(err).__name__}: {err}", kind="error")
+        raise
+    if (store.run(run_id) or {}).get("status") == "canceled":  # canceled while evaluating: keep the user's word
+        return {"run_id": run_id, "status": "canceled", "key": run.key}
+    store.set_run_status(
+        run_id,
+        "finished",
+        metrics=result["metrics"],
+        phase="done",
+        step=len(prepared.benchmark.rows),
+        total=len(prepared.benchmark.rows),
+        cached=bool(result.get("cached")),
+        steps=result.get("train", {}).get("steps"),
+        seconds=result.get("timings", {}).get("total_seconds"),
+    )
+    store.log(run_id, "finished: " + ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items()))
+    return {"run_id": run_id, "key": run.key, "metrics": result["metrics"], "cached": bool(result.get("cached"))}
+
+
+def fit_task(study_id: str, arm: str) -> dict:
+    """A candidate's measured points and a solo fit, for the dashboard while other arms still run."""
+    from core.scaling import fit_study
+    from core.study import _points, is_higher_better
+
+    store = _store()
+    artifacts = ArtifactStore()
+    study = store.study(study_id) or {}
+    metric = study.get("primary_metric", "macro_f1")
+    target = int(study.get("target_size") or 0) or None
+    runs = [r for r in store.study_runs(study_id) if r.get("arm") == arm]
+    results = [artifacts.get_result(r["key"]) for r in runs]
+    results = [r for r in results if r]
+    failed = sum(1 for r in runs if r.get("status") == "failed")
+    summary = {"arm": arm, "finished": len(results), "failed": failed, "planned": len(runs)}
+    points = _points(results, metric)
+    if target and points["size"].nunique() >= 2:
+        fit = fit_study(points, metric=metric, higher_is_better=is_higher_better(metric), target_size=target, n_boot=0, shared="none")
+        f = fit.fits.get(arm)
+        if f is not None and f.prediction is not None:
+            summary["preliminary_prediction"] = f.prediction.value
+    store.update_study(study_id, **{f"fit:{arm}": summary})
+    return summary
+
+
+def rank_task(study_id: str) -> dict:
+    """The study's joint fit and ranking from every finished run; writes metrics.json and charts."""
+    from core.spec import parse_spec
+    import yaml
+
+    from core.study import summarize_study, write_study_outputs
+
+    store = _store()
+    artifacts = ArtifactStore()
+    study = store.study(study_id)
+    if study is None:
+        raise RuntimeError(f"study {study_id} has no record in Redis")
+    spec = parse_spec(yaml.safe_load(study["spec"]))
+    runs = store.study_runs(study_id)
+    results, failed = [], []
+    for r in runs:
+        res = artifacts.get_result(r["key"])
+        if res is not None:
+            results.append(dict(res, cached=bool(r.get("cached"))))
+        else:
+            failed.append({"arm": r["arm"], "size": r["size"], "seed": r["seed"], "key": r["key"], "status": r.get("status"), "error": r.get("error", "")})
+    prepared_file = artifacts.prepared_dir(study_id) / "prepared.json"
+    contamination = {}
+    if prepared_file.is_file():
+        contamination = prepared_for(study_id, artifacts).contamination
+    if not results:
+        store.update_study(study_id, status="failed", error="no run finished: nothing to fit", phase="done")
+        return {"study_id": study_id, "status": "failed"}
+    summary = summarize_study(spec, results, contamination=contamination, failed=failed)
+    summary["study_id"] = study_id
+    out = write_study_outputs(summary, artifacts.study_dir(study_id), spec)
+    canceled = study.get("status") == "canceled"
+    store.update_study(
+        study_id,
+        status="canceled" if canceled else "finished",
+        phase="done",
+        failed_runs=len(failed),
+        ranking=[{k: r[k] for k in ("candidate", "predicted", "low", "high", "gain_over_baseline", "p_best", "rank")} for r in out["ranking"]],
+        results_dir=str(artifacts.study_dir(study_id)),
+    )
+    return {"study_id": study_id, "ranking": [r["candidate"] for r in out["ranking"]]}
+
+
+def noop_task(payload: str = "") -> str:
+    """A job that does nothing: for benchmarks of the queue itself."""
+    return payload
+
+
+def sleep_task(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def artifacts_root() -> Path:
+    return ArtifactStore().root
