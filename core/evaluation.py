@@ -73,8 +73,8 @@ def _sequence_logprobs(model, sequences: list[tuple[list[int], int]], batch_size
     return sums, counts
 
 
-def score_labels(model, tokenizer, rows: list[dict], labels: list[str], *, batch_size: int, max_len: int, device: str):
-    """Per row, the log-likelihood of every label; and the gold label's token loss terms."""
+def score_labels_full(model, tokenizer, rows: list[dict], labels: list[str], *, batch_size: int, max_len: int, device: str):
+    """Reference scorer: every (row, label) pair as its own full sequence. Simple and general."""
     sequences = []
     for row in rows:
         p = prompt_text(row, "classification", tokenizer)
@@ -83,6 +83,111 @@ def score_labels(model, tokenizer, rows: list[dict], labels: list[str], *, batch
     sums, counts = _sequence_logprobs(model, sequences, batch_size, tokenizer.pad_token_id, device)
     k = len(labels)
     return [sums[i * k : (i + 1) * k] for i in range(len(rows))], [counts[i * k : (i + 1) * k] for i in range(len(rows))]
+
+
+def score_labels(model, tokenizer, rows: list[dict], labels: list[str], *, batch_size: int, max_len: int, device: str):
+    """Per row, the log-likelihood of every label (+EOS), and its token count.
+
+    Each prompt runs once (a left-padded batch, keeping its KV cache); the cache is repeated once per
+    label and only the label tokens run through the model. Same numbers as `score_labels_full`
+    (tests check it), 3-4x faster on the demo (docs/BENCHMARKS.md). `batch_size` counts sequences,
+    as for the other scorers: a batch holds batch_size // len(labels) prompts. Models whose cache
+    cannot be repeated fall back to the reference scorer.
+    """
+    try:
+        return _score_labels_shared_prefix(
+            model, tokenizer, rows, labels, batch_size=max(1, batch_size // max(len(labels), 1)), max_len=max_len, device=device
+        )
+    except (AttributeError, TypeError, NotImplementedError, ValueError):
+        return score_labels_full(model, tokenizer, rows, labels, batch_size=batch_size, max_len=max_len, device=device)
+
+
+def _shared_start(p_ids: list[int], full: list[int]) -> int:
+    start = 0
+    for a, b in zip(p_ids, full):
+        if a != b:
+            break
+        start += 1
+    return start
+
+
+def _score_labels_shared_prefix(model, tokenizer, rows, labels, *, batch_size: int, max_len: int, device: str):
+    """`batch_size` counts rows here (each row brings len(labels) label continuations)."""
+    import torch
+
+    k = len(labels)
+    pad = tokenizer.pad_token_id
+    eos = tokenizer.eos_token_id
+    prompts = [prompt_text(r, "classification", tokenizer) for r in rows]
+    p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    fulls = tokenizer([p + f" {lab}" for p in prompts for lab in labels], add_special_tokens=False)["input_ids"]
+    items = []  # (shared prefix ids, [suffix ids per label], [completion offset in suffix per label])
+    for i, p in enumerate(p_ids):
+        pairs = []
+        for j in range(k):
+            full = fulls[i * k + j] + [eos]
+            start = _shared_start(p, full)
+            if len(full) > max_len:  # as _encode_pair: cut the prompt from the left
+                cut = len(full) - max_len
+                full, start = full[cut:], max(start - cut, 0)
+            pairs.append((full, max(start, 1)))
+        common = min(s for _, s in pairs)
+        prefix = pairs[0][0][:common]
+        if not all(f[:common] == prefix for f, _ in pairs):
+            raise ValueError("label continuations do not share the prompt prefix")
+        items.append((prefix, [f[common:] for f, _ in pairs], [s - common for _, s in pairs]))
+
+    sums = [[0.0] * k for _ in rows]
+    counts = [[0] * k for _ in rows]
+    model.eval()
+    with torch.inference_mode():
+        order = sorted(range(len(items)), key=lambda i: len(items[i][0]))
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            n = len(idx)
+            width = max(len(items[i][0]) for i in idx)
+            ids = torch.full((n, width), pad, dtype=torch.long)
+            attn = torch.zeros((n, width), dtype=torch.long)
+            for r, i in enumerate(idx):  # left padding: every prompt ends at the last column
+                pre = items[i][0]
+                ids[r, width - len(pre) :] = torch.tensor(pre)
+                attn[r, width - len(pre) :] = 1
+            pos = (attn.cumsum(-1) - 1).clamp(min=0)
+            ids, attn, pos = ids.to(device), attn.to(device), pos.to(device)
+            out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1)
+            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).repeat_interleave(k, 0)  # [n*k, V]
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(k)
+            span = max(len(s) for i in idx for s in items[i][1])
+            steps = max(span - 1, 1)
+            sid = torch.full((n * k, steps), pad, dtype=torch.long)
+            smask = torch.zeros((n * k, steps), dtype=torch.long)
+            tgt = torch.zeros((n * k, span), dtype=torch.long)
+            tmask = torch.zeros((n * k, span), dtype=torch.bool)
+            for r, i in enumerate(idx):
+                for j, suf in enumerate(items[i][1]):
+                    q = r * k + j
+                    if len(suf) > 1:
+                        sid[q, : len(suf) - 1] = torch.tensor(suf[:-1])
+                        smask[q, : len(suf) - 1] = 1
+                    tgt[q, : len(suf)] = torch.tensor(suf)
+                    tmask[q, items[i][2][j] : len(suf)] = True
+            sid, smask, tgt, tmask = sid.to(device), smask.to(device), tgt.to(device), tmask.to(device)
+            lp = torch.zeros((n * k, span), device=device)
+            lp[:, 0] = first.gather(-1, tgt[:, :1]).squeeze(-1)
+            if span > 1:
+                attn2 = torch.cat([attn.repeat_interleave(k, 0), smask], dim=1)
+                pos2 = attn.sum(-1).repeat_interleave(k, 0).unsqueeze(1) + torch.arange(steps, device=device).unsqueeze(0)
+                logits2 = model(
+                    input_ids=sid, attention_mask=attn2, position_ids=pos2, past_key_values=cache, use_cache=False
+                ).logits.float()
+                lp[:, 1:] = torch.log_softmax(logits2, dim=-1).gather(-1, tgt[:, 1:].unsqueeze(-1)).squeeze(-1)
+            s = (lp * tmask).sum(-1).tolist()
+            c = tmask.sum(-1).tolist()
+            for r, i in enumerate(idx):
+                for j in range(k):
+                    sums[i][j], counts[i][j] = s[r * k + j], int(c[r * k + j])
+    return sums, counts
 
 
 def generate_answers(model, tokenizer, prompts: list[str], *, batch_size: int, max_new_tokens: int, max_len: int, device: str) -> list[str]:

@@ -200,6 +200,9 @@ def train(
         disable_tqdm=True,
         dataloader_num_workers=0,
         use_cpu=loaded.device == "cpu",
+        # TRL turns activation checkpointing on by default: it saves GPU memory for LoRA/QLoRA, and
+        # only costs time elsewhere (+20-28 % tokens/s without it on CPU, docs/BENCHMARKS.md).
+        activation_checkpointing=loaded.device == "cuda" and loaded.method != "full",
         dataset_num_proc=None,
     )
     curve: list[tuple[int, float]] = []

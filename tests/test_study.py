@@ -7,31 +7,11 @@ import json
 import pytest
 
 from core.normalize import DataError
-from core.spec import parse_spec
+from tests.specs import tiny_spec
 from core.study import plan_runs, prepare_study, run_study
 
-TINY_TRAINING = {"method": "full", "min_steps": 4, "learning_rate": 0.001, "max_seq_length": 64, "eval_batch_size": 256}
-
-
 def _spec(**over):
-    data = {
-        "name": "small",
-        "model": "builtin:tiny-lm",
-        "task": "classification",
-        "d0": {"catalog": "demo/d0", "name": "d0"},
-        "benchmark": {"catalog": "demo/benchmark", "name": "benchmark", "max_rows": 60},
-        "candidates": [
-            {"catalog": "demo/helpful", "name": "helpful", "max_rows": 400},
-            {"catalog": "demo/offdomain", "name": "offdomain", "max_rows": 400},
-        ],
-        "sizes": [40, 80, 160],
-        "seeds": [0],
-        "target_size": 1000,
-        "bootstrap": 30,
-        "training": TINY_TRAINING,
-    }
-    data.update(over)
-    return parse_spec(data)
+    return tiny_spec(**over)
 
 
 def test_plan_expands_arms_sizes_seeds_with_distinct_keys():

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from core.evaluation import _encode_pair, evaluate_model, score_labels
+from core.evaluation import _encode_pair, evaluate_model, score_labels, score_labels_full
 from core.prompts import prompt_text, to_prompt_completion
 from core.spec import TrainingSettings
 from core.tiny_model import TINY_LM, ensure_tiny_lm
@@ -84,6 +84,10 @@ def test_batched_label_scores_equal_one_at_a_time(tiny_lm_path, demo_folder):
             want = sum(logp[t - 1, ids[t]].item() for t in range(start, len(ids)))
             assert got == pytest.approx(want, abs=1e-4)
             assert n == len(ids) - start >= 2  # the label's tokens and EOS
+    full_scores, full_counts = score_labels_full(loaded.model, loaded.tokenizer, rows, LABELS, batch_size=7, max_len=64, device="cpu")
+    assert full_counts == counts
+    for a, b in zip(full_scores, scores):
+        assert a == pytest.approx(b, abs=1e-4)
 
 
 def test_training_learns_and_records_steps(tmp_path, demo_folder):

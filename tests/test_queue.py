@@ -1,0 +1,316 @@
+"""The job system against a real Redis and real worker processes: no mocks.
+
+Redis: the server at 127.0.0.1:6379, db 9 (flushed per test), and an embedded server where
+durability is tested. Workers: `workbench worker` subprocesses, killed for real where a test says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from redis import ConnectionPool, Redis
+from redis.connection import Connection as RedisConnection
+from rq import Queue
+
+from core.artifacts import ArtifactStore
+from core.normalize import DataError
+from core.sources import SourceError
+from core.spec import load_spec
+from tests.specs import tiny_spec
+from workers import client
+from workers.client import SubmitError, SubmitOptions
+from workers.redis_server import EmbeddedRedis
+from workers.store import JobStore
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("WORKBENCH_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+@pytest.fixture
+def redis_url():
+    conn = Redis.from_url(REDIS_URL)
+    conn.flushdb()
+    yield REDIS_URL
+    conn.flushdb()
+
+
+@pytest.fixture
+def redis(redis_url):
+    return Redis.from_url(redis_url)
+
+
+@pytest.fixture
+def artifacts(tmp_path, monkeypatch):
+    root = tmp_path / "artifacts"
+    monkeypatch.setenv("ARTIFACTS_DIR", str(root))
+    return ArtifactStore(root)
+
+
+class Workers:
+    """Worker subprocesses, each in its own process group so a test can kill it and its horse."""
+
+    def __init__(self, url: str, artifacts: ArtifactStore, log_dir: Path):
+        self.url, self.artifacts, self.log_dir = url, artifacts, log_dir
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, *extra: str) -> subprocess.Popen:
+        env = {**os.environ, "REDIS_URL": self.url, "ARTIFACTS_DIR": str(self.artifacts.root)}
+        log = open(self.log_dir / f"worker-{len(self.procs)}.log", "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "worker", *extra],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(timeout=30)
+
+    def logs(self) -> str:
+        return "\n".join(f.read_text() for f in sorted(self.log_dir.glob("worker-*.log")))
+
+
+@pytest.fixture
+def workers(redis_url, artifacts, tmp_path):
+    w = Workers(redis_url, artifacts, tmp_path)
+    yield w
+    w.stop_all()
+
+
+def _wait_for(cond, timeout: float, what: str, poll: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _wb_keys(redis: Redis) -> list[bytes]:
+    return list(redis.scan_iter("wb:*")) + list(redis.scan_iter("rq:job:*"))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_demo_study_fast_through_a_real_worker(redis, workers, artifacts, tmp_path):
+    spec = load_spec(PROJECT_ROOT / "catalog" / "demo_study_fast.yaml")
+    study_id = client.submit(redis, spec, SubmitOptions(submitted_by="tester"))
+    assert JobStore(redis).study(study_id)["submitted_by"] == "tester"
+    workers.start()
+    st = client.wait(redis, study_id, timeout=600)
+    assert st["study"]["status"] == "finished", workers.logs()[-3000:]
+    assert st["counts"]["finished"] == 15
+    metrics = client.results(study_id, artifacts)
+    order = [r["candidate"] for r in metrics["ranking"]]
+    assert order[0] == "helpful", order
+    base = metrics["baseline"]["predicted"]
+    by = {r["candidate"]: r for r in metrics["ranking"]}
+    assert by["offdomain"]["predicted"] < base and by["noisy"]["predicted"] < base
+    # the CLI writes the same metrics.json as `workbench run`
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "results", study_id, "--out", str(out)],
+        cwd=PROJECT_ROOT, env={**os.environ, "REDIS_URL": REDIS_URL}, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "metrics.json").read_text())["ranking"] == metrics["ranking"]
+    # progress was recorded while training: loss points in the event log
+    run = next(r for r in JobStore(redis).study_runs(study_id) if r["arm"] == "helpful")
+    events = JobStore(redis).events(run["id"])
+    assert any(e["kind"] == "loss" for e in events) and any("finished" in e.get("message", "") for e in events)
+
+    # re-submitting the finished study: every run is cached, nothing is trained again
+    again = client.submit(redis, spec)
+    recs = JobStore(redis).study_runs(again)
+    assert all(r["status"] == "finished" and r["cached"] in (1, "1", True) for r in recs)
+    st = client.wait(redis, again, timeout=120)
+    assert [r["candidate"] for r in client.results(again, artifacts)["ranking"]] == order
+
+
+def test_bad_specs_and_data_enqueue_nothing(redis, artifacts, tmp_path):
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("text,label\nhello,billing\nbye,weather\n")
+    with pytest.raises(DataError, match="weather"):
+        client.submit(redis, tiny_spec(candidates=[{"path": str(bad_csv), "name": "bad"}]))
+    with pytest.raises(SourceError, match="missing.jsonl"):
+        client.submit(redis, tiny_spec(candidates=[{"path": str(tmp_path / "missing.jsonl"), "name": "m"}]))
+    with pytest.raises(SubmitError, match="backend"):
+        client.submit(redis, tiny_spec(), SubmitOptions(backend="cloud"))
+    with pytest.raises(SubmitError, match="run_timeout"):
+        client.submit(redis, tiny_spec(), SubmitOptions(run_timeout=1))
+    assert _wb_keys(redis) == []
+    assert Queue("gpu", connection=redis).count == 0 and Queue("default", connection=redis).count == 0
+
+
+def test_cancel_queued_run_and_study_still_ranks(redis, workers, artifacts):
+    study_id = client.submit(redis, tiny_spec(sizes=[40, 80]))
+    store = JobStore(redis)
+    victim = store.study_runs(study_id)[3]  # a helpful run
+    assert client.cancel(redis, victim["id"]) == [victim["id"]]
+    with pytest.raises(ValueError, match="only queued or running"):
+        client.cancel(redis, victim["id"])
+    workers.start("--burst")
+    st = client.wait(redis, study_id, timeout=300)
+    runs = {r["id"]: r for r in st["runs"]}
+    assert runs[victim["id"]]["status"] == "canceled"
+    assert st["counts"]["finished"] == 5
+    assert artifacts.get_result(victim["key"]) is None
+    assert client.results(study_id, artifacts)["ranking"]
+
+    # retry the canceled run: it runs and the ranking is written again with it
+    client.retry(redis, victim["id"])
+    workers.start("--burst")
+    _wait_for(lambda: (store.run(victim["id"]) or {}).get("status") == "finished", 300, "the retried run")
+    assert artifacts.get_result(victim["key"]) is not None
+    with pytest.raises(ValueError, match="only failed or canceled"):
+        client.retry(redis, victim["id"])
+
+
+def test_cancel_running_run_stops_within_seconds(redis, workers, artifacts):
+    long = dict(tiny_spec().training.model_dump(), min_steps=20000)
+    study_id = client.submit(redis, tiny_spec(sizes=[40], candidates=[{"catalog": "demo/helpful", "name": "helpful", "max_rows": 100}], training=long))
+    store = JobStore(redis)
+    workers.start()
+    run = _wait_for(
+        lambda: next((r for r in store.study_runs(study_id) if r.get("status") == "running" and int(r.get("step") or 0) > 0), None),
+        180, "a run to train",
+    )
+    t0 = time.monotonic()
+    client.cancel(redis, run["id"])
+    _wait_for(lambda: not store.is_alive(run["id"]) and any("canceled" in e.get("message", "") and "stopped" in e.get("message", "") for e in store.events(run["id"])), 30, "the run to stop")
+    stopped_after = time.monotonic() - t0
+    assert stopped_after < 10, stopped_after
+    assert store.run(run["id"])["status"] == "canceled"
+    assert artifacts.get_result(run["key"]) is None
+    client.cancel(redis, study_id)  # the rest of the study
+    st = client.wait(redis, study_id, timeout=120)
+    assert st["study"]["status"] == "canceled"
+    assert st["counts"]["running"] == 0 and st["counts"]["queued"] == 0
+
+
+def test_failed_run_retried_automatically_then_by_hand(redis, workers, artifacts):
+    study_id = client.submit(redis, tiny_spec(sizes=[40], candidates=[{"catalog": "demo/helpful", "name": "helpful", "max_rows": 100}]))
+    prepared = artifacts.prepared_dir(study_id) / "prepared.json"
+    hidden = prepared.with_suffix(".hidden")
+    prepared.rename(hidden)  # every attempt fails: the data is gone
+    workers.start("--burst")
+    st = client.wait(redis, study_id, timeout=180)
+    failed = [r for r in st["runs"] if r["status"] == "failed"]
+    assert len(failed) == 2 and all("prepared" in r["error"] for r in failed)
+    assert all(int(r["attempts"]) == 1 + client.RUN_RETRIES for r in failed)  # bounded automatic retries
+    hidden.rename(prepared)
+    for r in failed:
+        client.retry(redis, r["id"])
+    workers.start("--burst")
+    _wait_for(lambda: all(r["status"] == "finished" for r in JobStore(redis).study_runs(study_id)), 240, "retried runs")
+
+
+def test_sigkill_worker_mid_run_is_requeued_and_nothing_is_lost_or_duplicated(redis, workers, artifacts):
+    long = dict(tiny_spec().training.model_dump(), min_steps=400)
+    study_id = client.submit(redis, tiny_spec(sizes=[40, 80], training=long))
+    store = JobStore(redis)
+    first = workers.start()
+    victim = _wait_for(
+        lambda: next((r for r in store.study_runs(study_id) if r.get("status") == "running" and int(r.get("step") or 0) > 0), None),
+        180, "a run to train",
+    )
+    workers.kill(first)  # the worker and its work horse, no chance to say goodbye
+    t_kill = time.monotonic()
+    workers.start()
+    _wait_for(lambda: int((store.run(victim["id"]) or {}).get("attempts") or 0) >= 2, 120, "the killed run to start again")
+    requeued_after = time.monotonic() - t_kill
+    st = client.wait(redis, study_id, timeout=600)
+    assert st["study"]["status"] == "finished", workers.logs()[-3000:]
+    assert st["counts"]["finished"] == 6
+    keys = [r["key"] for r in st["runs"]]
+    for key in keys:  # one result per run, none lost
+        assert (artifacts.run_dir(key) / "result.json").is_file()
+    assert sorted(p.parent.name for p in (artifacts.root / "runs").glob("*/result.json")) == sorted(keys)
+    assert requeued_after < 90, requeued_after
+
+
+def test_embedded_redis_keeps_queued_jobs_across_a_restart(tmp_path, artifacts, monkeypatch):
+    folder = tmp_path / "redis"
+    server = EmbeddedRedis(folder).start()
+    try:
+        conn = Redis.from_url(server.url)
+        study_id = client.submit(conn, tiny_spec(sizes=[40]))
+        queued = Queue("gpu", connection=conn).count
+        assert queued == 3
+    finally:
+        server.stop()
+    server = EmbeddedRedis(folder, port=server.port).start()
+    try:
+        conn = Redis.from_url(server.url)
+        assert Queue("gpu", connection=conn).count == queued
+        assert JobStore(conn).study(study_id)["status"] == "queued"
+        env = {**os.environ, "REDIS_URL": server.url, "ARTIFACTS_DIR": str(artifacts.root)}
+        subprocess.run([sys.executable, "-m", "workers.cli", "worker", "--burst"], cwd=PROJECT_ROOT, env=env, timeout=300, check=True, capture_output=True)
+        assert client.study_status(conn, study_id)["counts"]["finished"] == 3
+    finally:
+        server.stop()
+
+
+def test_reindex_rebuilds_records_from_artifacts_after_a_flush(redis, workers, artifacts):
+    study_id = client.submit(redis, tiny_spec(sizes=[40]))
+    workers.start("--burst")
+    client.wait(redis, study_id, timeout=300)
+    before = client.study_status(redis, study_id)
+    redis.flushdb()
+    assert client.reindex(redis, artifacts) == [study_id]
+    after = client.study_status(redis, study_id)
+    assert after["study"]["status"] == "finished"
+    assert [(r["arm"], r["size"], r["status"], r["metrics"]) for r in after["runs"]] == [
+        (r["arm"], r["size"], r["status"], r["metrics"]) for r in before["runs"]
+    ]
+    assert after["study"]["ranking"] == before["study"]["ranking"]
+    assert client.reindex(redis, artifacts) == []  # idempotent
+
+
+def test_a_result_written_twice_is_stored_once(artifacts):
+    first = {"key": "run-x", "metrics": {"macro_f1": 0.5}}
+    assert artifacts.put_result("run-x", first) is True
+    assert artifacts.put_result("run-x", {"key": "run-x", "metrics": {"macro_f1": 0.7}}) is False
+    assert artifacts.get_result("run-x") == first
+    assert len(list(artifacts.run_dir("run-x").iterdir())) == 1
+
+
+class _CountingConnection(RedisConnection):
+    """A redis-py connection that counts what it sends: one write per round trip."""
+
+    sent = 0
+
+    def send_packed_command(self, command, check_health=True):
+        _CountingConnection.sent += 1
+        return super().send_packed_command(command, check_health)
+
+
+def test_status_of_many_runs_reads_in_one_round_trip(redis_url):
+    counting = Redis(connection_pool=ConnectionPool.from_url(redis_url, connection_class=_CountingConnection))
+    store = JobStore(counting)
+    runs = [{"id": f"st-big-r{i}", "index": i, "arm": "a", "size": 10, "seed": 0, "key": f"k{i}", "status": "queued"} for i in range(10_000)]
+    store.create_study("st-big", {"name": "big", "status": "queued"}, runs)
+    store.study_runs("st-big")  # loads the script once
+    _CountingConnection.sent = 0
+    got = store.study_runs("st-big")
+    assert len(got) == 10_000 and got[1234]["id"] == "st-big-r1234" and got[1234]["status"] == "queued"
+    assert _CountingConnection.sent == 1  # one EVALSHA, not 10k HGETALLs
