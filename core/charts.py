@@ -223,7 +223,9 @@ def _arm_color(arms: Sequence[str], baseline: str) -> alt.Color:
     domain = ([baseline] if baseline in set(map(str, arms)) else []) + candidates
     palette = [BASELINE_COLOR] if domain[:1] == [baseline] else []
     palette += [CANDIDATE_COLORS[i % len(CANDIDATE_COLORS)] for i in range(len(candidates))]
-    return alt.Color("arm:N", title="Candidate", scale=alt.Scale(domain=domain, range=palette))
+    # The band layer comes first, so without symbolOpacity the legend would inherit its faint fill.
+    legend = alt.Legend(title="Candidate", symbolOpacity=1, symbolType="circle")
+    return alt.Color("arm:N", legend=legend, scale=alt.Scale(domain=domain, range=palette))
 
 
 def _require(frame: pd.DataFrame | None, columns: list[str], name: str) -> pd.DataFrame:

@@ -1,16 +1,35 @@
 """Scaling-law fits: predict each arm's metric at the target size, with bootstrap intervals.
 
 Every arm (a candidate, or "baseline" for the D0-only runs) was trained at a few mixture sizes N
-and seeds. We fit an error-like quantity e (the loss itself, or 1 - score) with a saturating power
-law e(N) = E + B * N^(-alpha) and read the fitted curve at the target size. The choices follow what
-the literature on this exact question found (see DESIGN.md, "Evaluation and scaling"):
+and seeds. We fit an error-like quantity e (the loss itself, or 1 - score) with a saturating
+power law and read the fitted curve at the target size. The choices follow what the literature
+on this exact question found (see DESIGN.md, "Evaluation and scaling"):
 
 - Fit in log space with a robust loss (Chinchilla's approach 3): E = exp(e_), B = exp(b_) so both
   stay positive, Huber(delta=1e-3) on log(pred) - log(obs), L-BFGS-B from a grid of starting
-  points, keep the best converged one. When no start converges, fall back to a grid search over
-  alpha with E, B solved by nonnegative least squares (Scaling Laws for Data Filtering).
-- Three sizes and three parameters leave no degrees of freedom, so with few sizes the arms of a
-  study share one exponent alpha (as the Data Mixing Laws code ties exponents across curves).
+  points, keep the best converged one. When no start converges, fall back to a grid search
+  (Scaling Laws for Data Filtering).
+- Not every arm improves with data: an off-domain or label-noise candidate can get *worse* as it
+  takes more of the mixture. Each arm's direction is read from its points first (the sign of a
+  Theil-Sen slope of log e on log N, see `trend_direction`), and its curve is
+  e(N) = E + s * B * N^(-alpha) with B >= 0 and s = +1 ("improving", falling toward the floor E)
+  or s = -1 ("worsening", rising toward the ceiling E). A worsening curve is kept positive from
+  the study's smallest size on, so over the measured and target range, by writing
+  B * N_min^(-alpha) = u * E with 0 <= u < 1; for a score, whose error 1 - score cannot pass 1,
+  its ceiling E is at most 1. A "flat" arm (no trend) is fitted with s = +1.
+  The bootstrap keeps each arm's direction: its interval is conditional on it.
+- Three sizes and three parameters leave no degrees of freedom, so with few sizes the *improving*
+  arms of a study share one exponent alpha (as the Data Mixing Laws code ties exponents across
+  curves). Worsening and flat arms are fitted on their own, each with its E and B only and alpha
+  borrowed from the improving arms' fit: they cannot be described by a falling curve, and in the
+  shared fit they would drag the common exponent to its bound. Their exponent is a convention
+  (how fast they saturate), not something their points measure; they rank low either way. With
+  no improving fit to borrow from (or enough sizes to fit every arm alone) they fit alpha too.
+- alpha is bounded to [0, 1]: data-scaling exponents in the literature sit well below 1
+  (Chinchilla's ~0.28). An exponent that ends on a bound means the points do not pin the curve's
+  shape and the prediction rests on the bound: that fit is flagged "degenerate". In a shared fit
+  an arm is flagged only if its own points (fitted alone) also put alpha on a bound; an arm whose
+  own points give an interior exponent gets a note that the shared value sits on the bound.
 - Two sizes only support a straight line in log-log space; one size supports no curve at all.
 - The fit's own standard errors are not to be trusted (Epoch AI's Chinchilla replication), so
   intervals come from a bootstrap over each arm's (size, seed) points.
@@ -30,26 +49,37 @@ from scipy.optimize import minimize
 
 BASELINE = "baseline"
 HUBER_DELTA = 1e-3
-ALPHA_BOUNDS = (0.0, 2.0)
+ALPHA_BOUNDS = (0.0, 1.0)
+# alpha this close to a bound counts as on it.
+BOUND_TOLERANCE = 1e-4
 MIN_ERROR = 1e-6
 # Fewer distinct sizes than this per arm => share alpha across the arms of a study ("auto").
 SHARED_BELOW_SIZES = 4
 EXTRAPOLATION_FACTOR = 10.0
-# A fitted curve whose error falls by less than this fraction over the measured sizes is flat.
+# A fitted curve whose error falls by less than this fraction over the measured sizes is flat;
+# a trend (change of log e over the measured sizes) smaller than this is no direction at all.
 FLAT_RELATIVE_IMPROVEMENT = 1e-3
 INTERVAL_PERCENTILES = (5.0, 95.0)
 MAX_REDRAWS = 20
 
 # Starting grid for the full-data fit: exponents, and E as a fraction of the arm's smallest error.
-START_ALPHAS = (0.1, 0.3, 0.6, 1.0)
+START_ALPHAS = (0.1, 0.3, 0.6, 0.9)
 START_E_FRACTIONS = (1e-3, 0.5, 0.9)
 # Grid for the fallback search over alpha.
 FALLBACK_ALPHAS = np.linspace(ALPHA_BOUNDS[0], ALPHA_BOUNDS[1], 201)
+# Arms fitted on their own ("solo"): u = B * N_min^-alpha / E, the curve's distance from E at the
+# study's smallest size as a fraction of E. A worsening curve needs u < 1 to stay positive.
+SOLO_U_MAX = {-1: 0.999, 1: 1e6}
+SOLO_START_U = {-1: (0.05, 0.3, 0.7), 1: (0.01, 0.3, 3.0)}
 
 NO_FIT_NOTE = "one size: no curve to fit; the plain ranking at that size is reported"
+DEGENERATE_BOUND_NOTE = ("degenerate fit: exponent at its bound (alpha={alpha:.3g}): the points do not "
+                         "pin the curve's shape; the prediction rests on the bound")
+DEGENERATE_GRID_NOTE = "degenerate fit: the optimizer did not converge; grid-search fallback used"
 
 Form = Literal["power_law", "log_linear", "none"]
-
+Direction = Literal["improving", "worsening", "flat"]
+SIGN = {"improving": 1.0, "flat": 1.0, "worsening": -1.0}
 
 # --------------------------------------------------------------------------------------------
 # Result records
@@ -104,10 +134,12 @@ class Backtest:
 class Fit:
     """One arm's fitted curve.
 
-    `params` holds E, B, alpha for "power_law" (e = E + B N^-alpha), a, c for "log_linear"
-    (log e = a + c log N), nothing for "none". `shared` names the parameters tied across arms.
-    `flags` are machine codes ("extrapolation", "no_improvement", "degenerate"); `notes` are
-    the human sentences that go with them, plus anything else worth saying about the fit.
+    `params` holds E, B, alpha, s for "power_law" (e = E + s B N^-alpha, s = +1 or -1), a, c for
+    "log_linear" (log e = a + c log N), nothing for "none". `direction` is the way the arm's error
+    moves with size ("improving", "worsening", "flat"; None with one size). `shared` names the
+    parameters tied across arms. `flags` are machine codes ("extrapolation", "no_improvement",
+    "degenerate"); `notes` are the human sentences that go with them, plus anything else worth
+    saying about the fit.
     """
 
     arm: str
@@ -119,11 +151,13 @@ class Fit:
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     converged: bool = False
+    direction: Direction | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "arm": self.arm,
             "form": self.form,
+            "direction": self.direction,
             "params": {k: json_float(v) for k, v in self.params.items()},
             "shared": list(self.shared),
             "prediction": self.prediction.to_dict() if self.prediction else None,
@@ -208,6 +242,14 @@ def _make_data(sizes_per_arm: list[np.ndarray], errors_per_arm: list[np.ndarray]
     return _Data(logn - log_n0, np.log(np.clip(errors, MIN_ERROR, None)), idx, len(sizes_per_arm), log_n0)
 
 
+def _huber(r: np.ndarray) -> tuple[float, np.ndarray]:
+    """Sum of Huber(r) / delta and its derivative in r (the objective of every fit here)."""
+    a = np.abs(r)
+    quad = a <= HUBER_DELTA
+    loss = float(np.where(quad, 0.5 * r * r, HUBER_DELTA * (a - 0.5 * HUBER_DELTA)).sum() / HUBER_DELTA)
+    return loss, np.where(quad, r / HUBER_DELTA, np.sign(r))
+
+
 def _huber_loss_grad(theta: np.ndarray, d: _Data) -> tuple[float, np.ndarray]:
     """Sum of Huber(log pred - log obs) / delta, with its gradient.
 
@@ -219,11 +261,7 @@ def _huber_loss_grad(theta: np.ndarray, d: _Data) -> tuple[float, np.ndarray]:
     t1 = theta[1 : 1 + k][d.idx]
     t2 = theta[1 + k :][d.idx] - alpha * d.x
     pred = np.logaddexp(t1, t2)
-    r = pred - d.logy
-    a = np.abs(r)
-    quad = a <= HUBER_DELTA
-    loss = float(np.where(quad, 0.5 * r * r, HUBER_DELTA * (a - 0.5 * HUBER_DELTA)).sum() / HUBER_DELTA)
-    dr = np.where(quad, r / HUBER_DELTA, np.sign(r))
+    loss, dr = _huber(pred - d.logy)
     w_e = np.exp(t1 - pred)
     w_b = np.exp(t2 - pred)
     grad = np.empty_like(theta)
@@ -414,12 +452,129 @@ def fit_log_linear(sizes: Any, errors: Any) -> tuple[float, float]:
 
 
 def _error_curve(form: str, params: dict[str, float], sizes: Any) -> np.ndarray:
+    """The fitted error at `sizes`; a worsening curve read below the study's sizes stays > 0."""
     n = np.asarray(sizes, dtype=float)
     if form == "power_law":
-        return power_law(n, params["E"], params["B"], params["alpha"])
+        e = power_law(n, params["E"], params.get("s", 1.0) * params["B"], params["alpha"])
+        return np.maximum(e, MIN_ERROR)
     if form == "log_linear":
         return np.exp(params["a"] + params["c"] * np.log(n))
     return np.full(n.shape, np.nan)
+
+
+# --------------------------------------------------------------------------------------------
+# Direction, and the fit of an arm on its own in either direction
+# --------------------------------------------------------------------------------------------
+
+
+def trend_direction(sizes: Any, errors: Any) -> Direction:
+    """Which way an arm's error moves with N: the sign of a Theil-Sen slope of log e on log N.
+
+    Seeds are averaged per size first, then the slope is the median over all pairs of sizes, so
+    with three sizes one odd point cannot set the direction alone (0.61, 0.55, 0.73 rises: two of
+    its three pairwise slopes are positive). A trend that changes log e by less than
+    FLAT_RELATIVE_IMPROVEMENT over the measured sizes is "flat"; so is an arm with one size.
+    """
+    sizes = np.asarray(sizes, dtype=float)
+    errors = np.clip(np.asarray(errors, dtype=float), MIN_ERROR, None)
+    distinct = np.unique(sizes)
+    if len(distinct) < 2:
+        return "flat"
+    loge = np.log([np.mean(errors[sizes == n]) for n in distinct])
+    logn = np.log(distinct)
+    i, j = np.triu_indices(len(distinct), 1)
+    slope = float(np.median((loge[j] - loge[i]) / (logn[j] - logn[i])))
+    if abs(slope) * (logn[-1] - logn[0]) < FLAT_RELATIVE_IMPROVEMENT:
+        return "flat"
+    return "improving" if slope < 0 else "worsening"
+
+
+@dataclass
+class _SoloFit:
+    """e = E + s B N^-alpha for one arm; theta = [alpha, e_, u] are the optimizer's coordinates."""
+
+    alpha: float
+    E: float
+    B: float
+    s: float
+    converged: bool
+    method: str
+    loss: float
+    theta: np.ndarray
+
+    def params(self) -> dict[str, float]:
+        return {"E": self.E, "B": self.B, "alpha": self.alpha, "s": self.s}
+
+
+def _solo_loss_grad(theta: np.ndarray, x: np.ndarray, logy: np.ndarray, s: float) -> tuple[float, np.ndarray]:
+    """Huber on log residuals of log e = e_ + log(1 + s u exp(-alpha x)), x = log N - log N_min."""
+    alpha, e_, u = theta
+    q = np.exp(-alpha * x)
+    h = 1.0 + s * u * q
+    r = e_ + np.log(h) - logy
+    loss, dr = _huber(r)
+    grad = np.array([-s * u * float(np.sum(dr * x * q / h)), float(np.sum(dr)), s * float(np.sum(dr * q / h))])
+    return loss, grad
+
+
+def _solo_start(x: np.ndarray, logy: np.ndarray, s: float, alpha: float, u: float) -> np.ndarray:
+    """A starting point: e_ is the median shift that puts the curve through the points."""
+    return np.array([alpha, float(np.median(logy - np.log(1.0 + s * u * np.exp(-alpha * x)))), u])
+
+
+def _solo_grid(x: np.ndarray, logy: np.ndarray, s: float, alphas: np.ndarray, e_max: float
+               ) -> tuple[np.ndarray, float]:
+    """Fallback: scan alpha and u, e_ the median log shift (the L1 optimum), keep the best."""
+    umax = SOLO_U_MAX[int(s)]
+    us = np.linspace(0.0, umax, 101) if s < 0 else np.concatenate([[0.0], np.geomspace(1e-4, umax, 100)])
+    logh = np.log(1.0 + s * us[None, :, None] * np.exp(-alphas[:, None, None] * x[None, None, :]))
+    base = logy[None, None, :] - logh
+    e_ = np.minimum(np.median(base, axis=-1), e_max)
+    a = np.abs(e_[..., None] - base)
+    loss = np.where(a <= HUBER_DELTA, 0.5 * a * a, HUBER_DELTA * (a - 0.5 * HUBER_DELTA)).sum(axis=-1) / HUBER_DELTA
+    i, j = np.unravel_index(int(np.argmin(loss)), loss.shape)
+    return np.array([float(alphas[i]), float(e_[i, j]), float(us[j])]), float(loss[i, j])
+
+
+def _fit_solo(sizes: np.ndarray, errors: np.ndarray, s: float, log_nmin: float, alpha: float | None,
+              warm: np.ndarray | None = None, full_starts: bool = True,
+              max_error: float = math.inf) -> _SoloFit:
+    """Fit one arm's curve in direction s; alpha fixed when given (borrowed), else free in bounds.
+
+    Parametrised as E = exp(e_), B N^-alpha = u E (N / N_min)^-alpha with N_min the study's
+    smallest size, so u < 1 keeps a worsening curve positive over every size the study reads.
+    `max_error` caps E, the ceiling a worsening curve rises toward (1 for 1 - score).
+    """
+    x = np.log(np.asarray(sizes, dtype=float)) - log_nmin
+    logy = np.log(np.clip(np.asarray(errors, dtype=float), MIN_ERROR, None))
+    e_max = min(float(logy.max()) + 5.0, math.log(max_error))
+    bounds = [(alpha, alpha) if alpha is not None else ALPHA_BOUNDS, (-30.0, e_max), (0.0, SOLO_U_MAX[int(s)])]
+    lo = np.array([b[0] for b in bounds])
+    hi = np.array([b[1] for b in bounds])
+    grid = [_solo_start(x, logy, s, a, u) for a in (START_ALPHAS if alpha is None else (alpha,))
+            for u in SOLO_START_U[int(s)]]
+
+    def best_of(starts: list[np.ndarray]) -> tuple[np.ndarray, float] | None:
+        best = None
+        for st in starts:
+            res = minimize(_solo_loss_grad, np.clip(st, lo, hi), args=(x, logy, s), jac=True,
+                           method="L-BFGS-B", bounds=bounds, options={"maxiter": 1000})
+            if res.success and np.all(np.isfinite(res.x)) and (best is None or res.fun < best[1] - 1e-12):
+                best = (res.x, float(res.fun))
+        return best
+
+    warm_only = warm is not None and not full_starts
+    best = best_of([warm] if warm_only else ([warm] if warm is not None else []) + grid)
+    if best is None and warm_only:
+        best = best_of(grid)  # the warm start alone failed on this replicate: try the grid first
+    converged = best is not None
+    if best is None:
+        best = _solo_grid(x, logy, s, np.array([alpha]) if alpha is not None else FALLBACK_ALPHAS, e_max)
+    theta, loss = best
+    a, e_, u = (float(v) for v in theta)
+    E = math.exp(e_)
+    return _SoloFit(a, E, u * E * math.exp(a * log_nmin), s, converged, "lbfgsb" if converged else "grid", loss,
+                    np.asarray(theta, dtype=float))
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,7 +588,8 @@ class StudyFit:
 
     `boot` holds, per replicate (row) and fitted arm (column), the predicted metric at the target
     size; ranking reads P(best) from it. `boot_params` keeps each replicate's curve parameters
-    (columns as in `param_names`) so that bands can be drawn at any size.
+    (columns as in `param_names`; a power law's direction s is the arm's, in its `params`) so that
+    bands can be drawn at any size.
     """
 
     metric: str
@@ -469,7 +625,7 @@ class StudyFit:
             nan = np.full(n.shape, np.nan)
             return value, nan, nan.copy()
         names = self.param_names(f.form)
-        vals = np.stack([_error_curve(f.form, dict(zip(names, row)), n) for row in reps])
+        vals = np.stack([_error_curve(f.form, {**f.params, **dict(zip(names, row))}, n) for row in reps])
         vals = from_error(vals, self.higher_is_better)
         low, high = _percentiles(vals)
         return value, low, high
@@ -522,6 +678,7 @@ class _Arm:
     errors: np.ndarray  # per point
     values: np.ndarray  # per point, metric units
     form: str
+    direction: Direction
 
     @property
     def distinct(self) -> np.ndarray:
@@ -547,40 +704,77 @@ def _resolve_shared(shared: str, arms: list[_Arm]) -> str:
     return "none"
 
 
-def _groups(arms: list[_Arm], mode: str) -> list[list[_Arm]]:
-    """Which power-law arms are fitted together: all of them (shared alpha), or each alone."""
+@dataclass
+class _Plan:
+    """How the power-law arms are fitted.
+
+    Improving arms go in `groups`: one group sharing alpha ("alpha" mode), or each alone.
+    Worsening and flat arms are `solos`, each fitted on its own; with `borrow` they take the
+    exponent of the improving group's fit instead of fitting it. `log_nmin` is the log of the
+    study's smallest size, where a worsening curve is anchored to stay positive; `max_error` is
+    the most the error can be (1 for a score), which caps the ceiling a worsening curve rises to.
+    """
+
+    groups: list[list[_Arm]]
+    solos: list[_Arm]
+    borrow: bool
+    log_nmin: float
+    max_error: float
+
+    def group_of(self, name: str) -> int | None:
+        return next((gi for gi, g in enumerate(self.groups) if any(a.name == name for a in g)), None)
+
+
+def _plan(arms: list[_Arm], mode: str, log_nmin: float, max_error: float) -> _Plan:
     pl = [a for a in arms if a.form == "power_law"]
-    if mode == "alpha" and len(pl) >= 2:
-        return [pl]
-    return [[a] for a in pl]
+    improving = [a for a in pl if a.direction == "improving"]
+    solos = [a for a in pl if a.direction != "improving"]
+    if mode == "alpha" and improving:
+        return _Plan([improving], solos, True, log_nmin, max_error)
+    return _Plan([[a] for a in improving], solos, False, log_nmin, max_error)
+
+
+@dataclass
+class _Fits:
+    """The fits of one pass over the data: per improving group, and per solo arm."""
+
+    groups: dict[int, _GroupFit]
+    solos: dict[str, _SoloFit]
 
 
 def _params_from_group(g: _GroupFit, i: int) -> dict[str, float]:
-    return {"E": float(g.E[i]), "B": float(g.B[i]), "alpha": float(g.alpha)}
+    return {"E": float(g.E[i]), "B": float(g.B[i]), "alpha": float(g.alpha), "s": 1.0}
 
 
-def _fit_arms(arms: list[_Arm], groups: list[list[_Arm]], data: dict[str, tuple[np.ndarray, np.ndarray]],
-              warm: dict[int, _GroupFit] | None, full_starts: bool) -> tuple[dict[str, dict[str, float]], dict[int, _GroupFit]]:
-    """Fit every arm with its form on the given (sizes, errors); returns params per arm and group fits."""
+def _fit_arms(arms: list[_Arm], plan: _Plan, data: dict[str, tuple[np.ndarray, np.ndarray]],
+              warm: _Fits | None, full_starts: bool) -> tuple[dict[str, dict[str, float]], _Fits]:
+    """Fit every arm with its form on the given (sizes, errors); returns params per arm and the fits."""
     params: dict[str, dict[str, float]] = {}
-    group_fits: dict[int, _GroupFit] = {}
-    for gi, group in enumerate(groups):
+    fits = _Fits({}, {})
+    for gi, group in enumerate(plan.groups):
         d = _make_data([data[a.name][0] for a in group], [data[a.name][1] for a in group])
-        warm_start = [_warm_theta(warm[gi], d.log_n0)] if warm is not None and gi in warm else []
+        warm_start = [_warm_theta(warm.groups[gi], d.log_n0)] if warm is not None and gi in warm.groups else []
         few_starts = bool(warm_start) and not full_starts
         g = _fit_group(d, warm_start if few_starts else warm_start + _grid_starts(d))
         if few_starts and not g.converged:
             # The warm start alone failed on this replicate: try the full grid before falling back.
             g = _fit_group(d, warm_start + _grid_starts(d))
-        group_fits[gi] = g
+        fits.groups[gi] = g
         for i, a in enumerate(group):
             params[a.name] = _params_from_group(g, i)
+    borrowed = fits.groups[0].alpha if plan.borrow else None
+    for a in plan.solos:
+        s, e = data[a.name]
+        w = warm.solos[a.name].theta if warm is not None and a.name in warm.solos else None
+        f = _fit_solo(s, e, SIGN[a.direction], plan.log_nmin, borrowed, w, full_starts, plan.max_error)
+        fits.solos[a.name] = f
+        params[a.name] = f.params()
     for a in arms:
         if a.form == "log_linear":
             s, e = data[a.name]
             aa, c = fit_log_linear(s, e)
             params[a.name] = {"a": aa, "c": c}
-    return params, group_fits
+    return params, fits
 
 
 def _resample(arm: _Arm, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -593,9 +787,9 @@ def _resample(arm: _Arm, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     return arm.sizes, arm.errors
 
 
-def _bootstrap(arms: list[_Arm], groups: list[list[_Arm]], full_groups: dict[int, _GroupFit],
-               n_boot: int, seed: int, target_size: int, higher_is_better: bool
-               ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def _bootstrap(arms: list[_Arm], plan: _Plan, full: _Fits, n_boot: int, seed: int, target_size: int,
+               higher_is_better: bool) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Refit on resampled points; each arm keeps the direction read from all its points."""
     fitted = [a for a in arms if a.form != "none"]
     if n_boot <= 0 or not fitted:
         return pd.DataFrame(columns=[a.name for a in fitted], dtype=float), {}
@@ -605,7 +799,7 @@ def _bootstrap(arms: list[_Arm], groups: list[list[_Arm]], full_groups: dict[int
     for r in range(n_boot):
         data = {a.name: _resample(a, rng) for a in fitted}
         try:
-            params, _ = _fit_arms(arms, groups, data, warm=full_groups, full_starts=False)
+            params, _ = _fit_arms(arms, plan, data, warm=full, full_starts=False)
         except (ValueError, np.linalg.LinAlgError, FloatingPointError):
             continue  # a failed replicate stays NaN and is left out of the percentiles
         for j, a in enumerate(fitted):
@@ -617,8 +811,7 @@ def _bootstrap(arms: list[_Arm], groups: list[list[_Arm]], full_groups: dict[int
     return boot, reps
 
 
-def _backtest(arm: _Arm, groups: list[list[_Arm]], full_groups: dict[int, _GroupFit],
-              higher_is_better: bool) -> tuple[Backtest | None, str | None]:
+def _backtest(arm: _Arm, plan: _Plan, full: _Fits, higher_is_better: bool) -> tuple[Backtest | None, str | None]:
     """Refit without this arm's largest size (other arms keep theirs) and predict that size."""
     distinct = arm.distinct
     if len(distinct) < 3:
@@ -627,15 +820,22 @@ def _backtest(arm: _Arm, groups: list[list[_Arm]], full_groups: dict[int, _Group
     keep = arm.sizes < largest
     actual = float(np.mean(arm.values[~keep]))
     note = None
-    gi = next((i for i, g in enumerate(groups) if any(a.name == arm.name for a in g)), None)
-    if gi is not None and len(groups[gi]) > 1:
-        group = groups[gi]
+    gi = plan.group_of(arm.name)
+    solo = any(a.name == arm.name for a in plan.solos)
+    if gi is not None and len(plan.groups[gi]) > 1:
+        group = plan.groups[gi]
         d = _make_data([a.sizes[keep] if a.name == arm.name else a.sizes for a in group],
                        [a.errors[keep] if a.name == arm.name else a.errors for a in group])
-        g = _fit_group(d, [_warm_theta(full_groups[gi], d.log_n0)] + _backtest_starts(d))
+        g = _fit_group(d, [_warm_theta(full.groups[gi], d.log_n0)] + _backtest_starts(d))
         i = [a.name for a in group].index(arm.name)
         form, params = "power_law", _params_from_group(g, i)
-    elif len(distinct) - 1 >= 3:
+    elif solo and (plan.borrow or len(distinct) - 1 >= 3):
+        # The improving arms' exponent does not depend on this arm's points: borrow the full fit's.
+        alpha = full.groups[0].alpha if plan.borrow else None
+        f = _fit_solo(arm.sizes[keep], arm.errors[keep], SIGN[arm.direction], plan.log_nmin, alpha,
+                      full.solos[arm.name].theta, max_error=plan.max_error)
+        form, params = "power_law", f.params()
+    elif not solo and len(distinct) - 1 >= 3:
         d = _make_data([arm.sizes[keep]], [arm.errors[keep]])
         g = _fit_group(d, _grid_starts(d))
         form, params = "power_law", _params_from_group(g, 0)
@@ -648,7 +848,61 @@ def _backtest(arm: _Arm, groups: list[list[_Arm]], full_groups: dict[int, _Group
     return Backtest(int(largest), predicted, actual, abs(predicted - actual)), note
 
 
-def _flags(arm: _Arm, fit: Fit, target_size: int, higher_is_better: bool, group_converged: bool) -> None:
+def _at_bound(alpha: float) -> bool:
+    return alpha <= ALPHA_BOUNDS[0] + BOUND_TOLERANCE or alpha >= ALPHA_BOUNDS[1] - BOUND_TOLERANCE
+
+
+def _own_alphas(group: list[_Arm]) -> dict[str, float]:
+    """Each arm's exponent fitted on its own points alone (asked when a shared one is on a bound)."""
+    out = {}
+    for a in group:
+        d = _make_data([a.sizes], [a.errors])
+        out[a.name] = _fit_group(d, _grid_starts(d)).alpha
+    return out
+
+
+def _exponent_notes(arm: _Arm, plan: _Plan, full: _Fits, own_cache: dict[int, dict[str, float]]
+                    ) -> tuple[bool, list[str]]:
+    """Whether the arm's fit is degenerate, and the notes that say why (or why not).
+
+    A fit is degenerate when the optimizer fell back to the grid, or when the exponent the arm's
+    prediction uses was fitted and ended on a bound. In a shared fit that ends on a bound, each
+    arm is refitted alone: only arms whose own points also end on a bound are flagged; the others
+    are told that the shared value was set by those arms. A borrowed exponent is not this arm's
+    fit, and a solo curve with no slope (B ~ 0) does not depend on its exponent.
+    """
+    gi = plan.group_of(arm.name)
+    if gi is not None:
+        g, group = full.groups[gi], plan.groups[gi]
+        if not g.converged:
+            return True, [DEGENERATE_GRID_NOTE]
+        if not _at_bound(g.alpha):
+            return False, []
+        if len(group) == 1:
+            return True, [DEGENERATE_BOUND_NOTE.format(alpha=g.alpha)]
+        if gi not in own_cache:
+            own_cache[gi] = _own_alphas(group)
+        own = own_cache[gi]
+        pushers = [n for n, al in own.items() if _at_bound(al)]
+        if arm.name in pushers or not pushers:
+            return True, [DEGENERATE_BOUND_NOTE.format(alpha=g.alpha)]
+        return False, [f"the shared exponent alpha={g.alpha:.3g} sits on its bound, set there by "
+                       f"{', '.join(pushers)}; {arm.name}'s own points alone give alpha={own[arm.name]:.2f}, "
+                       f"so its prediction leans on the others' curve shape"]
+    f = full.solos[arm.name]
+    notes = []
+    if plan.borrow:
+        notes.append(f"exponent alpha={f.alpha:.3g} borrowed from the improving arms' fit; "
+                     f"this arm's points set its E and B only")
+    if not f.converged:
+        return True, notes + [DEGENERATE_GRID_NOTE]
+    if not plan.borrow and _at_bound(f.alpha) and f.theta[2] >= FLAT_RELATIVE_IMPROVEMENT:
+        return True, notes + [DEGENERATE_BOUND_NOTE.format(alpha=f.alpha)]
+    return False, notes
+
+
+def _flags(arm: _Arm, fit: Fit, target_size: int, higher_is_better: bool,
+           degenerate: tuple[bool, list[str]] | None) -> None:
     """Add machine flags and their human notes to `fit` in place."""
     distinct = arm.distinct
     largest = int(distinct[-1])
@@ -663,19 +917,21 @@ def _flags(arm: _Arm, fit: Fit, target_size: int, higher_is_better: bool, group_
     improved = mean_large > mean_small if higher_is_better else mean_large < mean_small
     curve = _error_curve(fit.form, fit.params, [distinct[0], distinct[-1]])
     flat = not (curve[0] - curve[1] > FLAT_RELATIVE_IMPROVEMENT * curve[0])
-    if not improved or flat:
+    if arm.direction == "worsening":
+        fit.flags.append("no_improvement")
+        how = (f"fitted as e = E - B*N^-alpha, the error rising toward E={fit.params['E']:.3g}"
+               if fit.form == "power_law" else "the log-linear fit rises with size")
+        fit.notes.append(f"no improvement with size: the metric gets worse as the size grows (worsening); {how}")
+    elif not improved or flat:
         fit.flags.append("no_improvement")
         why = "the metric at the largest size is no better than at the smallest" if not improved \
             else "the fitted curve is flat over the measured sizes"
         fit.notes.append(f"no improvement with size: {why}")
-    if fit.form == "power_law":
-        alpha = fit.params["alpha"]
-        at_bound = alpha <= ALPHA_BOUNDS[0] + 1e-4 or alpha >= ALPHA_BOUNDS[1] - 1e-4
-        if at_bound or not group_converged:
+    if degenerate is not None:
+        is_degenerate, notes = degenerate
+        if is_degenerate:
             fit.flags.append("degenerate")
-            why = f"exponent alpha={alpha:.3g} at its bound" if at_bound \
-                else "the optimizer did not converge; grid-search fallback used"
-            fit.notes.append(f"degenerate fit: {why}")
+        fit.notes.extend(notes)
 
 
 def fit_study(points: pd.DataFrame, *, metric: str, higher_is_better: bool, target_size: int,
@@ -683,8 +939,10 @@ def fit_study(points: pd.DataFrame, *, metric: str, higher_is_better: bool, targ
     """Fit every arm of a study on one metric and predict it at `target_size`.
 
     `points` has columns arm, size, seed, value (one row per finished run; NaN values are
-    dropped). Arms with 3+ sizes get a power law; with fewer than 4 sizes per arm ("auto") they
-    share alpha, so that 3 sizes still leave degrees of freedom. 2 sizes get a log-linear fit,
+    dropped). Each arm's direction (improving, worsening, flat) is read from its points. Arms
+    with 3+ sizes get a power law e = E + s B N^-alpha; with fewer than 4 sizes per arm ("auto")
+    the improving ones share alpha, so that 3 sizes still leave degrees of freedom, and the
+    worsening and flat ones are fitted alone with that alpha. 2 sizes get a log-linear fit,
     1 size none. Intervals are the 5th-95th percentiles over `n_boot` bootstrap replicates.
     """
     df = clean_points(points)
@@ -692,29 +950,37 @@ def fit_study(points: pd.DataFrame, *, metric: str, higher_is_better: bool, targ
     for name, g in df.groupby("arm", sort=True):
         vals = g["value"].to_numpy(dtype=float)
         sizes = g["size"].to_numpy(dtype=float)
-        arms.append(_Arm(str(name), sizes, to_error(vals, higher_is_better), vals, _form_for(len(np.unique(sizes)))))
+        errors = to_error(vals, higher_is_better)
+        arms.append(_Arm(str(name), sizes, errors, vals, _form_for(len(np.unique(sizes))),
+                         trend_direction(sizes, errors)))
     mode = _resolve_shared(shared, arms)
-    groups = _groups(arms, mode)
+    # 1 - score cannot pass 1, so a worsening score's error rises at most to 1; a loss has no ceiling.
+    plan = _plan(arms, mode, float(np.log(df["size"].min())) if len(df) else 0.0,
+                 1.0 if higher_is_better else math.inf)
     data = {a.name: (a.sizes, a.errors) for a in arms}
     with _single_threaded_blas():
-        params, full_groups = _fit_arms(arms, groups, data, warm=None, full_starts=True)
-        boot, reps = _bootstrap(arms, groups, full_groups, n_boot, seed, target_size, higher_is_better)
-        backtests = {a.name: _backtest(a, groups, full_groups, higher_is_better)
-                     for a in arms if a.form != "none"}
+        params, full = _fit_arms(arms, plan, data, warm=None, full_starts=True)
+        boot, reps = _bootstrap(arms, plan, full, n_boot, seed, target_size, higher_is_better)
+        backtests = {a.name: _backtest(a, plan, full, higher_is_better) for a in arms if a.form != "none"}
+        own_cache: dict[int, dict[str, float]] = {}
+        degenerate = {a.name: _exponent_notes(a, plan, full, own_cache) for a in arms if a.form == "power_law"}
 
-    group_of = {a.name: (gi, len(g)) for gi, g in enumerate(groups) for a in g}
     fits: dict[str, Fit] = {}
     study = StudyFit(metric, higher_is_better, int(target_size), mode, int(n_boot), int(seed), fits, boot, reps)
     for a in arms:
         if a.form == "none":
             fit = Fit(a.name, "none", {}, [], None, None, [], [NO_FIT_NOTE], False)
-            _flags(a, fit, target_size, higher_is_better, True)
+            _flags(a, fit, target_size, higher_is_better, None)
             fits[a.name] = fit
             continue
-        gi, gsize = group_of.get(a.name, (None, 1))
-        converged = full_groups[gi].converged if gi is not None else True
-        shared_params = ["alpha"] if gi is not None and gsize > 1 else []
-        fit = Fit(a.name, a.form, params[a.name], shared_params, None, None, [], [], converged)
+        gi = plan.group_of(a.name)
+        if gi is not None:
+            converged = full.groups[gi].converged
+        else:
+            converged = full.solos[a.name].converged if a.name in full.solos else True
+        gsize = len(plan.groups[gi]) if gi is not None else 1
+        shared_params = ["alpha"] if gsize > 1 else []
+        fit = Fit(a.name, a.form, params[a.name], shared_params, None, None, [], [], converged, a.direction)
         fits[a.name] = fit
         value, low, high = study.curve(a.name, [target_size])
         fit.prediction = Prediction(int(target_size), float(value[0]),
@@ -727,6 +993,6 @@ def fit_study(points: pd.DataFrame, *, metric: str, higher_is_better: bool, targ
             fit.notes.append("two sizes: log-linear fit (no saturation), read it as a trend")
         if shared_params:
             why = " (too few sizes per arm to fit it alone)" if shared == "auto" else ""
-            fit.notes.append(f"exponent alpha shared across {gsize} arms{why}")
-        _flags(a, fit, target_size, higher_is_better, converged)
+            fit.notes.append(f"exponent alpha shared across {gsize} improving arms{why}")
+        _flags(a, fit, target_size, higher_is_better, degenerate.get(a.name))
     return study

@@ -191,6 +191,29 @@ def test_direction_must_match_the_fit():
     assert all(r.p_best is None and r.low is None for r in rows)
 
 
+def test_worsening_candidates_rank_below_the_baseline():
+    """The offline demo's macro-F1 (1 seed): off-domain and label-noise data get worse with size."""
+    values = {
+        "baseline": [0.578, 0.625, 0.658],
+        "helpful": [0.566, 0.696, 0.705],
+        "partial": [0.512, 0.523, 0.528],
+        "noisy": [0.393, 0.452, 0.268],
+        "offdomain": [0.427, 0.104, 0.048],
+    }
+    pts = pd.DataFrame([{"arm": arm, "size": n, "seed": 0, "value": v}
+                        for arm, vs in values.items() for n, v in zip([250, 500, 1000], vs)])
+    sf, rows = fit_and_rank(pts, n_boot=100, target=4000)
+    by = {r.candidate: r for r in rows}
+    assert rows[0].candidate == "helpful" and rows[0].gain_over_baseline > 0 and rows[0].p_best > 0.9
+    assert {r.candidate for r in rows[-2:]} == {"noisy", "offdomain"}
+    for name in ("noisy", "offdomain"):
+        assert by[name].gain_over_baseline < 0 and "no_improvement" in by[name].flags
+    assert not all("degenerate" in r.flags for r in rows)
+    base = baseline_row(sf, pts)
+    assert "degenerate" not in base.flags
+    json.dumps([r.to_dict() for r in rows], allow_nan=False)
+
+
 def test_ranking_is_deterministic():
     pts = make_points(CROSSING, noise=0.01, rng_seed=9)
     _, a = fit_and_rank(pts, n_boot=30, seed=2)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core import scaling
-from core.scaling import NO_FIT_NOTE, fit_power_law, fit_study, from_error, to_error
+from core.scaling import NO_FIT_NOTE, fit_power_law, fit_study, from_error, to_error, trend_direction
 
 
 def make_points(curves: dict[str, tuple[float, float, float]], sizes, seeds=(0, 1), noise=0.0,
@@ -22,6 +22,19 @@ def make_points(curves: dict[str, tuple[float, float, float]], sizes, seeds=(0, 
         for n in sizes:
             for s in seeds:
                 e = (E + B * n ** -alpha) * np.exp(rng.normal(0.0, noise)) if noise else E + B * n ** -alpha
+                rows.append({"arm": arm, "size": n, "seed": s, "value": 1 - e if higher_is_better else e})
+    return pd.DataFrame(rows)
+
+
+def make_worsening(curves: dict[str, tuple[float, float, float]], sizes, seeds=(0, 1), noise=0.0,
+                   higher_is_better=True, rng_seed=0) -> pd.DataFrame:
+    """Runs of arms whose error rises with size: E - B N^-alpha times lognormal noise."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for arm, (E, B, alpha) in curves.items():
+        for n in sizes:
+            for s in seeds:
+                e = (E - B * n ** -alpha) * (np.exp(rng.normal(0.0, noise)) if noise else 1.0)
                 rows.append({"arm": arm, "size": n, "seed": s, "value": 1 - e if higher_is_better else e})
     return pd.DataFrame(rows)
 
@@ -258,6 +271,8 @@ def test_no_improvement_flag():
     assert "no_improvement" in sf.fits["flat"].flags
     assert "no_improvement" in sf.fits["worse"].flags
     assert "no_improvement" not in sf.fits["good"].flags
+    assert [sf.fits[a].direction for a in ("flat", "worse", "good")] == ["flat", "worsening", "improving"]
+    assert sf.fits["flat"].prediction.value == pytest.approx(0.70, abs=1e-3)
 
     # a loss that rises with size is no improvement either
     rising = pd.DataFrame([{"arm": "a", "size": n, "seed": 0, "value": v}
@@ -267,13 +282,171 @@ def test_no_improvement_flag():
 
 
 def test_degenerate_flag_when_alpha_hits_bound():
-    # Falls off as N^-3, steeper than the alpha <= 2 the fit allows.
+    # Falls off as N^-3, steeper than the alpha <= 1 the fit allows.
     pts = pd.DataFrame([{"arm": "steep", "size": n, "seed": s, "value": 0.5 + 2e7 * n ** -3.0}
                         for n in [250, 500, 1000, 2000, 4000] for s in (0, 1)])
     sf = fit_study(pts, metric="loss", higher_is_better=False, target_size=8000, n_boot=0)
     f = sf.fits["steep"]
-    assert f.params["alpha"] == pytest.approx(2.0, abs=1e-3)
-    assert "degenerate" in f.flags and any("bound" in n for n in f.notes)
+    assert scaling.ALPHA_BOUNDS == (0.0, 1.0)
+    assert f.params["alpha"] == pytest.approx(1.0, abs=1e-3)
+    assert "degenerate" in f.flags
+    assert any("at its bound" in n and "the prediction rests on the bound" in n for n in f.notes)
+
+
+# ---------------------------------------------------------------- direction: improving and worsening arms
+
+# Macro-F1 of the offline demo study (1 seed): two candidates get worse with more of their data.
+DEMO_SIZES = [250, 500, 1000]
+DEMO = {
+    "baseline": [0.578, 0.625, 0.658],
+    "helpful": [0.566, 0.696, 0.705],
+    "partial": [0.512, 0.523, 0.528],
+    "noisy": [0.393, 0.452, 0.268],
+    "offdomain": [0.427, 0.104, 0.048],
+}
+
+
+def demo_points() -> pd.DataFrame:
+    return pd.DataFrame([{"arm": arm, "size": n, "seed": 0, "value": v}
+                         for arm, values in DEMO.items() for n, v in zip(DEMO_SIZES, values)])
+
+
+@pytest.fixture(scope="module")
+def demo_fit():
+    return fit_study(demo_points(), metric="macro_f1", higher_is_better=True, target_size=4000, n_boot=200)
+
+
+def test_trend_direction():
+    sizes = np.array([250, 500, 1000])
+    assert trend_direction(sizes, [0.42, 0.38, 0.34]) == "improving"
+    assert trend_direction(sizes, [0.57, 0.90, 0.95]) == "worsening"
+    # one odd point does not set the direction: two of the three pairwise slopes rise
+    assert trend_direction(sizes, [0.607, 0.548, 0.732]) == "worsening"
+    assert trend_direction(sizes, [0.30, 0.30, 0.30]) == "flat"
+    assert trend_direction([500, 500], [0.3, 0.2]) == "flat"
+    # seeds are averaged per size before the slope
+    assert trend_direction([250, 250, 1000, 1000], [0.5, 0.1, 0.2, 0.2]) == "improving"
+
+
+def test_demo_study_ranks_worsening_arms_honestly(demo_fit):
+    sf = demo_fit
+    fits = sf.fits
+    assert {a: f.direction for a, f in fits.items()} == {
+        "baseline": "improving", "helpful": "improving", "partial": "improving",
+        "noisy": "worsening", "offdomain": "worsening"}
+    pred = {a: f.prediction.value for a, f in fits.items()}
+    order = sorted(pred, key=lambda a: -pred[a])
+    assert order[0] == "helpful" and order[1] == "baseline"
+    assert pred["noisy"] < pred["baseline"] and pred["offdomain"] < pred["baseline"]
+    for arm in ("noisy", "offdomain"):
+        f = fits[arm]
+        assert f.params["s"] == -1.0 and f.form == "power_law" and f.shared == []
+        assert f.params["E"] <= 1.0 + 1e-9  # 1 - score rises at most to 1
+        # rising toward E: no better at the target than measured at the largest size
+        assert f.prediction.value <= DEMO[arm][-1] + 1e-9
+        assert "no_improvement" in f.flags and "degenerate" not in f.flags
+        assert any("worsening" in n for n in f.notes) and any("borrowed" in n for n in f.notes)
+        e = scaling._error_curve("power_law", f.params, [250, 1000, 4000, 1e6])
+        assert np.all(e > 0) and np.all(np.diff(e) > 0)
+    # only the improving arms share the exponent, and it stays within [0, 1]
+    for arm in ("baseline", "helpful", "partial"):
+        f = fits[arm]
+        assert f.shared == ["alpha"] and f.params["s"] == 1.0
+        assert 0.0 <= f.params["alpha"] <= 1.0
+        assert "no_improvement" not in f.flags
+    degenerate = [a for a, f in fits.items() if "degenerate" in f.flags]
+    assert "baseline" not in degenerate and degenerate  # not every arm: the baseline's shape is its own
+    for arm in degenerate:
+        assert any("the points do not pin the curve's shape; the prediction rests on the bound" in n
+                   for n in fits[arm].notes)
+    for f in fits.values():
+        p = f.prediction
+        assert p.low <= p.value + 1e-9 and p.value <= p.high + 1e-9
+    assert sf.boot.notna().all().all()
+    back = json.loads(json.dumps(sf.to_dict(), allow_nan=False))
+    assert back["fits"]["offdomain"]["direction"] == "worsening"
+    assert back["fits"]["offdomain"]["params"]["s"] == -1.0
+
+
+def test_worsening_arms_do_not_move_the_shared_exponent():
+    improving = make_points(JOINT, SIZES3, noise=0.01, rng_seed=7)
+    alone = fit_study(improving, metric="accuracy", higher_is_better=True, target_size=64000, n_boot=0)
+    worse = make_worsening({"bad": (0.7, 3.0, 0.5), "worst": (0.9, 20.0, 0.8)}, SIZES3, noise=0.01)
+    both = fit_study(pd.concat([improving, worse]), metric="accuracy", higher_is_better=True,
+                     target_size=64000, n_boot=20)
+    shared = alone.fits["baseline"].params["alpha"]
+    for arm in JOINT:
+        assert both.fits[arm].params["alpha"] == pytest.approx(shared, abs=1e-6)
+        assert both.fits[arm].prediction.value == pytest.approx(alone.fits[arm].prediction.value, abs=1e-6)
+        assert both.fits[arm].flags == []
+    for arm in ("bad", "worst"):
+        f = both.fits[arm]
+        assert f.direction == "worsening" and f.params["alpha"] == pytest.approx(shared)
+        assert f.prediction.value < worse[worse.arm == arm]["value"].min()  # the score keeps falling
+    assert both.fits["bad"].prediction.value == pytest.approx(1 - (0.7 - 3.0 * 64000 ** -0.5), abs=0.02)
+
+
+def test_worsening_curve_alone_recovers_parameters():
+    curve = (0.8, 4.0, 0.4)
+    pts = make_worsening({"w": curve}, [250, 500, 1000, 2000, 4000, 8000], noise=0.005, rng_seed=1)
+    sf = fit_study(pts, metric="accuracy", higher_is_better=True, target_size=32000, n_boot=30)
+    f = sf.fits["w"]
+    assert sf.shared_mode == "none" and f.converged and f.direction == "worsening"
+    assert f.params["E"] == pytest.approx(0.8, abs=0.02)
+    assert f.params["alpha"] == pytest.approx(0.4, abs=0.1)
+    assert f.prediction.value == pytest.approx(1 - (0.8 - 4.0 * 32000 ** -0.4), abs=0.01)
+    assert f.backtest.abs_error < 0.01
+    assert f.flags == ["no_improvement"]
+
+
+def test_loss_that_rises_is_fitted_rising():
+    pts = pd.concat([make_points({"baseline": (1.5, 20.0, 0.4)}, SIZES3, higher_is_better=False),
+                     make_worsening({"ood": (3.0, 30.0, 0.5)}, SIZES3, higher_is_better=False)])
+    sf = fit_study(pts, metric="loss", higher_is_better=False, target_size=32000, n_boot=20)
+    ood = sf.fits["ood"]
+    assert ood.direction == "worsening" and "no_improvement" in ood.flags
+    assert ood.prediction.value > pts[pts.arm == "ood"]["value"].max()
+    assert ood.prediction.value > sf.fits["baseline"].prediction.value
+
+
+def test_study_with_no_improving_arm_fits_each_exponent():
+    pts = make_worsening({"a": (0.8, 4.0, 0.4), "b": (0.6, 2.0, 0.5)}, SIZES3, noise=0.01)
+    sf = fit_study(pts, metric="accuracy", higher_is_better=True, target_size=32000, n_boot=20)
+    for arm in ("a", "b"):
+        f = sf.fits[arm]
+        assert f.direction == "worsening" and f.shared == [] and f.params["s"] == -1.0
+        assert not any("borrowed" in n for n in f.notes)
+        assert 0.0 <= f.params["alpha"] <= 1.0
+        assert f.prediction.value < pts[pts.arm == arm]["value"].min()
+
+
+@pytest.mark.parametrize("s", [1.0, -1.0])
+def test_solo_gradient_matches_finite_differences(s):
+    from scipy.optimize import check_grad
+
+    x = np.log(np.array([250, 500, 1000, 4000]) / 250)
+    logy = np.log(np.array([0.5, 0.45, 0.62, 0.7]))
+    for theta in ([0.4, -0.3, 0.5], [0.9, 0.1, 0.2]):
+        err = check_grad(lambda t: scaling._solo_loss_grad(t, x, logy, s)[0],
+                         lambda t: scaling._solo_loss_grad(t, x, logy, s)[1], np.array(theta), epsilon=1e-7)
+        assert err < 1e-4
+
+
+def test_solo_grid_fallback_when_optimizer_fails(monkeypatch):
+    class Failed:
+        success = False
+        x = np.array([np.nan])
+        fun = np.inf
+
+    monkeypatch.setattr(scaling, "minimize", lambda *a, **k: Failed())
+    pts = pd.concat([make_points({"good": (0.2, 5.0, 0.5)}, SIZES3),
+                     make_worsening({"bad": (0.7, 3.0, 0.5)}, SIZES3)])
+    sf = fit_study(pts, metric="accuracy", higher_is_better=True, target_size=16000, n_boot=5)
+    for arm in ("good", "bad"):
+        f = sf.fits[arm]
+        assert not f.converged and "degenerate" in f.flags
+        assert any("grid-search fallback" in n for n in f.notes)
+    assert sf.fits["bad"].prediction.value == pytest.approx(1 - (0.7 - 3.0 * 16000 ** -0.5), abs=0.01)
 
 
 # ---------------------------------------------------------------- determinism and speed
@@ -290,11 +463,14 @@ def test_same_seed_same_output():
     assert not a.boot.equals(c.boot)
 
 
-def test_bootstrap_of_a_typical_study_is_fast():
-    """200 replicates of a joint fit of 6 arms x 3 sizes x 2 seeds: well under 10 s on 2 cores."""
+@pytest.mark.parametrize("n_worsening", [0, 2])
+def test_bootstrap_of_a_typical_study_is_fast(n_worsening):
+    """200 replicates of 6 arms x 3 sizes x 2 seeds (~2.5 s here): well under 10 s on 2 busy cores."""
     rng = np.random.default_rng(0)
-    curves = {f"arm{i}": (rng.uniform(0.1, 0.3), rng.uniform(2, 8), 0.5) for i in range(6)}
+    curves = {f"arm{i}": (rng.uniform(0.1, 0.3), rng.uniform(2, 8), 0.5) for i in range(6 - n_worsening)}
     pts = make_points(curves, [250, 1000, 4000], noise=0.015, rng_seed=1)
+    worse = {f"worse{i}": (rng.uniform(0.5, 0.8), rng.uniform(2, 8), 0.5) for i in range(n_worsening)}
+    pts = pd.concat([pts, make_worsening(worse, [250, 1000, 4000], noise=0.015, rng_seed=2)])
     t = time.perf_counter()
     sf = fit_study(pts, metric="accuracy", higher_is_better=True, target_size=64000, n_boot=200)
     elapsed = time.perf_counter() - t

@@ -113,7 +113,8 @@ def compute_metrics(
     wanted = [m for m in metrics if m not in LOSS_METRICS]
     unknown = [m for m in wanted if m not in TASK_METRICS[task]]
     if unknown:
-        raise ValueError(f"metrics {unknown} are not available for task '{task}'; choose from {list(TASK_METRICS[task])}")
+        allowed = list(TASK_METRICS[task])
+        raise ValueError(f"metrics {unknown} are not available for task '{task}'; choose from {allowed}")
     predictions = list(predictions)
     references = list(references)
     if len(predictions) != len(references):

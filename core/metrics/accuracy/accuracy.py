@@ -28,6 +28,14 @@ class Accuracy(evaluate.Metric):
             features=_FEATURE_OPTIONS,
         )
 
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of predictions and references; an empty batch is an error."""
+        # evaluate's own error for an empty batch is an IndexError from its feature inference,
+        # and evaluate appends the inputs description to this docstring, so it must exist.
+        if predictions is not None and references is not None and len(predictions) == 0 and len(references) == 0:
+            raise ValueError("accuracy got empty inputs: no predictions and no references")
+        return super().add_batch(predictions=predictions, references=references, **kwargs)
+
     def _compute(self, predictions, references):
         if len(references) == 0:
             raise ValueError("accuracy needs at least one prediction/reference pair")
