@@ -336,6 +336,21 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remote_run(args: argparse.Namespace) -> int:
+    """One run inside a Hugging Face Job: prepared data from the results repo in, result and manifest out."""
+    from workers.hf_jobs import remote_run
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        remote_run(args.repo, args.study, args.run, args.arm, args.size, args.seed, args.key, out=out)
+    except Exception as err:  # the Job's log is all the worker sees: say what failed, exit non-zero
+        print(f"error: run {args.run} failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Data Curation Workbench: which candidate dataset is worth adding?")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -401,6 +416,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reindex", help="rebuild Redis records from the artifacts store")
     p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("remote-run", help="(inside a Hugging Face Job) run one run from the results repo and upload its result")
+    p.add_argument("--repo", required=True, help="results dataset repo, e.g. org/workbench-results")
+    p.add_argument("--study", required=True)
+    p.add_argument("--run", required=True)
+    p.add_argument("--arm", required=True)
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--key", required=True)
+    p.set_defaults(func=cmd_remote_run)
     return parser
 
 

@@ -1,0 +1,434 @@
+"""The Hugging Face Jobs backend: the real `huggingface_hub` client against a local fake Hub.
+
+Nothing of ours is patched. A study is submitted with `workers.client.submit`; a real
+`workbench worker --burst` subprocess runs `hf_run_task` with HF_ENDPOINT pointing at the fake Hub
+(tests/fake_hub.py) and a fake secret in HF_TOKEN. In execute mode the fake runs the Job's command,
+so `workbench remote-run` really downloads the prepared data, trains the tiny model and uploads its
+result. Redis: 127.0.0.1:6379, db 11 (flushed per test).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from core.artifacts import ArtifactStore
+from core.spec import parse_spec
+from tests.fake_hub import FakeHub, Script, Step
+from workers import client
+from workers.client import SubmitOptions
+from workers.store import JobStore
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("WORKBENCH_TEST_HF_REDIS", "redis://127.0.0.1:6379/11")
+TOKEN = "hf_FAKE_SECRET_123"
+USER = "alice"
+ORG = "acme"  # an organization the user may run Jobs in
+RESULTS_REPO = f"{USER}/workbench-results"
+TINY_TRAINING = {"method": "full", "min_steps": 4, "learning_rate": 0.001, "max_seq_length": 64, "eval_batch_size": 256}
+
+
+def _spec(**over):
+    data = {
+        "name": "hf-small",
+        "model": "builtin:tiny-lm",
+        "task": "classification",
+        "d0": {"catalog": "demo/d0", "name": "d0"},
+        "benchmark": {"catalog": "demo/benchmark", "name": "benchmark", "max_rows": 60},
+        "candidates": [{"catalog": "demo/helpful", "name": "helpful", "max_rows": 400}],
+        "sizes": [40],
+        "seeds": [0],
+        "target_size": 1000,
+        "bootstrap": 30,
+        "training": TINY_TRAINING,
+    }
+    data.update(over)
+    return parse_spec(data)
+
+
+@pytest.fixture
+def redis():
+    conn = Redis.from_url(REDIS_URL)
+    try:
+        conn.ping()
+    except Exception as err:
+        pytest.skip(f"no Redis at {REDIS_URL}: {err}")
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def hub(tmp_path):
+    fake = FakeHub(token=TOKEN, user=USER, orgs=(ORG,)).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def artifacts(tmp_path):
+    return ArtifactStore(tmp_path / "artifacts")
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left_behind(redis, hub):
+    """A test that fails mid-way leaves no worker polling (set up after Redis and the hub: stops before them)."""
+    yield
+    while Worker.started:
+        Worker.started.pop().kill()
+
+
+class Worker:
+    """A `workbench worker --burst` subprocess whose environment is a worker's serving HF Jobs."""
+
+    started: list["Worker"] = []
+
+    def __init__(self, hub: FakeHub, artifacts: ArtifactStore, tmp: Path, *, token: bool = True):
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
+        env.update(
+            REDIS_URL=REDIS_URL, ARTIFACTS_DIR=str(artifacts.root), HF_ENDPOINT=hub.url, HF_HOME=str(tmp / "worker-hf-home"),
+            WORKBENCH_HF_POLL="0.2",
+        )
+        if token:
+            env["HF_TOKEN"] = TOKEN
+        self.log_path = tmp / "worker.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "worker", "--burst", "--queues", "default"],
+            cwd=PROJECT_ROOT, env=env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        Worker.started.append(self)
+
+    def kill(self) -> None:
+        """Stop this worker and its work horse (its own process group) if a test left it running."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def wait(self, timeout: float = 300) -> str:  # a guard: ~10 s on an idle machine
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"worker still running after {timeout} s:\n{self.log()[-3000:]}")
+        return self.log()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _submit(redis: Redis, artifacts: ArtifactStore, spec=None, **options) -> str:
+    opts = SubmitOptions(backend="hf_jobs", hf_flavor="a10g-small", hf_timeout="45m", run_timeout=900)
+    for k, v in options.items():
+        setattr(opts, k, v)
+    return client.submit(redis, spec or _spec(), opts, artifacts=artifacts)
+
+
+def _runs(redis: Redis, study_id: str) -> list[dict]:
+    return JobStore(redis).study_runs(study_id)
+
+
+def _wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Where a secret could leak
+
+
+def _variants(raw: bytes):
+    """The bytes, and what they decode to when they are compressed or base64 (RQ stores both)."""
+    yield raw
+    for attempt in (lambda b: zlib.decompress(b), lambda b: base64.b64decode(b, validate=True)):
+        try:
+            decoded = attempt(raw)
+        except Exception:
+            continue
+        yield decoded
+        try:
+            yield zlib.decompress(decoded)
+        except Exception:
+            pass
+
+
+def _redis_dump(redis: Redis) -> list[tuple[str, bytes]]:
+    """Every key of the test db and every value in it, whatever its type."""
+    out = []
+    for key in redis.scan_iter(count=500):
+        kind = redis.type(key).decode()
+        name = key.decode(errors="replace")
+        out.append((name, key))
+        if kind == "string":
+            out.append((name, redis.get(key) or b""))
+        elif kind == "hash":
+            for f, v in redis.hgetall(key).items():
+                out += [(f"{name}.{f.decode(errors='replace')}", f), (f"{name}.{f.decode(errors='replace')}", v)]
+        elif kind == "list":
+            out += [(name, v) for v in redis.lrange(key, 0, -1)]
+        elif kind == "set":
+            out += [(name, v) for v in redis.smembers(key)]
+        elif kind == "zset":
+            out += [(name, v) for v, _ in redis.zrange(key, 0, -1, withscores=True)]
+        elif kind == "stream":
+            for _, fields in redis.xrange(key):
+                for f, v in fields.items():
+                    out += [(name, f), (name, v)]
+        else:
+            raise AssertionError(f"unexpected Redis type {kind} for {name}")
+    return out
+
+
+def _assert_token_nowhere(redis: Redis, hub: FakeHub, artifacts: ArtifactStore, texts: dict[str, str]) -> None:
+    secret = TOKEN.encode()
+    dump = _redis_dump(redis)
+    assert len(dump) > 20  # the scan saw the study, its runs, events and RQ's jobs
+    for name, raw in dump:
+        for variant in _variants(raw):
+            assert secret not in variant, f"token found in Redis key {name}"
+    # RQ's own view of each job: arguments, result, failure
+    from rq.job import Job
+
+    for key in redis.scan_iter("rq:job:*"):
+        job_id = key.decode().split(":", 2)[2]
+        if ":" in job_id:
+            continue
+        job = Job.fetch(job_id, connection=redis)
+        assert TOKEN not in repr((job.args, job.kwargs, job.meta, job.exc_info, job.description)), f"token in RQ job {job_id}"
+        for result in job.results():
+            assert TOKEN not in repr((result.return_value, result.exc_string)), f"token in result of RQ job {job_id}"
+    files = [p for p in artifacts.root.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        assert secret not in path.read_bytes(), f"token written to {path}"
+    for name, text in texts.items():
+        assert TOKEN not in text, f"token in {name}"
+    for job in hub.jobs.values():
+        assert TOKEN not in "\n".join(line for _, line in job.logs), f"token in the logs of HF Job {job.id}"
+
+
+def _assert_requests_keep_the_token_secret(hub: FakeHub) -> None:
+    """The token travels only as the Authorization header and as the Job's secret."""
+    assert hub.requests
+    for r in hub.requests:
+        auth = r["headers"].get("authorization")
+        assert auth in (None, f"Bearer {TOKEN}")
+        others = {k: v for k, v in r["headers"].items() if k != "authorization"}
+        assert TOKEN not in json.dumps(others) and TOKEN not in r["path"] and TOKEN not in json.dumps(r["query"])
+        if r in hub.job_requests():
+            assert r["json"]["secrets"] == {"HF_TOKEN": TOKEN}
+            assert TOKEN not in json.dumps({k: v for k, v in r["json"].items() if k != "secrets"})
+        else:
+            assert TOKEN not in r["body"], f"token in the body of {r['method']} {r['path']}"
+
+
+def _result_payload(record: dict, **metrics) -> dict:
+    return {
+        "key": record["key"], "arm": record["arm"], "size": record["size"], "seed": record["seed"],
+        "metrics": metrics or {"macro_f1": 0.5, "accuracy": 0.55, "loss": 2.0},
+        "train": {"steps": 4}, "timings": {"total_seconds": 1.5}, "mixture": {"parts": [], "candidate_repetition": None},
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# A real run in a (local) Job container
+
+
+def test_study_runs_on_hf_jobs_end_to_end_and_the_token_stays_secret(redis, hub, artifacts, tmp_path, tiny_lm_path):
+    hub.execute = True
+    workdir = tmp_path / "container"
+    workdir.mkdir()
+    hub.workdir = str(workdir)
+    hub.base_env = {  # what the Job's image provides: the workbench on PATH, a home, the model cache
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(workdir),
+        "WORKBENCH_HOME": os.environ["WORKBENCH_HOME"],
+        "HF_HOME": str(workdir / "hf-home"),
+    }
+    study_id = _submit(redis, artifacts)
+    records = _runs(redis, study_id)
+    assert len(records) == 2
+
+    worker = Worker(hub, artifacts, tmp_path)
+    worker_log = worker.wait(timeout=600)
+
+    runs = {r["id"]: r for r in _runs(redis, study_id)}
+    for rid, run in runs.items():
+        assert run["status"] == "finished", (run, worker_log[-3000:])
+        assert set(run["metrics"]) == {"macro_f1", "accuracy", "loss"}
+        assert run["backend"] == "hf_jobs" and run["backend_job_id"] in hub.jobs
+        assert run["backend_url"] == f"{hub.url}/jobs/{USER}/{run['backend_job_id']}"
+        result = artifacts.get_result(run["key"])
+        assert result["metrics"] == run["metrics"] and result["train"]["steps"] >= 4 and result["weights"] is None
+        assert result["backend_job_id"] == run["backend_job_id"]
+        assert (artifacts.run_dir(run["key"]) / "manifest.json").is_file()
+        assert hub.file(RESULTS_REPO, f"experiments/{study_id}/{rid}/result.json") is not None
+        events = JobStore(redis).events(rid)
+        messages = [e.get("message", "") for e in events]
+        assert any("[workbench] done:" in m for m in messages), messages  # the Job's own log lines
+        assert any(m.startswith(f"HF Job {run['backend_job_id']}: RUNNING") for m in messages)
+        assert any(e["kind"] == "loss" for e in events)  # progress lines became the loss curve
+
+    # the submitted Jobs
+    job_posts = hub.job_requests()
+    assert len(job_posts) == 2
+    for post in job_posts:
+        body = post["json"]
+        command = body["command"] + body.get("arguments", [])
+        rid = body["labels"]["workbench-run"]
+        assert any("remote-run" in part for part in command)
+        for flag, value in (("--study", study_id), ("--run", rid), ("--repo", RESULTS_REPO), ("--key", runs[rid]["key"]), ("--size", "40")):
+            assert command[command.index(flag) + 1] == value
+        assert body["flavor"] == "a10g-small" and body["timeoutSeconds"] == 45 * 60
+        assert body["labels"]["workbench-study"] == study_id and rid in runs
+        assert body["secrets"] == {"HF_TOKEN": TOKEN}
+        assert TOKEN not in json.dumps(body["environment"]) and "HF_TOKEN" not in body["environment"]
+        assert post["path"] == f"/api/jobs/{USER}"
+
+    # the results repo: private dataset, the prepared data uploaded once
+    creates = hub.requests_to("POST", r"^/api/repos/create$")
+    assert creates and all(c["json"]["type"] == "dataset" and c["json"].get("visibility") == "private" for c in creates)
+    assert hub.repos[("dataset", RESULTS_REPO)].private
+    assert json.loads(hub.file(RESULTS_REPO, f"experiments/{study_id}/prepared.json"))["study_id"]
+    prepared_commits = [r for r in hub.requests_to("POST", r"/commit/") if "prepared.json" in r["body"]]
+    assert len(prepared_commits) == 1
+
+    # the ranking ran after the remote runs, as with local workers
+    st = client.wait(redis, study_id, timeout=30, poll=0.2)
+    assert st["study"]["status"] == "finished"
+
+    _assert_requests_keep_the_token_secret(hub)
+    job_logs = {f"job {j.id} logs": "\n".join(line for _, line in j.logs) for j in hub.jobs.values()}
+    _assert_token_nowhere(redis, hub, artifacts, {"worker output": worker_log, **job_logs})
+
+
+# ------------------------------------------------------------------------------------------------
+# Scripted stages
+
+
+def test_scheduling_running_completed_brings_the_result_home(redis, hub, artifacts, tmp_path):
+    study_id = _submit(redis, artifacts, hf_namespace=ORG)
+    records = _runs(redis, study_id)
+    for rec in records:  # what the Job would have uploaded
+        hub.put_file(RESULTS_REPO, f"experiments/{study_id}/{rec['id']}/result.json", json.dumps(_result_payload(rec)))
+        hub.put_file(RESULTS_REPO, f"experiments/{study_id}/{rec['id']}/manifest.json", json.dumps({"rows": []}))
+    seen_stages = []
+
+    def on_stage(fake, job, stage):
+        seen_stages.append((job.labels()["workbench-run"], stage))
+
+    hub.script = Script([
+        Step("SCHEDULING", inspects=2),
+        Step("RUNNING", inspects=3, logs=["loading the model", "[workbench] progress training 2/4 loss=1.2500", "still training"]),
+        Step("COMPLETED", logs=["[workbench] done: macro_f1=0.5000"]),
+    ], on_stage=on_stage)
+    # The first run's Job was submitted by an earlier attempt whose worker died while following it:
+    # the retried task follows that Job instead of paying for a second one.
+    first = records[0]["id"]
+    prior = hub.create_job(ORG, {"command": ["sh"], "labels": {"workbench-study": study_id, "workbench-run": first}})
+    JobStore(redis).update_run(
+        first, backend="hf_jobs", backend_job_id=prior.id, backend_namespace=ORG, backend_url=f"{hub.url}/jobs/{ORG}/{prior.id}", attempts=1,
+    )
+    Worker(hub, artifacts, tmp_path).wait()
+
+    store = JobStore(redis)
+    for rec in _runs(redis, study_id):
+        assert rec["status"] == "finished", rec
+        assert rec["metrics"]["macro_f1"] == 0.5 and rec["phase"] == "done"
+        assert artifacts.get_result(rec["key"])["metrics"]["macro_f1"] == 0.5
+        assert (artifacts.run_dir(rec["key"]) / "manifest.json").is_file()
+        messages = [e.get("message", "") for e in store.events(rec["id"])]
+        job_id = rec["backend_job_id"]
+        assert rec["backend_url"] == f"{hub.url}/jobs/{ORG}/{job_id}" and hub.jobs[job_id].namespace == ORG
+        for stage in ("SCHEDULING", "RUNNING", "COMPLETED"):
+            assert f"HF Job {job_id}: {stage}" in messages, messages
+        assert "loading the model" in messages and "still training" in messages
+        assert not any("[workbench] progress" in m for m in messages)  # progress went to the progress fields
+        assert any(e["kind"] == "loss" and e["loss"] == 1.25 for e in store.events(rec["id"]))
+        assert [s for r, s in seen_stages if r == rec["id"]] == ["SCHEDULING", "RUNNING", "COMPLETED"]
+        assert hub.jobs[job_id].inspects >= 6  # it polled through every stage
+    assert store.run(first)["backend_job_id"] == prior.id and store.run(first)["attempts"] == 2
+    posts = hub.job_requests()
+    assert len(posts) == 1 and posts[0]["path"] == f"/api/jobs/{ORG}"  # only the second run was submitted
+
+
+def test_a_job_that_ends_in_error_fails_the_run_with_its_message_and_log_tail(redis, hub, artifacts, tmp_path):
+    study_id = _submit(redis, artifacts)
+    hub.script = Script([
+        Step("SCHEDULING"),
+        Step("RUNNING", logs=["Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory"]),
+        Step("ERROR", message="Job failed with exit code: 1"),
+    ])
+    Worker(hub, artifacts, tmp_path).wait()
+
+    for rec in _runs(redis, study_id):
+        assert rec["status"] == "failed", rec
+        assert "ended in ERROR" in rec["error"] and "exit code: 1" in rec["error"]
+        assert "CUDA out of memory" in rec["error"]  # the log tail says why
+        assert artifacts.get_result(rec["key"]) is None
+    assert len(hub.job_requests()) == 2  # a remote failure is not retried automatically (it costs money)
+
+
+def test_user_cancel_while_running_cancels_the_job_on_the_hub(redis, hub, artifacts, tmp_path):
+    study_id = _submit(redis, artifacts)
+    hub.script = Script([Step("SCHEDULING"), Step("RUNNING", inspects=10**9, logs=["training..."])])
+    worker = Worker(hub, artifacts, tmp_path)
+    first = _runs(redis, study_id)[0]["id"]
+    _wait_for(lambda: JobStore(redis).run(first).get("phase") == "running", timeout=180, what="the first run to be running")
+    job_id = JobStore(redis).run(first)["backend_job_id"]
+    assert hub.jobs[job_id].stage == "RUNNING"
+
+    client.cancel(redis, study_id)
+    worker.wait()
+
+    cancels = hub.requests_to("POST", r"/cancel$")
+    assert [c["path"] for c in cancels] == [f"/api/jobs/{USER}/{job_id}/cancel"]
+    assert hub.jobs[job_id].stage == "CANCELED"
+    runs = _runs(redis, study_id)
+    assert all(r["status"] == "canceled" for r in runs), runs
+    assert len(hub.job_requests()) == 1  # the second run was canceled before it was submitted
+    messages = [e.get("message", "") for e in JobStore(redis).events(first)]
+    assert any("canceled by user" in m and job_id in m for m in messages), messages
+
+
+@pytest.mark.parametrize(
+    "state, model, expected",
+    [
+        ("gated", "meta-org/gated-model", "request access on the model page and use a token that has it"),
+        ("missing", "nobody/no-such-model", "check the model id"),
+    ],
+)
+def test_a_model_the_job_cannot_load_fails_before_any_job_starts(redis, hub, artifacts, tmp_path, state, model, expected):
+    hub.mark_model(model, state)
+    study_id = _submit(redis, artifacts, _spec(model=model, training={**TINY_TRAINING, "method": "lora"}))
+    Worker(hub, artifacts, tmp_path).wait()
+
+    for rec in _runs(redis, study_id):
+        assert rec["status"] == "failed", rec
+        assert expected in rec["error"] and model in rec["error"]
+    assert hub.job_requests() == []
+    assert hub.requests_to("GET", rf"^/api/models/{model}$")
+
+
+def test_no_token_in_the_worker_environment_fails_with_what_to_set(redis, hub, artifacts, tmp_path):
+    study_id = _submit(redis, artifacts)
+    Worker(hub, artifacts, tmp_path, token=False).wait()
+
+    for rec in _runs(redis, study_id):
+        assert rec["status"] == "failed", rec
+        assert "set HF_TOKEN in the worker's environment" in rec["error"]
+    assert hub.requests == []  # nothing was sent anywhere

@@ -1,0 +1,503 @@
+"""The Hugging Face Jobs backend: a run trains in a Job container; this worker submits and follows it.
+
+`hf_run_task(study_id, run_id)` runs on the `default` queue and holds no GPU. It does for a remote run
+what `run_task` does for a local one, with the same record-keeping:
+
+1. reads the study and run records; a canceled run ends at once, a run whose key already has a
+   result is marked finished from it;
+2. takes the token from this worker's environment only (HF_TOKEN, via `huggingface_hub.get_token`).
+   The token goes to the Job as a *secret* (encrypted by the Hub) and nowhere else: not in Redis,
+   not in the Job's `env`, its command, the logs or the artifacts;
+3. makes sure the results repo exists (a private dataset repo: RESULTS_REPO, default
+   `<user>/workbench-results`) and holds the study's prepared data
+   (`experiments/<study>/prepared.json`), so the container can run any source, local files included;
+4. probes the model before paying for a container (missing or gated: the run fails with the fix);
+5. submits the Job (`workbench remote-run ...` in the image, with a flavor and always a timeout)
+   and follows it: the Job's stage becomes the run's phase, its log lines go to the run's events
+   (progress lines become progress), a user's cancel cancels the Job;
+6. on COMPLETED downloads `experiments/<study>/<run>/result.json` and `manifest.json` from the
+   results repo into the artifacts store (first write wins) and marks the run finished; ERROR or
+   DELETED fail the run with the Job's message and its last log lines; CANCELED cancels it.
+
+A retried task (the worker died while following) finds the Job id in the run record and follows the
+same Job again instead of paying for a second one.
+
+The image: `workbench remote-run` must be runnable in it. The default image is a stock PyTorch CUDA
+image, which does not contain the workbench: either build an image FROM it with the project
+installed (`pip install -r requirements.txt && pip install --no-deps .`) and give it as the
+study's `hf_image`, or set WORKBENCH_PIP_SPEC on the worker (pip requirement words, e.g.
+`data-curation-workbench@git+https://github.com/ORG/workbench@v0.1.0 transformers==... trl==...`),
+which the Job installs before it runs. Without either, the Job ends in ERROR with that instruction.
+
+HF_ENDPOINT points the client (and the Job, which is given the same endpoint) at another Hub; the
+tests use a local fake Hub that way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+from rq import get_current_job
+
+from core.artifacts import ArtifactStore
+from workers.store import JobStore
+
+log = logging.getLogger(__name__)
+
+# A stock CUDA image with torch; see the module docstring for how the workbench gets into it.
+DEFAULT_IMAGE = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"
+DEFAULT_FLAVOR = "t4-small"
+DEFAULT_TIMEOUT = "2h"  # the server's default is 30 min: always send one
+DEFAULT_POLL_SECONDS = 10.0
+RESULTS_REPO_NAME = "workbench-results"
+LOG_LINES_PER_POLL = 200  # new log lines kept per poll (the event log itself is bounded too)
+ERROR_TAIL_LINES = 15
+MAX_POLL_ERRORS = 30  # consecutive failed polls (Hub unreachable) before the task gives up
+PROGRESS_PREFIX = "[workbench] progress "
+_PROGRESS_RE = re.compile(r"^\[workbench\] progress (?P<phase>[a-z_]+) (?P<step>\d+)/(?P<total>\d+)(?: loss=(?P<loss>\S+))?\s*$")
+
+# Runs inside the Job. The run's arguments come as positional parameters ("$@"), never pasted into
+# the script, so no id can change what the shell runs.
+_REMOTE_SCRIPT = """\
+if ! command -v workbench >/dev/null 2>&1; then
+  if [ -z "$WORKBENCH_PIP_SPEC" ]; then
+    echo "error: this image has no workbench command: give the study an image with the workbench installed, or set WORKBENCH_PIP_SPEC on the worker" >&2
+    exit 3
+  fi
+  python -m pip install --quiet --no-cache-dir $WORKBENCH_PIP_SPEC || { echo "error: pip install of WORKBENCH_PIP_SPEC failed" >&2; exit 3; }
+fi
+exec workbench remote-run "$@"
+"""
+
+
+class RunFailed(Exception):
+    """A run that cannot succeed as configured (no token, missing or gated model): fail it, don't retry."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def poll_seconds() -> float:
+    try:
+        return max(0.05, float(os.environ.get("WORKBENCH_HF_POLL") or DEFAULT_POLL_SECONDS))
+    except ValueError:
+        return DEFAULT_POLL_SECONDS
+
+
+def _endpoint() -> str | None:
+    """HF_ENDPOINT read now (not at import), so a worker follows its own environment."""
+    value = os.environ.get("HF_ENDPOINT")
+    return value.rstrip("/") if value else None
+
+
+def experiment_path(study_id: str, run_id: str | None = None, name: str = "prepared.json") -> str:
+    return f"experiments/{study_id}/{run_id}/{name}" if run_id else f"experiments/{study_id}/{name}"
+
+
+def remote_command(repo: str, study_id: str, run_id: str, arm: str, size: int, seed: int, key: str) -> list[str]:
+    """The Job's command: a list, the run's arguments as separate items."""
+    args = ["--repo", repo, "--study", study_id, "--run", run_id, "--arm", arm, "--size", str(size), "--seed", str(seed), "--key", key]
+    return ["sh", "-c", _REMOTE_SCRIPT, "workbench", *args]
+
+
+def _redact(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token and text else text
+
+
+def _stage(job) -> str:
+    stage = job.status.stage
+    return str(getattr(stage, "value", stage))
+
+
+def _is_local_model(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().exists()
+
+
+class _Follower:
+    """The run's side of one Job: store updates, log lines, progress, the user's cancel."""
+
+    def __init__(self, store: JobStore, run_id: str, token: str):
+        self.store, self.run_id, self.token = store, run_id, token
+        self.seen = 0
+        self.tail: list[str] = []
+
+    def canceled_by_user(self) -> bool:
+        return (self.store.run(self.run_id) or {}).get("status") == "canceled"
+
+    def take_logs(self, api, job_id: str, namespace: str) -> None:
+        """Append the Job's new log lines to the run's events; progress lines become progress."""
+        lines = [_redact(str(line).rstrip("\n"), self.token) for line in api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=False)]
+        if len(lines) < self.seen:  # the server restarted the log (a retried container): start over
+            self.seen = 0
+        new = lines[self.seen :]
+        self.seen = len(lines)
+        if not new:
+            return
+        self.tail = (self.tail + new)[-ERROR_TAIL_LINES:]
+        skipped = max(0, len(new) - LOG_LINES_PER_POLL)
+        if skipped:
+            self.store.log(self.run_id, f"... {skipped} log line(s) skipped")
+        for line in new[-LOG_LINES_PER_POLL:]:
+            m = _PROGRESS_RE.match(line.strip())
+            if m:
+                loss = m["loss"]
+                try:
+                    loss_value = float(loss) if loss not in (None, "", "nan", "None") else None
+                except ValueError:
+                    loss_value = None
+                self.store.progress(self.run_id, m["phase"], int(m["step"]), int(m["total"]), loss_value)
+            elif line.strip():
+                self.store.log(self.run_id, line[:2000])
+
+
+# ------------------------------------------------------------------------------------------------
+# The task
+
+
+def hf_run_task(study_id: str, run_id: str) -> dict:
+    """Run one run of a study on Hugging Face Jobs and follow it to the end (RQ task, `default` queue)."""
+    from workers.tasks import _Heartbeat
+
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("task functions run inside an RQ worker")
+    store = JobStore(job.connection)
+    record = store.run(run_id)
+    if record is None:
+        raise RuntimeError(f"run {run_id} has no record in Redis (flushed?); run `workbench reindex` and retry")
+    if record.get("status") == "canceled":
+        return {"run_id": run_id, "status": "canceled"}
+    study = store.study(study_id)
+    if study is None:
+        raise RuntimeError(f"study {study_id} has no record in Redis")
+    artifacts = ArtifactStore()
+    key = record["key"]
+    cached = artifacts.get_result(key)
+    if cached is not None:
+        store.set_run_status(run_id, "finished", metrics=cached["metrics"], cached=True, phase="done", error="")
+        return {"run_id": run_id, "key": key, "metrics": cached["metrics"], "cached": True}
+
+    attempt = int(record.get("attempts") or 0) + 1
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    store.set_run_status(
+        run_id, "running", worker=job.worker_name or worker, pid=os.getpid(), host=socket.gethostname(), job_id=job.id,
+        attempts=attempt, phase="submitting", error="", step=0, total=0, backend="hf_jobs",
+    )
+    store.log(run_id, f"started on {worker} (attempt {attempt}): submitting to Hugging Face Jobs")
+    if study.get("status") == "queued":
+        store.update_study(study_id, status="running", phase="running")
+
+    token = None
+    try:
+        with _Heartbeat(store, run_id):
+            token = _token()
+            return _run_remote(store, artifacts, study_id, study, run_id, record, token)
+    except RunFailed as err:
+        message = _redact(str(err), token)
+        store.set_run_status(run_id, "failed", error=message, phase="failed")
+        store.log(run_id, f"failed: {message}", kind="error")
+        return {"run_id": run_id, "status": "failed", "error": message}
+    except Exception as err:
+        message = _redact(f"{type(err).__name__}: {err}", token)
+        if (store.run(run_id) or {}).get("status") == "canceled":  # the user's word stands
+            store.log(run_id, f"stopped after cancel: {message}")
+            return {"run_id": run_id, "status": "canceled"}
+        store.set_run_status(run_id, "failed", error=message, phase="failed")
+        store.log(run_id, f"failed: {message}", kind="error")
+        raise RuntimeError(message) from None  # RQ retries (bounded); never carry the token in a traceback
+
+
+def _token() -> str:
+    from huggingface_hub import constants, get_token
+
+    if constants.is_offline_mode():
+        raise RunFailed(
+            "HF_HUB_OFFLINE is set in this worker's environment, so it cannot reach the Hub: "
+            "unset it for the workers that serve HF Jobs studies"
+        )
+    token = get_token()
+    if not token:
+        raise RunFailed("no Hugging Face token: set HF_TOKEN in the worker's environment (it is passed to the Job as a secret)")
+    return token
+
+
+def _spec_of(study: dict):
+    import yaml
+
+    from core.spec import parse_spec
+
+    return parse_spec(yaml.safe_load(study["spec"]))
+
+
+def _run_remote(store: JobStore, artifacts: ArtifactStore, study_id: str, study: dict, run_id: str, record: dict, token: str) -> dict:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    api = HfApi(endpoint=_endpoint(), token=token)
+    try:
+        user = api.whoami(token=token)["name"]
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else None
+        if status in (401, 403):
+            raise RunFailed("the Hub refused the token in HF_TOKEN (invalid or expired): set a valid one in the worker's environment") from None
+        raise
+    repo = os.environ.get("RESULTS_REPO") or f"{user}/{RESULTS_REPO_NAME}"
+    follower = _Follower(store, run_id, token)
+
+    # A retried task follows the Job it already started rather than paying for another.
+    job = _reattach(api, record, token)
+    if job is not None:
+        repo = record.get("backend_repo") or repo
+        store.log(run_id, f"following HF Job {job.id} again (submitted by an earlier attempt)")
+    else:
+        spec = _spec_of(study)
+        _probe_model(api, spec.model, token, GatedRepoError, RepositoryNotFoundError)
+        _ensure_results_repo(api, repo, study_id, artifacts, token)
+        if follower.canceled_by_user():
+            store.log(run_id, "canceled by user before submission")
+            return {"run_id": run_id, "status": "canceled"}
+        job = _submit(api, store, study, study_id, run_id, record, repo, user, token)
+    namespace = job.owner.name
+    return _follow(api, store, artifacts, follower, study, study_id, run_id, record, repo, job.id, namespace, token)
+
+
+def _reattach(api, record: dict, token: str):
+    job_id, namespace = record.get("backend_job_id"), record.get("backend_namespace")
+    if not job_id or not namespace or record.get("backend") != "hf_jobs" or record.get("backend_canceled") == job_id:
+        return None
+    try:
+        job = api.inspect_job(job_id=job_id, namespace=namespace, token=token)
+    except Exception:
+        return None
+    return job if _stage(job) in ("SCHEDULING", "RUNNING", "COMPLETED") else None
+
+
+def _probe_model(api, model: str, token: str, gated_error, missing_error) -> None:
+    """Fail before any container starts when the Job could not load the model."""
+    if model.startswith("builtin:"):
+        return
+    if _is_local_model(model):
+        raise RunFailed(f"model '{model}' is a local folder, which a Job cannot read: push it to the Hub and use its id")
+    try:
+        info = api.model_info(model, token=token)
+        if getattr(info, "gated", None):
+            api.auth_check(model, token=token)  # a gated model's card is public; its files are not
+    except gated_error:
+        raise RunFailed(
+            f"model '{model}' is gated and this token has no access: request access on the model page "
+            f"and use a token that has it"
+        ) from None
+    except missing_error:
+        raise RunFailed(f"model '{model}' was not found on the Hub (or is private to another account): check the model id") from None
+
+
+def _ensure_results_repo(api, repo: str, study_id: str, artifacts: ArtifactStore, token: str) -> None:
+    """The private dataset repo exists and holds the study's prepared data (uploaded once)."""
+    from huggingface_hub import CommitOperationAdd
+
+    api.create_repo(repo, repo_type="dataset", private=True, exist_ok=True, token=token)
+    path_in_repo = experiment_path(study_id)
+    if api.file_exists(repo, path_in_repo, repo_type="dataset", token=token):
+        return
+    local = artifacts.prepared_dir(study_id) / "prepared.json"
+    if not local.is_file():
+        raise RunFailed(f"no prepared data for study {study_id} in {artifacts.root}: submit the study again")
+    api.create_commit(
+        repo, operations=[CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=str(local))],
+        commit_message=f"prepared data of study {study_id}", repo_type="dataset", token=token,
+    )
+
+
+def _job_env() -> dict[str, str]:
+    """The Job's plain environment: nothing secret goes here (the Hub does not encrypt `env`)."""
+    env = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    if _endpoint():
+        env["HF_ENDPOINT"] = _endpoint()
+    if os.environ.get("WORKBENCH_PIP_SPEC"):
+        env["WORKBENCH_PIP_SPEC"] = os.environ["WORKBENCH_PIP_SPEC"]
+    return env
+
+
+def _submit(api, store: JobStore, study: dict, study_id: str, run_id: str, record: dict, repo: str, user: str, token: str):
+    image = study.get("hf_image") or DEFAULT_IMAGE
+    flavor = study.get("hf_flavor") or DEFAULT_FLAVOR
+    timeout = study.get("hf_timeout") or DEFAULT_TIMEOUT
+    command = remote_command(repo, study_id, run_id, record["arm"], int(record["size"]), int(record["seed"]), record["key"])
+    job = api.run_job(
+        image=image,
+        command=command,
+        env=_job_env(),
+        secrets={"HF_TOKEN": token},
+        flavor=flavor,
+        timeout=timeout,
+        labels={"workbench-study": study_id, "workbench-run": run_id},
+        namespace=study.get("hf_namespace") or user,  # the user's own namespace by default (saves a whoami)
+        token=token,
+    )
+    store.update_run(
+        run_id, backend_job_id=job.id, backend_url=job.url, backend_namespace=job.owner.name, backend_repo=repo,
+        backend_flavor=flavor, phase="scheduling",
+    )
+    store.log(run_id, f"submitted HF Job {job.id} ({flavor}, timeout {timeout}, image {image}): {job.url}")
+    return job
+
+
+def _follow(api, store, artifacts, follower: _Follower, study, study_id, run_id, record, repo, job_id, namespace, token) -> dict:
+    from huggingface_hub.errors import HfHubHTTPError, JobNotFoundError
+
+    deadline = time.monotonic() + int(study.get("run_timeout") or 6 * 3600)
+    last_stage, errors = None, 0
+    while True:
+        if follower.canceled_by_user():
+            _cancel_remote(api, job_id, namespace, token)
+            store.update_run(run_id, backend_canceled=job_id)  # a retry submits afresh, never follows this one
+            store.log(run_id, f"stopped: canceled by user; HF Job {job_id} canceled")
+            return {"run_id": run_id, "status": "canceled", "backend_job_id": job_id}
+        if time.monotonic() > deadline:
+            _cancel_remote(api, job_id, namespace, token)
+            store.update_run(run_id, backend_canceled=job_id)
+            raise RunFailed(f"HF Job {job_id} ran past the study's run_timeout ({study.get('run_timeout')} s) and was canceled")
+        try:
+            job = api.inspect_job(job_id=job_id, namespace=namespace, token=token)
+            stage, message = _stage(job), job.status.message
+            follower.take_logs(api, job_id, namespace)
+            errors = 0
+        except JobNotFoundError:
+            stage, message = "DELETED", "the Job no longer exists on the Hub"
+        except (HfHubHTTPError, OSError, ConnectionError) as err:  # the Hub briefly away: try again
+            errors += 1
+            if errors >= MAX_POLL_ERRORS:
+                raise RuntimeError(f"lost contact with HF Job {job_id} after {errors} failed polls: {err}") from None
+            time.sleep(poll_seconds())
+            continue
+        except Exception as err:  # httpx transport errors do not share a base with the ones above
+            if type(err).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore", "httpcore2"):
+                raise
+            errors += 1
+            if errors >= MAX_POLL_ERRORS:
+                raise RuntimeError(f"lost contact with HF Job {job_id} after {errors} failed polls: {err}") from None
+            time.sleep(poll_seconds())
+            continue
+        if stage != last_stage:
+            last_stage = stage
+            if stage in ("SCHEDULING", "RUNNING"):
+                store.update_run(run_id, phase=stage.lower())
+            store.log(run_id, f"HF Job {job_id}: {stage}" + (f" ({message})" if message else ""))
+        if stage == "COMPLETED":
+            if follower.canceled_by_user():  # the user's word stands, even if the Job got there first
+                return {"run_id": run_id, "status": "canceled", "backend_job_id": job_id}
+            return _collect(api, store, artifacts, study_id, run_id, record, repo, job_id, token)
+        if stage in ("ERROR", "DELETED"):
+            tail = " | ".join(line.strip() for line in follower.tail if line.strip())[-1500:]
+            why = _redact(message or "no message", token)
+            raise RunFailed(f"HF Job {job_id} ended in {stage}: {why}" + (f"; last log lines: {tail}" if tail else ""))
+        if stage == "CANCELED":
+            store.set_run_status(run_id, "canceled", phase="canceled", error=f"HF Job {job_id} was canceled on the Hub")
+            store.log(run_id, f"HF Job {job_id} was canceled on the Hub")
+            return {"run_id": run_id, "status": "canceled", "backend_job_id": job_id}
+        time.sleep(poll_seconds())
+
+
+def _cancel_remote(api, job_id: str, namespace: str, token: str) -> None:
+    try:
+        api.cancel_job(job_id=job_id, namespace=namespace, token=token)
+    except Exception as err:  # already finished or gone: nothing left to stop
+        log.warning("cancel of HF Job %s: %s", job_id, err)
+
+
+def _collect(api, store: JobStore, artifacts: ArtifactStore, study_id: str, run_id: str, record: dict, repo: str, job_id: str, token: str) -> dict:
+    """Bring a completed Job's result and manifest into the artifacts store; mark the run finished."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    key = record["key"]
+    work = Path(tempfile.mkdtemp(prefix="workbench-hf-"))
+    try:
+        files = {}
+        for name in ("result.json", "manifest.json"):
+            try:
+                path = hf_hub_download(
+                    repo, experiment_path(study_id, run_id, name), repo_type="dataset", token=token, local_dir=work, endpoint=_endpoint(),
+                )
+            except EntryNotFoundError:
+                if name == "manifest.json":
+                    continue
+                raise RunFailed(f"HF Job {job_id} completed but wrote no {experiment_path(study_id, run_id, name)} to {repo}") from None
+            files[name] = json.loads(Path(path).read_text(encoding="utf-8"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = files["result.json"]
+    if result.get("key") != key:
+        raise RunFailed(f"HF Job {job_id} wrote a result for key {result.get('key')!r}, not {key!r}: the image runs another workbench version")
+    result = dict(result, backend="hf_jobs", backend_job_id=job_id)
+    if "manifest.json" in files:
+        artifacts.put_manifest(key, files["manifest.json"])
+    artifacts.put_result(key, result)
+    stored = artifacts.get_result(key) or result
+    if (store.run(run_id) or {}).get("status") == "canceled":
+        return {"run_id": run_id, "status": "canceled", "key": key}
+    rows = (stored.get("eval") or {}).get("rows")
+    store.set_run_status(
+        run_id, "finished", metrics=stored["metrics"], phase="done", cached=False, step=rows, total=rows,
+        steps=(stored.get("train") or {}).get("steps"), seconds=(stored.get("timings") or {}).get("total_seconds"),
+    )
+    store.log(run_id, "finished: " + ", ".join(f"{k}={v:.4f}" for k, v in stored["metrics"].items() if isinstance(v, (int, float))))
+    return {"run_id": run_id, "key": key, "metrics": stored["metrics"], "cached": False, "backend_job_id": job_id}
+
+
+# ------------------------------------------------------------------------------------------------
+# Inside the Job: `workbench remote-run`
+
+
+def remote_run(repo: str, study_id: str, run_id: str, arm: str, size: int, seed: int, key: str, out=print) -> dict:
+    """Download the prepared data, run one run, upload its result and manifest. What the Job executes."""
+    from huggingface_hub import CommitOperationAdd, HfApi, get_token, hf_hub_download
+
+    from core.study import RunSpec, execute_run, load_prepared, run_key
+
+    token = get_token()
+    if not token:
+        raise RuntimeError("no HF_TOKEN in the Job's environment (the workbench passes it as a secret)")
+    api = HfApi(endpoint=_endpoint(), token=token)
+    work = Path(tempfile.mkdtemp(prefix="workbench-remote-"))
+    try:
+        out(f"[workbench] downloading {experiment_path(study_id)} from {repo}")
+        path = hf_hub_download(repo, experiment_path(study_id), repo_type="dataset", token=token, local_dir=work / "in", endpoint=_endpoint())
+        prepared = load_prepared(Path(path).parent)
+        expected = run_key(prepared, arm, size, seed)
+        if expected != key:
+            out(f"[workbench] warning: this image computes key {expected} for the run, the worker sent {key}; storing under {key}")
+        run = RunSpec(arm, size, seed, key)
+        out(f"[workbench] running {run.label} ({prepared.spec.model}, key {key})")
+        last = {"phase": None, "at": 0.0}
+
+        def progress(phase: str, step: int, total: int, loss: float | None) -> None:
+            now = time.monotonic()
+            if phase != last["phase"] or now - last["at"] >= 2.0 or (total and step >= total):
+                last.update(phase=phase, at=now)
+                out(f"{PROGRESS_PREFIX}{phase} {step}/{total}" + (f" loss={loss:.4f}" if loss is not None else ""))
+
+        store = ArtifactStore(work / "artifacts")
+        result = execute_run(prepared, run, store=store, progress=progress, keep_weights=False)
+        run_dir = store.run_dir(key)
+        ops = [
+            CommitOperationAdd(path_in_repo=experiment_path(study_id, run_id, name), path_or_fileobj=str(run_dir / name))
+            for name in ("result.json", "manifest.json")
+            if (run_dir / name).is_file()
+        ]
+        out(f"[workbench] uploading {len(ops)} file(s) to {repo}/experiments/{study_id}/{run_id}/")
+        api.create_commit(repo, operations=ops, commit_message=f"result of run {run_id} ({key})", repo_type="dataset", token=token)
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items() if isinstance(v, (int, float)))
+        out(f"[workbench] done: {metrics}")
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
