@@ -71,17 +71,21 @@ class Workers:
         return proc
 
     def kill(self, proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
-        os.killpg(proc.pid, sig)
+        """Kill the worker and its work horse (RQ puts the horse in a process group of its own)."""
+        import psutil
+
+        tree = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        for pid in tree:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
         proc.wait(timeout=30)
 
     def stop_all(self) -> None:
         for p in self.procs:
             if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait(timeout=30)
+                self.kill(p)
 
     def logs(self) -> str:
         return "\n".join(f.read_text() for f in sorted(self.log_dir.glob("worker-*.log")))
@@ -236,8 +240,12 @@ def test_sigkill_worker_mid_run_is_requeued_and_nothing_is_lost_or_duplicated(re
     workers.kill(first)  # the worker and its work horse, no chance to say goodbye
     t_kill = time.monotonic()
     workers.start()
-    _wait_for(lambda: int((store.run(victim["id"]) or {}).get("attempts") or 0) >= 2, 120, "the killed run to start again")
+    _wait_for(
+        lambda: (store.run(victim["id"]) or {}).get("phase") == "requeued" or int((store.run(victim["id"]) or {}).get("attempts") or 0) >= 2,
+        120, "the killed run to be detected and requeued",
+    )
     requeued_after = time.monotonic() - t_kill
+    _wait_for(lambda: int((store.run(victim["id"]) or {}).get("attempts") or 0) >= 2, 240, "the killed run to start again")
     st = client.wait(redis, study_id, timeout=600)
     assert st["study"]["status"] == "finished", workers.logs()[-3000:]
     assert st["counts"]["finished"] == 6

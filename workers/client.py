@@ -115,12 +115,12 @@ def _enqueue(redis: Redis, study_id: str, records: list[dict], options: SubmitOp
             if options.backend == "hf_jobs":
                 default.enqueue_call(
                     "workers.hf_jobs.hf_run_task", args=(study_id, rec["id"]), job_id=job_id, timeout=options.run_timeout + 600,
-                    result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES), pipeline=pipe,
+                    result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES, enqueue_at_front=True), pipeline=pipe,
                 )
             else:
                 gpu.enqueue_call(
                     "workers.tasks.run_task", args=(study_id, rec["id"]), job_id=job_id, timeout=options.run_timeout,
-                    result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES), pipeline=pipe,
+                    result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES, enqueue_at_front=True), pipeline=pipe,
                 )
             by_arm.setdefault(rec["arm"], []).append(job_id)
         pipe.execute()
@@ -255,12 +255,12 @@ def retry(redis: Redis, run_id: str) -> str:
     if study.get("backend") == "hf_jobs":
         job = Queue(QUEUE_DEFAULT, connection=redis).enqueue_call(
             "workers.hf_jobs.hf_run_task", args=(study_id, run_id), job_id=job_id, timeout=int(study.get("run_timeout") or DEFAULT_RUN_TIMEOUT) + 600,
-            retry=Retry(max=RUN_RETRIES), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+            retry=Retry(max=RUN_RETRIES, enqueue_at_front=True), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
         )
     else:
         job = Queue(QUEUE_GPU, connection=redis).enqueue_call(
             "workers.tasks.run_task", args=(study_id, run_id), job_id=job_id, timeout=int(study.get("run_timeout") or DEFAULT_RUN_TIMEOUT),
-            retry=Retry(max=RUN_RETRIES), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+            retry=Retry(max=RUN_RETRIES, enqueue_at_front=True), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
         )
     store.update_run(run_id, job_id=job.id)
     rank = Queue(QUEUE_DEFAULT, connection=redis).enqueue_call(
@@ -323,3 +323,40 @@ def reindex(redis: Redis, artifacts: ArtifactStore | None = None) -> list[str]:
 
 def terminal(status: str | None) -> bool:
     return status in TERMINAL
+
+
+# ---------------------------------------------------------------------------------------------
+# Before submitting: what the dashboard's Setup page shows
+
+
+def preview(spec: StudySpec, *, sample: int = 5, artifacts: ArtifactStore | None = None) -> dict:
+    """Validate and load a study's data without enqueueing anything.
+
+    Returns the data summary (rows, labels, contamination removed), a few normalized rows of each
+    source, the number of runs, how many are already cached, and a time estimate from the runs
+    this store has finished before (median per run), or None when there is no history.
+    """
+    from statistics import median
+
+    from core.study import plan_runs, prepare_study
+
+    artifacts = artifacts or ArtifactStore()
+    prepared = prepare_study(spec)
+    runs = plan_runs(prepared)
+    cached = sum(1 for r in runs if artifacts.get_result(r.key) is not None)
+    history = []
+    for key in artifacts.result_keys()[-200:]:
+        res = artifacts.get_result(key) or {}
+        if res.get("model") == spec.model and (res.get("timings") or {}).get("total_seconds"):
+            history.append(res["timings"]["total_seconds"])
+    per_run = median(history) if history else None
+    samples = {"d0": prepared.d0.rows[:sample], "benchmark": prepared.benchmark.rows[:sample]}
+    samples.update({name: data.rows[:sample] for name, data in prepared.candidates.items()})
+    return {
+        "summary": prepared.summary(),
+        "samples": samples,
+        "runs": len(runs),
+        "cached": cached,
+        "per_run_seconds": per_run,
+        "estimate_seconds": None if per_run is None else per_run * (len(runs) - cached),
+    }

@@ -199,8 +199,9 @@ def rank_task(study_id: str) -> dict:
     if prepared_file.is_file():
         contamination = prepared_for(study_id, artifacts).contamination
     if not results:
-        store.update_study(study_id, status="failed", error="no run finished: nothing to fit", phase="done")
-        return {"study_id": study_id, "status": "failed"}
+        status = "canceled" if study.get("status") == "canceled" else "failed"
+        store.update_study(study_id, status=status, error="no run finished: nothing to fit", phase="done")
+        return {"study_id": study_id, "status": status}
     summary = summarize_study(spec, results, contamination=contamination, failed=failed)
     summary["study_id"] = study_id
     out = write_study_outputs(summary, artifacts.study_dir(study_id), spec)
