@@ -10,14 +10,13 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
-import os
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core import paths
+from core.artifacts import write_text
 from core.normalize import OPTIONAL_FIELDS, TASK_FIELDS
 from core.spec import SourceSpec
 
@@ -147,20 +146,7 @@ class Catalog:
             "entries": [e.model_dump(exclude_defaults=True) for e in self._entries.values()],
         }
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_text(target, text)
         self.path = target
         return target
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import altair as alt
 import pandas as pd
+
+from core.artifacts import write_bytes
 
 from core.spec import LOSS_METRICS
 
@@ -211,9 +212,9 @@ def save_chart(chart: alt.TopLevelMixin, path_without_suffix: str | os.PathLike)
     spec = chart.to_dict()
     json_path = base.with_name(base.name + ".json")
     png_path = base.with_name(base.name + ".png")
-    _write_atomic(json_path, json.dumps(spec, indent=2, sort_keys=True).encode("utf-8"))
+    write_bytes(json_path, json.dumps(spec, indent=2, sort_keys=True).encode("utf-8"))
     png = vl_convert.vegalite_to_png(spec, vl_version=_vl_version(), scale=2, allowed_base_urls=[])
-    _write_atomic(png_path, png)
+    write_bytes(png_path, png)
     return [json_path, png_path]
 
 
@@ -246,14 +247,3 @@ def _vl_version() -> str | None:
     return major_minor if major_minor in vl_convert.get_vegalite_versions() else None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
