@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # The suite never reaches the Hub (tests/fake_hub.py stands in for it).
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1
 
-.PHONY: setup run demo demo-fast test bench clean
+.PHONY: setup browser run demo demo-fast test bench clean
 
 setup: $(STAMP)
 
@@ -23,13 +23,22 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PIP) check
 	@touch $(STAMP)
 
+# Embedded Redis (unless REDIS_URL is set), one worker and the dashboard at http://localhost:8501.
 run: setup
-	$(VENV)/bin/workbench demo --fast
+	$(VENV)/bin/workbench up
 
 demo: setup
 	$(VENV)/bin/workbench demo
 
-test: setup
+demo-fast: setup
+	$(VENV)/bin/workbench demo --fast
+
+# Headless Chromium for the browser test (Debian's package; Playwright drives it, no download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "install Debian's chromium package (the browser test needs /usr/bin/chromium)"; exit 1; }
+
+test: setup browser
 	$(TEST_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: setup

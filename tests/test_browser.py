@@ -1,0 +1,123 @@
+"""End to end in headless Chromium: start the product as `make run` does, run the demo from the browser.
+
+`workbench up` starts the embedded Redis, a worker and the dashboard; Playwright (driving Debian's
+/usr/bin/chromium, nothing downloaded) loads the demo study on Setup, submits it, watches Jobs
+reach finished, and finds the ranking with the helpful candidate first on Results. Screenshots of
+each page go to test-output/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHOTS = PROJECT_ROOT / "test-output" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory):
+    """The product as `make run` starts it: `workbench up` with no REDIS_URL (embedded Redis)."""
+    home = tmp_path_factory.mktemp("home")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "ARTIFACTS_DIR")}
+    env["WORKBENCH_HOME"] = str(home)
+    log = open(home / "up.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "up", "--port", str(port)],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            raise AssertionError("workbench up exited:\n" + (home / "up.log").read_text()[-3000:])
+    else:
+        raise AssertionError("dashboard did not answer within 120 s:\n" + (home / "up.log").read_text()[-3000:])
+    yield {"url": url, "home": home, "log": home / "up.log"}
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: stops the dashboard, the worker and Redis
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(product):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).is_file(), "Debian's chromium is needed (make test installs it)"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        yield pg
+        browser.close()
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit has finished running the script (no 'Running...' status widget)."""
+    page.wait_for_timeout(500)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_timeout(300)
+
+
+def test_demo_study_end_to_end_in_the_browser(product, page):
+    url = product["url"]
+    page.goto(url + "/setup")
+    page.get_by_role("button", name="Load demo study").first.click()
+    _settle(page)
+    page.get_by_role("button", name="Validate & preview").first.click()
+    _settle(page)
+    page.get_by_text("9,000").first.wait_for()
+    page.screenshot(path=str(SHOTS / "setup.png"), full_page=True)
+    page.get_by_role("button", name="Run", exact=True).first.click()
+    page.wait_for_url("**/jobs**", timeout=60_000)
+    _settle(page)
+    page.screenshot(path=str(SHOTS / "jobs-running.png"), full_page=True)
+    # the worker trains 15 runs; the Jobs page refreshes itself until the study is finished
+    page.get_by_text("finished", exact=False).first.wait_for(timeout=10 * 60_000)
+    deadline = time.monotonic() + 10 * 60
+    while time.monotonic() < deadline:
+        body = page.inner_text("body")
+        if "15 finished" in body or "finished: 15" in body or "Study finished" in body:
+            break
+        page.wait_for_timeout(2000)
+    page.screenshot(path=str(SHOTS / "jobs.png"), full_page=True)
+    page.goto(url + "/results")
+    _settle(page)
+    page.locator("[data-testid='stVegaLiteChart']").first.wait_for()
+    body = page.inner_text("body")
+    assert "helpful" in body
+    page.screenshot(path=str(SHOTS / "results.png"), full_page=True)
+    page.goto(url + "/catalog")
+    _settle(page)
+    page.screenshot(path=str(SHOTS / "catalog.png"), full_page=True)
