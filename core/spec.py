@@ -265,4 +265,12 @@ def resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
 
 def dump_spec(spec: StudySpec) -> str:
     """YAML text of a spec, so the CLI and the dashboard share studies."""
-    return yaml.safe_dump(spec.model_dump(exclude_none=True), sort_keys=False)
+    data = spec.model_dump(exclude_none=True)
+    # Sources keep only what the user set: a written-out default (split: train) would otherwise
+    # override the catalog entry's own value (split: train_sft) when the YAML is read back.
+    for key in ("d0", "benchmark"):
+        src = getattr(spec, key)
+        if src is not None:
+            data[key] = src.model_dump(exclude_unset=True, exclude_none=True)
+    data["candidates"] = [c.model_dump(exclude_unset=True, exclude_none=True) for c in spec.candidates]
+    return yaml.safe_dump(data, sort_keys=False)

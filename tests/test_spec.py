@@ -747,3 +747,23 @@ def test_demo_specs_differ():
     fast = load_spec(PROJECT_ROOT / "catalog" / "demo_study_fast.yaml")
     assert len(fast.sizes) < len(full.sizes) and len(fast.seeds) <= len(full.seeds)
     assert fast.study_id() != full.study_id()
+
+
+def test_dump_spec_keeps_catalog_defaults_of_sources():
+    """A catalog source's unset fields stay unset, so the entry's own split/extraction still apply."""
+    import yaml
+
+    from core.spec import dump_spec, parse_spec
+
+    spec = parse_spec(
+        {
+            "name": "chat", "model": "org/m", "task": "generative",
+            "d0": {"catalog": "gsm8k"}, "benchmark_holdout": 10,
+            "candidates": [{"catalog": "ultrachat_200k", "max_rows": 100}],
+            "sizes": [10], "target_size": 100,
+        }
+    )
+    data = yaml.safe_load(dump_spec(spec))
+    assert data["candidates"][0] == {"catalog": "ultrachat_200k", "max_rows": 100}
+    assert "split" not in data["d0"] and "answer_extraction" not in data["d0"]
+    assert parse_spec(data) == spec

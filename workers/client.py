@@ -360,3 +360,79 @@ def preview(spec: StudySpec, *, sample: int = 5, artifacts: ArtifactStore | None
         "per_run_seconds": per_run,
         "estimate_seconds": None if per_run is None else per_run * (len(runs) - cached),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Model probe (the Setup page's "Check model")
+
+
+def check_model(model: str, *, endpoint: str | None = None, timeout: float = 10.0) -> dict:
+    """Can a run load `model`? Returns {"ok": bool, "kind": str, "message": str}; never raises.
+
+    kind: "builtin", "local" (a folder), "hub" (public, or gated with access), "gated" (no access),
+    "missing", "invalid" (not an id), "unreachable" (offline, no network, Hub error). The probe
+    uses this process's token (HF_TOKEN or a saved login); local workers use their own, HF Jobs
+    get HF_TOKEN as a secret. The token is never part of the message.
+    """
+    import os
+    from pathlib import Path
+
+    from core.tiny_model import BUILTIN_PREFIX, TINY_LM
+
+    model = (model or "").strip()
+    if not model:
+        return {"ok": False, "kind": "invalid", "message": "Give a model: a Hub id (owner/name), a local folder, or builtin:tiny-lm"}
+    if model.startswith(BUILTIN_PREFIX):
+        if model == TINY_LM:
+            return {"ok": True, "kind": "builtin", "message": f"{TINY_LM} is built here, offline, on first use (no Hub access needed)"}
+        return {"ok": False, "kind": "invalid", "message": f"Unknown built-in model '{model}'; the built-in model is '{TINY_LM}'"}
+    folder = Path(model).expanduser()
+    if model.startswith(("/", "./", "../", "~")) or folder.is_dir():
+        if (folder / "config.json").is_file():
+            return {"ok": True, "kind": "local", "message": f"Local model folder '{model}' (workers must see the same path)"}
+        return {"ok": False, "kind": "missing", "message": f"'{model}' is not a model folder here (no config.json); give a Hub id or a folder saved with save_pretrained"}
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    endpoint = endpoint or (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None
+    api = HfApi(endpoint=endpoint)
+    unreachable = (
+        "Cannot reach the Hugging Face Hub from here ({why}), so '{model}' was not checked; "
+        "the built-in model builtin:tiny-lm works offline, or check again when the network is back"
+    )
+    try:
+        info = api.model_info(model, timeout=timeout)
+        if getattr(info, "gated", None):
+            api.auth_check(model)  # a gated model's card is public; its files are not
+    except GatedRepoError:
+        return {
+            "ok": False, "kind": "gated",
+            "message": f"'{model}' is gated and the token here has no access: request access on its Hub page, "
+            "then set HF_TOKEN (for local workers, in their environment) to a token of the account that has it",
+        }
+    except RepositoryNotFoundError:
+        return {
+            "ok": False, "kind": "missing",
+            "message": f"'{model}' was not found on the Hub (or it is private to an account this token cannot read): check the id (owner/name)",
+        }
+    except HFValidationError:
+        return {"ok": False, "kind": "invalid", "message": f"'{model}' is not a valid Hub model id; write owner/name (e.g. Qwen/Qwen2.5-0.5B) or builtin:tiny-lm"}
+    except OfflineModeIsEnabled:
+        return {"ok": False, "kind": "unreachable", "message": unreachable.format(why="offline mode is on: HF_HUB_OFFLINE=1", model=model)}
+    except HfHubHTTPError as err:
+        status = err.response.status_code if getattr(err, "response", None) is not None else None
+        if status in (401, 403):
+            return {"ok": False, "kind": "gated", "message": f"The Hub refused access to '{model}' (HTTP {status}): set HF_TOKEN to a valid token that can read it"}
+        return {"ok": False, "kind": "unreachable", "message": unreachable.format(why=f"the Hub answered HTTP {status or 'error'}", model=model)}
+    except Exception as err:  # httpx / OS network errors and anything else: no traceback for the user
+        why = type(err).__name__
+        return {"ok": False, "kind": "unreachable", "message": unreachable.format(why=f"network error: {why}", model=model)}
+    gated = " (gated; this token has access)" if getattr(info, "gated", None) else ""
+    return {"ok": True, "kind": "hub", "message": f"'{model}' is on the Hub and readable{gated}"}
