@@ -57,6 +57,20 @@ class TrainResult:
         return asdict(self)
 
 
+def configure_threads() -> int:
+    """Set torch's CPU threads from WORKBENCH_TORCH_THREADS, else half the cores (at most 4).
+
+    Tiny-model kernels gain little from more threads, and oversubscribed threads (a worker beside
+    a test run or a second worker) cost 5x and more (docs/BENCHMARKS.md). Returns the count set.
+    """
+    import torch
+
+    value = os.environ.get("WORKBENCH_TORCH_THREADS")
+    threads = int(value) if value and value.isdigit() and int(value) > 0 else max(1, min(4, (os.cpu_count() or 2) // 2))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def resolve_method(model_ref: str, settings: TrainingSettings) -> str:
     if settings.method == "auto":
         return "full" if is_builtin(model_ref) else "lora"

@@ -133,7 +133,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_and_report(spec, out: Path) -> int:
+    from core.train import configure_threads
+
     _quiet_libraries()
+    configure_threads()
     start = time.perf_counter()
     runs = len(spec.sizes) * len(spec.seeds) * (len(spec.candidates) + 1)
     print(f"study '{spec.name}' ({spec.study_id()}): {runs} runs, model {spec.model}, output {out}", flush=True)

@@ -14,7 +14,6 @@ default heartbeat expiry plus a 10-minute maintenance interval.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 
@@ -93,11 +92,9 @@ def run_worker(url: str, queue_names: list[str] | None = None, *, burst: bool = 
     """Run a worker until stopped (or, with burst, until the queues are empty)."""
     queue_names = queue_names or [QUEUE_GPU, QUEUE_DEFAULT]
     redis = Redis.from_url(url)
-    threads = os.environ.get("WORKBENCH_TORCH_THREADS")
-    if threads:  # several workers on one CPU box: oversubscribed threads cost 5x (docs/BENCHMARKS.md)
-        import torch
+    from core.train import configure_threads
 
-        torch.set_num_threads(max(1, int(threads)))
+    configure_threads()
     if preload_libs:
         preload()
     queues = [Queue(n, connection=redis) for n in queue_names]
