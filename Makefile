@@ -39,7 +39,7 @@ browser:
 	  || { echo "install Debian's chromium package (the browser test needs /usr/bin/chromium)"; exit 1; }
 
 test: setup browser
-	$(TEST_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m bench.run_all
