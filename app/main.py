@@ -28,10 +28,10 @@ if auth_configured() and not st.user.is_logged_in:
     st.stop()
 
 pages = [
-    st.Page(str(ROOT / "app" / "pages" / "setup.py"), title="Setup", icon=":material/tune:", url_path="setup", default=True),
-    st.Page(str(ROOT / "app" / "pages" / "jobs.py"), title="Jobs", icon=":material/pending_actions:", url_path="jobs"),
-    st.Page(str(ROOT / "app" / "pages" / "results.py"), title="Results", icon=":material/monitoring:", url_path="results"),
-    st.Page(str(ROOT / "app" / "pages" / "catalog.py"), title="Catalog", icon=":material/library_books:", url_path="catalog"),
+    st.Page(str(ROOT / "app" / "screens" / "setup.py"), title="Setup", icon=":material/tune:", url_path="setup", default=True),
+    st.Page(str(ROOT / "app" / "screens" / "jobs.py"), title="Jobs", icon=":material/pending_actions:", url_path="jobs"),
+    st.Page(str(ROOT / "app" / "screens" / "results.py"), title="Results", icon=":material/monitoring:", url_path="results"),
+    st.Page(str(ROOT / "app" / "screens" / "catalog.py"), title="Catalog", icon=":material/library_books:", url_path="catalog"),
 ]
 nav = st.navigation(pages)
 with st.sidebar:

@@ -57,9 +57,12 @@ def scaling_chart(
     curves = curves[curves["size"] > 0]
     color = _arm_color(list(points["arm"]) + list(curves["arm"]), baseline)
 
+    sizes = list(points["size"]) + list(curves["size"]) + [target_size]
+    # The axis spans the data (from the smallest size to the target), not the next powers of ten.
+    domain = [min(sizes) * 0.8, max(sizes) * 1.25] if sizes else None
     x = alt.X(
         "size:Q",
-        scale=alt.Scale(type="log"),
+        scale=alt.Scale(type="log", domain=domain, nice=False) if domain else alt.Scale(type="log"),
         title="Mixture size (rows, log scale)",
         axis=alt.Axis(format="~s"),
     )
@@ -189,7 +192,7 @@ def loss_curve_chart(events: pd.DataFrame) -> alt.Chart:
         alt.Chart(events)
         .mark_line(point=alt.OverlayMarkDef(size=20), color=CANDIDATE_COLORS[0])
         .encode(
-            x=alt.X("step:Q", title="Optimizer step"),
+            x=alt.X("step:Q", title="Optimizer step", axis=alt.Axis(format="d", tickMinStep=1)),
             y=alt.Y("loss:Q", scale=alt.Scale(zero=False), title="Training loss"),
             tooltip=[alt.Tooltip("step:Q", title="Step"), alt.Tooltip("loss:Q", title="Loss", format=".4f")],
         )

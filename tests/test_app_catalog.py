@@ -1,4 +1,4 @@
-"""The Catalog page (app/pages/catalog.py) with streamlit.testing.v1.AppTest.
+"""The Catalog page (app/screens/catalog.py) with streamlit.testing.v1.AppTest.
 
 Every test works on a copy of the shipped catalog in tmp_path (WORKBENCH_CATALOG); the shipped
 catalog/candidates.json is checked to be byte-for-byte unchanged afterwards.
@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from core import paths
 from core.catalog import load_catalog
 
-PAGE = Path(__file__).resolve().parent.parent / "app" / "pages" / "catalog.py"
+PAGE = Path(__file__).resolve().parent.parent / "app" / "screens" / "catalog.py"
 SHIPPED = paths.PROJECT_ROOT / "catalog" / "candidates.json"
 TIMEOUT = 30
 

@@ -27,7 +27,7 @@ from workers import client
 from workers.store import JobStore
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = str(ROOT / "app" / "pages" / "setup.py")
+PAGE = str(ROOT / "app" / "screens" / "setup.py")
 REDIS_URL = os.environ.get("WORKBENCH_TEST_REDIS_SETUP", "redis://127.0.0.1:6379/12")
 USER = "tester@example.com"
 W = "setup.w."
@@ -364,10 +364,6 @@ def test_check_model_messages_never_a_traceback(redis):
     assert at.text_input(key=W + "model").value == "Qwen/Qwen2.5-0.5B"
 
 
-@pytest.mark.skipif(
-    not all((ROOT / "app" / "pages" / f"{p}.py").is_file() for p in ("setup", "jobs", "results", "catalog")),
-    reason="the other pages are not written yet",
-)
 def test_run_from_the_app_switches_to_jobs(redis):
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=60)
     at.run()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # when the page is run on its own (tests, `streamlit run app/pages/catalog.py`)
+if str(ROOT) not in sys.path:  # when the page is run on its own (tests, `streamlit run app/screens/catalog.py`)
     sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402

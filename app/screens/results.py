@@ -1,0 +1,397 @@
+"""Results: a finished study's scaling curves, ranking, per-run metrics and downloads.
+
+A thin view over the study's metrics.json (`workers.client.results`), which the ranking task
+writes atomically to the artifacts store with the chart it drew (scaling.json and .png).
+
+Where the curves come from. The page must not refit (a fit with its bootstrap takes seconds, and a
+refit could disagree with the ranking it sits beside), so it draws what the study saved:
+- points: every finished run in metrics.json `runs` (seed means beyond a few thousand points);
+- fitted curves and their uncertainty bands: read back from the saved chart spec (scaling.json).
+  The bands come from the bootstrap replicates, which only that spec keeps; metrics.json holds
+  the fitted parameters and the band at the target size, not along the curve;
+- when a study has no saved spec (an older or partial output), the curves are evaluated from the
+  fitted parameters in metrics.json `fits` with core.scaling's own curve, without bands.
+All of it is parsed once per file version (cached on the file's mtime and size), so a rerun of
+the page for a study of 10k runs only draws: no JSON parsing, no DataFrame building.
+User text (names, notes, paths) goes to tables and st.code/st.text: never Markdown or HTML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from app import views
+from app.common import artifacts, redis
+from core.artifacts import ArtifactStore, read_json
+from core.charts import ranking_chart, scaling_chart
+from core.spec import LOSS_METRICS
+from workers import client
+from workers.store import JobStore
+
+PAGES = Path(__file__).resolve().parent
+MAX_POINTS = 3000
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """What the page draws for one study, parsed once per version of its metrics.json."""
+
+    study_id: str
+    folder: Path
+    metrics: dict
+    runs: pd.DataFrame
+    points: pd.DataFrame
+    thinned: bool
+    curves: pd.DataFrame
+    curves_source: str  # "saved chart", "fitted parameters" or "none"
+    version: tuple  # (artifacts root, study id, mtime_ns, size) of metrics.json: the cache key
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _parse(root: str, study_id: str, mtime_ns: int, size: int) -> StudyResults | None:
+    """Cached on the file's version (mtime, size): a rewritten metrics.json is read again."""
+    store = ArtifactStore(root)
+    metrics = client.results(study_id, store)
+    if metrics is None:
+        return None
+    folder = store.study_dir(study_id)
+    primary = metrics.get("primary_metric") or "metric"
+    runs = views.results_runs_frame(metrics)
+    points, thinned = views.points_frame(runs, primary, max_points=MAX_POINTS)
+    curves, source = views.curves_from_chart_spec(_saved_spec(folder)), "saved chart"
+    if not curves.empty and not views.curves_match_fits(curves, metrics.get("fits") or {}, int(metrics.get("target_size") or 0)):
+        curves = curves.iloc[0:0]  # a chart from an earlier ranking of this study: not these fits
+    if curves.empty and not points.empty:
+        curves = views.curves_from_fits(
+            metrics.get("fits") or {}, metric=primary, higher_is_better=bool(metrics.get("higher_is_better", True)),
+            target_size=int(metrics.get("target_size") or points["size"].max()),
+            min_size=float(points["size"].min()), max_size=float(points["size"].max()),
+        )
+        source = "fitted parameters"
+    if curves.empty:
+        source = "none"
+    return StudyResults(study_id, folder, metrics, runs, points, thinned, curves, source, (root, study_id, mtime_ns, size))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _chart_spec(version: tuple, which: str, metric: str) -> dict | None:
+    """A chart's Vega-Lite spec, built once per file version (and metric, for the ranking).
+
+    Building an Altair chart and validating it costs ~0.1 s; the page redraws the cached spec
+    (st.vega_lite_chart copies the dict before it changes anything).
+    """
+    r = _parse(*version)
+    if r is None:
+        return None
+    m = r.metrics
+    if which == "scaling":
+        if r.points.empty:
+            return None
+        chart = scaling_chart(r.points, r.curves, metric=metric, target_size=int(m.get("target_size") or r.points["size"].max()),
+                              higher_is_better=bool(m.get("higher_is_better", True)))
+    else:
+        rows, baseline = _ranking_rows(m, metric)
+        frame = views.ranking_chart_frame(rows)
+        if frame.empty:
+            return None
+        chart = ranking_chart(frame, metric=metric, baseline_value=(baseline or {}).get("predicted"),
+                              higher_is_better=metric not in LOSS_METRICS)
+    spec = chart.to_dict()
+    if spec.get("config") == {"view": {"continuousWidth": 300, "continuousHeight": 300}}:
+        del spec["config"]  # Altair's default theme: Streamlit's theme sizes the chart instead
+    return spec
+
+
+def _ranking_rows(m: dict, metric: str) -> tuple[list[dict], dict | None]:
+    """The ranking and baseline of `metric`: the primary one, or one of ranking_by_metric."""
+    if metric == (m.get("primary_metric") or "metric"):
+        return m.get("ranking") or [], m.get("baseline")
+    other = (m.get("ranking_by_metric") or {}).get(metric) or {}
+    return other.get("ranking") or [], other.get("baseline")
+
+
+def _saved_spec(folder: Path) -> dict | None:
+    """The scaling chart the ranking task saved beside metrics.json, if any (and readable)."""
+    try:
+        return read_json(folder / "scaling.json")
+    except (ValueError, OSError):
+        return None
+
+
+def load(study_id: str) -> StudyResults | None:
+    store = artifacts()
+    path = store.study_dir(study_id) / "metrics.json"
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    try:
+        return _parse(str(store.root), study_id, stat.st_mtime_ns, stat.st_size)
+    except ValueError as err:  # not valid JSON
+        st.error(views.md_escape(f"Cannot read the results of {study_id}: {err}"))
+        return None
+
+
+def has_results(study: dict) -> bool:
+    return study.get("status") == "finished" or bool(study.get("results_dir"))
+
+
+def _page_link(page: str, label: str, icon: str) -> None:
+    try:
+        st.page_link(str(PAGES / page), label=label, icon=icon)
+    except (StreamlitAPIException, KeyError):  # the page runs on its own (tests): no navigation
+        pass
+
+
+# -- pieces ---------------------------------------------------------------------------------------
+
+
+def _facts(r: StudyResults) -> None:
+    m = r.metrics
+    sizes = ", ".join(f"{int(s):,}" for s in m.get("sizes") or [])
+    bits = [
+        f"model {m.get('model')}", f"task {m.get('task')}", f"primary metric {m.get('primary_metric')}",
+        f"sizes {sizes}", f"seeds {len(m.get('seeds') or [])}", f"D0 share {m.get('d0_share')}",
+        f"target {int(m.get('target_size') or 0):,}", f"{len(m.get('runs') or []):,} runs",
+        f"written {m.get('generated_at', '?')}",
+    ]
+    st.caption(views.md_escape(" · ".join(bits)))
+
+
+def _scaling(r: StudyResults, key: str) -> None:
+    m = r.metrics
+    primary = m.get("primary_metric") or "metric"
+    if r.points.empty:
+        st.info("No finished run has a value for the primary metric: nothing to draw.")
+        return
+    st.vega_lite_chart(_chart_spec(r.version, "scaling", primary), width="stretch", key=f"{key}.scaling")
+    notes = []
+    if r.thinned:
+        notes.append(f"{len(m.get('runs') or []):,} runs: points are seed means per candidate and size")
+    if r.curves_source == "fitted parameters":
+        notes.append("curves from the fitted parameters (no saved chart, so no uncertainty bands)")
+    elif r.curves_source == "none":
+        notes.append("no fitted curve (too few sizes)")
+    else:
+        notes.append("bands: 90% bootstrap interval over seeds and points")
+    st.caption("; ".join(notes) + ".")
+
+
+def _ranking_table(rows: list[dict], baseline: dict | None, metric: str, target: int, compact: bool = False) -> None:
+    frame = views.ranking_frame(rows, baseline)
+    columns = ["rank", "candidate", "predicted", "interval", "gain_over_baseline", "p_best",
+               "rank_at_largest_size", "measured_at_largest", "flags", "backtest_error", "largest_size"]
+    if compact:  # half a page wide: what decides, and the warnings
+        columns = ["rank", "candidate", "predicted", "interval", "p_best", "rank_at_largest_size", "flags"]
+    st.dataframe(
+        frame.assign(p_best=frame["p_best"] * 100.0),
+        hide_index=True,
+        column_order=columns,
+        column_config={
+            "rank": st.column_config.NumberColumn("Rank", format="%d"),
+            "candidate": st.column_config.TextColumn("Candidate"),
+            "predicted": st.column_config.NumberColumn(f"Predicted {metric} at {target:,}", format="%.4f"),
+            "interval": st.column_config.TextColumn("90% interval", help="bootstrap over seeds and points"),
+            "gain_over_baseline": st.column_config.NumberColumn("Gain over baseline", format="%+.4f",
+                                                                help="positive = better than D0 alone, for losses too"),
+            "p_best": st.column_config.ProgressColumn("P(best)", min_value=0.0, max_value=100.0, format="%.0f%%",
+                                                      help="share of bootstrap replicates in which it ranks first"),
+            "measured_at_largest": st.column_config.NumberColumn("Measured at largest size", format="%.4f"),
+            "largest_size": st.column_config.NumberColumn("Largest size", format="localized"),
+            "rank_at_largest_size": st.column_config.NumberColumn("Rank at largest size", format="%d",
+                                                                  help="the plain ranking, no extrapolation"),
+            "backtest_error": st.column_config.NumberColumn("Backtest error", format="%.4f",
+                                                            help="|predicted − measured| at the largest size, fitted without it"),
+            "flags": st.column_config.TextColumn("Warnings", width="medium"),
+        },
+    )
+
+
+def _two_rankings(rows: list[dict], target: int) -> None:
+    """The extrapolated order beside the plain one at the largest measured size (DataDecide)."""
+    extrapolated = [str(r["candidate"]) for r in sorted(rows, key=lambda r: int(r["rank"]))]
+    plain = views.plain_order(rows)
+    if not extrapolated:
+        return
+    largest = max(int(r.get("largest_size") or 0) for r in rows)
+    n = max(len(extrapolated), len(plain))
+    frame = pd.DataFrame({
+        "position": range(1, n + 1),
+        "extrapolated": extrapolated + [""] * (n - len(extrapolated)),
+        "plain": plain + [""] * (n - len(plain)),
+    })
+    st.dataframe(frame, hide_index=True, column_config={
+        "position": st.column_config.NumberColumn("#", format="%d"),
+        "extrapolated": st.column_config.TextColumn(f"Extrapolated to {target:,}"),
+        "plain": st.column_config.TextColumn(f"Measured at {largest:,}"),
+    })
+    if extrapolated[: len(plain)] != plain:
+        st.info("The extrapolated ranking differs from the plain ranking at the largest measured size. Small-scale "
+                "rankings get about 80% of pairwise decisions right, and no scaling-law method beat the plain "
+                "ranking at the largest size for the same compute (DataDecide, 2025): weigh both.", icon=":material/balance:")
+    else:
+        st.caption("The extrapolated ranking agrees with the plain ranking at the largest measured size.")
+
+
+def _ranking(r: StudyResults, key: str, compact: bool = False) -> None:
+    m = r.metrics
+    primary = m.get("primary_metric") or "metric"
+    others = list((m.get("ranking_by_metric") or {}).keys())
+    metric = primary
+    if others and not compact:
+        metric = st.radio("Rank by", [primary, *others], horizontal=True, key=f"{key}.metric",
+                          format_func=lambda x: f"{x} (primary)" if x == primary else x,
+                          help="Continuous quantities such as loss often rank better at small scale than accuracy or F1.")
+    rows, baseline = _ranking_rows(m, metric)
+    target = int(m.get("target_size") or 0)
+    if not rows:
+        st.info("No candidate could be ranked on this metric (no finished candidate run).")
+        return
+    _ranking_table(rows, baseline, metric, target, compact=compact)
+    if compact:
+        return
+    spec = _chart_spec(r.version, "ranking", metric)
+    left, right = st.columns([3, 2])
+    with left:
+        if spec is not None:
+            # An explicit height: with "content", Streamlit squeezes this layered chart's discrete axis.
+            st.vega_lite_chart(spec, width="stretch", height=int(spec.get("height") or 120) + 110, key=f"{key}.ranking_chart")
+    with right:
+        _two_rankings(rows, target)
+    notes = views.notes_frame(rows, baseline)
+    if not notes.empty:
+        with st.expander(f"Why these warnings ({len(notes)} notes)"):
+            st.dataframe(notes, hide_index=True, column_config={
+                "candidate": st.column_config.TextColumn("Candidate"),
+                "note": st.column_config.TextColumn("Note", width="large"),
+            })
+
+
+def _warnings(r: StudyResults) -> None:
+    m = r.metrics
+    lines = views.warning_lines(m)
+    if lines:
+        items = "\n".join(f"- {views.md_escape(line)}" for line in lines)
+        st.warning("Read the ranking with care:\n\n" + items, icon=":material/warning:")
+    failed = m.get("failed_runs") or []
+    if failed:
+        st.warning(f"{len(failed):,} runs did not finish; the fits use the {len(m.get('runs') or []):,} that did.",
+                   icon=":material/warning:")
+    removed = {k: v for k, v in (m.get("contamination") or {}).items() if v}
+    if removed:
+        leaks = ", ".join(f"{k} {v:,} rows" for k, v in removed.items())
+        st.caption(views.md_escape("Benchmark leaks removed from candidates: " + leaks))
+
+
+def _details(r: StudyResults, key: str) -> None:
+    m = r.metrics
+    st.subheader("Per-run metrics")
+    names = list(m.get("metrics") or [])
+    st.dataframe(r.runs, hide_index=True, column_config={
+        "candidate": st.column_config.TextColumn("Candidate"),
+        "size": st.column_config.NumberColumn("Rows", format="localized"),
+        "seed": st.column_config.NumberColumn("Seed", format="%d"),
+        **{n: st.column_config.NumberColumn(n, format="%.4f") for n in names},
+        "steps": st.column_config.NumberColumn("Steps", format="%d"),
+        "train_loss": st.column_config.NumberColumn("Train loss", format="%.4f"),
+        "repetition": st.column_config.NumberColumn("Candidate repetition", format="%.2f×",
+                                                    help="times each candidate row was used to reach the size"),
+        "train_seconds": st.column_config.NumberColumn("Train s", format="%.1f"),
+        "total_seconds": st.column_config.NumberColumn("Total s", format="%.1f"),
+        "cached": st.column_config.CheckboxColumn("Cached"),
+        "key": st.column_config.TextColumn("Run key"),
+    })
+    failed = m.get("failed_runs") or []
+    if failed:
+        with st.expander(f"Runs that did not finish ({len(failed):,})"):
+            st.dataframe(pd.DataFrame(failed), hide_index=True)
+
+    st.subheader("Downloads and artifacts")
+    folder = r.folder
+    c1, c2, c3, c4 = st.columns(4)
+    c1.download_button("metrics.json", data=lambda: (folder / "metrics.json").read_bytes(),
+                       file_name=f"{r.study_id}-metrics.json",
+                       mime="application/json", key=f"{key}.dl_metrics", on_click="ignore", icon=":material/data_object:")
+    runs = r.runs
+    c2.download_button("Runs (CSV)", data=lambda: runs.to_csv(index=False), file_name=f"{r.study_id}-runs.csv",
+                       mime="text/csv", key=f"{key}.dl_csv", on_click="ignore", icon=":material/table_view:")
+    for col, name, label in ((c3, "scaling.png", "Scaling chart (PNG)"), (c4, "ranking.png", "Ranking chart (PNG)")):
+        png = folder / name
+        if png.is_file():
+            col.download_button(label, data=lambda p=png: p.read_bytes(), file_name=f"{r.study_id}-{name}", mime="image/png",
+                                key=f"{key}.dl_{name}", on_click="ignore", icon=":material/image:")
+        else:
+            col.caption(f"No {name} was saved.")
+    files = [str(folder)] + [f"  {p.name}" for p in sorted(folder.iterdir()) if p.is_file()] if folder.is_dir() else [str(folder)]
+    st.caption("Results folder (the artifacts store is the source of truth; run results live under runs/<key>/):")
+    st.code("\n".join(files), language="text")
+
+
+def _summary(r: StudyResults, key: str, compact: bool = False) -> None:
+    m = r.metrics
+    if compact:
+        st.subheader(views.md_escape(m.get("study") or r.study_id))
+        st.caption(views.md_escape(r.study_id))
+    _facts(r)
+    _warnings(r)
+    _scaling(r, key)
+    st.subheader("Ranking" if not compact else "Ranking (primary metric)")
+    _ranking(r, key, compact=compact)
+
+
+# -- the page ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    st.title("Results")
+    store = JobStore(redis())
+    studies = [s for s in store.studies() if has_results(s)]
+    if not studies:
+        st.info("No finished study yet — submit one from Setup (**Load demo study**, then **Run**) and follow it "
+                "on Jobs; its curves and ranking appear here when it finishes.", icon=":material/insights:")
+        _page_link("jobs.py", "Go to Jobs", ":material/manufacturing:")
+        return
+    ids = [s["id"] for s in studies]
+    labels = {s["id"]: views.study_label(s) for s in studies}
+    if st.session_state.get("results.study") not in ids:
+        # The study this session last looked at, else the link's ?study=, else the newest finished one.
+        wanted = [st.session_state.get("study_id"), st.query_params.get("study")]
+        st.session_state["results.study"] = next((w for w in wanted if w in ids), ids[0])
+    c1, c2 = st.columns(2)
+    sid = c1.selectbox("Study", ids, key="results.study", format_func=lambda i: labels.get(i, i))
+    st.session_state["study_id"] = sid
+    if st.query_params.get("study") != sid:
+        st.query_params["study"] = sid
+    other = c2.selectbox("Compare with", [None, *[i for i in ids if i != sid]], key="results.compare",
+                         format_func=lambda i: "(none)" if i is None else labels.get(i, i))
+
+    result = load(sid)
+    if result is None:
+        st.warning("This study has no metrics.json in the artifacts store yet (still ranking, or written to another "
+                   "ARTIFACTS_DIR). Check it on the Jobs page.", icon=":material/hourglass_top:")
+        return
+    if other:
+        second = load(other)
+        left, right = st.columns(2)
+        with left:
+            _summary(result, "a", compact=True)
+        with right:
+            if second is None:
+                st.warning("The study to compare with has no metrics.json yet.")
+            else:
+                _summary(second, "b", compact=True)
+        st.divider()
+        st.header(views.md_escape(f"Details: {result.metrics.get('study') or sid}"))
+        _ranking(result, "a.full")
+        _details(result, "a")
+        return
+    _summary(result, "a")
+    _details(result, "a")
+
+
+main()

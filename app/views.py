@@ -1,0 +1,478 @@
+"""Tables for the Jobs and Results pages: records in, DataFrames out, no Streamlit and no I/O.
+
+The pages read the job store and metrics.json; these functions turn what they read into the frames
+that the pages show and chart. Kept pure so that they are unit-tested without a browser, and so
+that the 10k-run paths stay vectorized (one DataFrame build, column operations, formatting only for
+the rows a page actually shows).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from workers.store import LIVE, STATUSES
+
+BASELINE = "baseline"
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$])")
+PAGE_SIZE = 200
+
+# What the ranking's machine flags mean, in the words the Results page uses.
+FLAG_LABELS = {
+    "extrapolation": "long extrapolation",
+    "no_improvement": "no improvement with size",
+    "degenerate": "degenerate fit",
+    "crosses": "curve crosses another",
+    "repeated_data": "repeated data",
+}
+
+STUDY_COLUMNS = ["id", "name", "status", "progress", "queued", "running", "finished", "failed", "canceled",
+                 "runs", "submitted_by", "submitted_at", "backend"]
+# Fields of a run record (workers.store) that the Jobs page reads.
+_RUN_FIELDS = ["id", "index", "arm", "size", "seed", "status", "phase", "step", "total", "started_at", "finished_at",
+               "worker", "host", "backend_url", "metrics", "attempts", "cached", "error"]
+RUN_COLUMNS = ["id", "index", "arm", "size", "seed", "status", "phase", "progress", "steps", "elapsed_s",
+               "worker", "backend_url", "value", "attempts", "cached", "error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs
+
+
+def studies_frame(studies: Sequence[Mapping], counts: Mapping[str, Mapping[str, int]] | None = None) -> pd.DataFrame:
+    """One row per study (in the order given: newest first from the store), with its run counts.
+
+    `counts` maps study id to {status: n}; a study without counts shows its planned run count only.
+    `progress` is the share of runs that reached a terminal status.
+    """
+    counts = counts or {}
+    rows = []
+    for s in studies:
+        sid = str(s.get("id", ""))
+        c = counts.get(sid) or {}
+        n = int(s.get("n_runs") or sum(c.values()) or 0)
+        done = sum(int(c.get(k, 0)) for k in ("finished", "failed", "canceled"))
+        rows.append({
+            "id": sid,
+            "name": str(s.get("name") or sid),
+            "status": str(s.get("status") or "queued"),
+            "progress": (done / n) if n and c else None,
+            **{k: (int(c[k]) if k in c else None) for k in STATUSES},
+            "runs": n,
+            "submitted_by": str(s.get("submitted_by") or ""),
+            "submitted_at": _datetime(s.get("submitted_at")),
+            "backend": str(s.get("backend") or "local"),
+        })
+    frame = pd.DataFrame(rows, columns=STUDY_COLUMNS)
+    for k in STATUSES:
+        frame[k] = frame[k].astype("Int64")
+    frame["submitted_at"] = pd.to_datetime(frame["submitted_at"])
+    return frame
+
+
+def study_label(study: Mapping) -> str:
+    """How a study reads in a picker: name, status, when, and its id (names repeat, ids don't)."""
+    when = _datetime(study.get("submitted_at"))
+    stamp = when.strftime("%Y-%m-%d %H:%M") if when else "?"
+    return f"{study.get('name') or study.get('id')} · {study.get('status') or 'queued'} · {stamp} · {study.get('id')}"
+
+
+def runs_frame(runs: Sequence[Mapping], *, metric: str | None = None, now: float | None = None) -> pd.DataFrame:
+    """The runs of a study as a typed frame, in plan order, built with column operations.
+
+    progress: step/total of the current phase (1.0 when finished); steps: "step/total" text;
+    elapsed_s: seconds since the run started (to its end when it ended); value: the run's `metric`.
+    """
+    now = time.time() if now is None else now
+    if not runs:
+        return pd.DataFrame({c: pd.Series(dtype=_run_dtype(c)) for c in RUN_COLUMNS})
+    raw = pd.DataFrame.from_records(list(runs), columns=_RUN_FIELDS)  # only the fields shown: 2x faster
+    n = len(raw)
+
+    def col(name: str, default=None) -> pd.Series:
+        return raw[name] if name in raw.columns else pd.Series([default] * n, index=raw.index, dtype=object)
+
+    def num(name: str) -> pd.Series:
+        return pd.to_numeric(col(name), errors="coerce")
+
+    status = col("status").fillna("queued").astype(str)
+    step, total = num("step"), num("total")
+    progress = (step / total.where(total > 0)).clip(0.0, 1.0)
+    progress = progress.mask(status == "finished", 1.0)
+    step_text = step.fillna(0).astype("int64").astype(str)
+    total_text = total.fillna(0).astype("int64").astype(str)
+    steps = np.where(total.fillna(0) > 0, step_text + "/" + total_text, "")
+    started, finished = num("started_at"), num("finished_at")
+    end = finished.where(status.isin(["finished", "failed", "canceled"]) & finished.notna(), now)
+    elapsed = (end - started).where(started.notna() & (status != "queued"))
+    metrics = col("metrics")
+    value = [m.get(metric) if metric and isinstance(m, dict) else None for m in metrics]
+    frame = pd.DataFrame({
+        "id": col("id").astype(str),
+        "index": num("index").astype("Int64"),
+        "arm": col("arm").astype(str),
+        "size": num("size").astype("Int64"),
+        "seed": num("seed").astype("Int64"),
+        "status": status,
+        "phase": col("phase").fillna("").astype(str),
+        "progress": progress.astype(float),
+        "steps": steps,
+        "elapsed_s": elapsed.clip(lower=0).astype(float),
+        "worker": col("worker").fillna(col("host")).fillna("").astype(str),
+        "backend_url": col("backend_url").replace("", None),
+        "value": pd.to_numeric(pd.Series(value, index=raw.index, dtype=object), errors="coerce").astype(float),
+        "attempts": num("attempts").astype("Int64"),
+        "cached": col("cached").map(_truthy).astype(bool),
+        "error": col("error").fillna("").astype(str),
+    })
+    if frame["index"].notna().all():
+        frame = frame.sort_values("index", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def status_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """{status: n} over every known status (zeros kept, so tables have stable columns)."""
+    out = {s: 0 for s in STATUSES}
+    for s, n in pd.Series(list(statuses), dtype=object).fillna("queued").value_counts().items():
+        out[str(s)] = int(n)
+    return out
+
+
+def is_live(counts: Mapping[str, int]) -> bool:
+    """Anything still queued or running (the Jobs page keeps refreshing while so)."""
+    return any(int(counts.get(s, 0)) > 0 for s in LIVE)
+
+
+def filter_runs(frame: pd.DataFrame, *, statuses: Sequence[str] | None = None, arm: str | None = None,
+                search: str = "") -> pd.DataFrame:
+    """Rows of the given statuses and arm whose id, worker, phase or error contain `search`."""
+    keep = pd.Series(True, index=frame.index)
+    if statuses:
+        keep &= frame["status"].isin(list(statuses))
+    if arm:
+        keep &= frame["arm"] == arm
+    text = (search or "").strip().lower()
+    if text:
+        hay = frame["id"] + " " + frame["arm"] + " " + frame["worker"] + " " + frame["phase"] + " " + frame["error"]
+        keep &= hay.str.lower().str.contains(text, regex=False)
+    return frame[keep]
+
+
+def page_of(frame: pd.DataFrame, page: int, page_size: int = PAGE_SIZE) -> pd.DataFrame:
+    """Rows of a 1-indexed page (the last page when `page` is past the end)."""
+    pages = n_pages(len(frame), page_size)
+    page = min(max(1, int(page)), pages)
+    return frame.iloc[(page - 1) * page_size: page * page_size]
+
+
+def n_pages(n_rows: int, page_size: int = PAGE_SIZE) -> int:
+    return max(1, math.ceil(n_rows / page_size))
+
+
+def runs_display(page: pd.DataFrame) -> pd.DataFrame:
+    """The shown page of runs: elapsed time as text, progress in percent (only rows on screen)."""
+    out = page.drop(columns=["index"]).copy()
+    out["progress"] = out["progress"] * 100.0
+    out.insert(out.columns.get_loc("elapsed_s"), "elapsed", [duration(x) for x in out["elapsed_s"]])
+    return out.drop(columns=["elapsed_s"])
+
+
+def duration(seconds: float | None) -> str:
+    """12s, 3m 05s, 2h 04m; empty for no time."""
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return ""
+    s = int(round(float(seconds)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+def run_label(row: Mapping) -> str:
+    """How a run reads in the run picker."""
+    size = row.get("size")
+    size_text = f"{int(size):,} rows" if size is not None and not pd.isna(size) else "? rows"
+    return f"{row.get('id')} · {row.get('arm')} · {size_text} · seed {row.get('seed')} · {row.get('status')}"
+
+
+def log_text(events: Sequence[Mapping], *, tail: int = 200) -> str:
+    """A run's log lines (loss points left out: they are the chart), oldest first, as plain text."""
+    lines = []
+    for e in events:
+        kind = e.get("kind", "log")
+        if kind == "loss":
+            continue
+        stamp = datetime.fromtimestamp(float(e["t"])).strftime("%H:%M:%S") if e.get("t") else "--:--:--"
+        prefix = "ERROR " if kind == "error" else ""
+        lines.append(f"{stamp}  {prefix}{e.get('message', '')}")
+    return "\n".join(lines[-tail:])
+
+
+def loss_frame(events: Sequence[Mapping]) -> pd.DataFrame:
+    """The training-loss points of a run's events (step, loss), in step order."""
+    rows = [(e.get("step"), e.get("loss")) for e in events if e.get("kind") == "loss"]
+    frame = pd.DataFrame(rows, columns=["step", "loss"]).apply(pd.to_numeric, errors="coerce").dropna()
+    return frame.sort_values("step", kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+def results_runs_frame(metrics_json: Mapping) -> pd.DataFrame:
+    """Per-run metrics of a finished study (metrics.json `runs`), one column per metric."""
+    names = list(metrics_json.get("metrics") or [])
+    runs = metrics_json.get("runs") or []
+    rows = []
+    for r in runs:
+        m = r.get("metrics") or {}
+        train = r.get("train") or {}
+        timings = r.get("timings") or {}
+        mixture = r.get("mixture") or {}
+        row = {"candidate": r.get("candidate") or r.get("arm"), "size": r.get("size"), "seed": r.get("seed")}
+        row.update({name: m.get(name) for name in names})
+        row.update({
+            "steps": train.get("steps"),
+            "train_loss": train.get("train_loss"),
+            "repetition": mixture.get("candidate_repetition"),
+            "train_seconds": timings.get("train_seconds"),
+            "total_seconds": timings.get("total_seconds"),
+            "cached": bool(r.get("cached")),
+            "key": r.get("key"),
+        })
+        rows.append(row)
+    columns = ["candidate", "size", "seed", *names, "steps", "train_loss", "repetition", "train_seconds",
+               "total_seconds", "cached", "key"]
+    frame = pd.DataFrame(rows, columns=columns)
+    for c in ["size", "seed", "steps"]:
+        frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("Int64")
+    for c in [*names, "train_loss", "repetition", "train_seconds", "total_seconds"]:
+        frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
+    return frame
+
+
+def points_frame(runs: pd.DataFrame, metric: str, *, max_points: int = 3000) -> tuple[pd.DataFrame, bool]:
+    """Scaling-chart points (arm, size, seed, value) from the per-run frame.
+
+    Beyond `max_points` the chart shows the seed mean per (arm, size) instead of every seed, so a
+    study of thousands of runs still draws quickly; the flag says whether that happened.
+    """
+    if metric not in runs.columns or runs.empty:
+        return pd.DataFrame(columns=["arm", "size", "seed", "value"]), False
+    pts = runs[["candidate", "size", "seed", metric]].rename(columns={"candidate": "arm", metric: "value"})
+    pts = pts.dropna(subset=["size", "value"])
+    pts = pts.assign(size=pts["size"].astype(float))
+    if len(pts) <= max_points:
+        return pts.reset_index(drop=True), False
+    means = pts.groupby(["arm", "size"], as_index=False, sort=False)["value"].mean()
+    return means.assign(seed="mean").loc[:, ["arm", "size", "seed", "value"]], True
+
+
+def curves_from_chart_spec(spec: Mapping | None) -> pd.DataFrame:
+    """The fitted curves with their bootstrap bands, read back from a saved scaling chart spec.
+
+    write_study_outputs saves the chart it drew (scaling.json) from the study's fit, bootstrap
+    included; metrics.json keeps the fitted parameters but not the bootstrap replicates, so the
+    bands exist only there. Every dataset of the spec with arm/size/value/low/high columns is a
+    piece of the curves (the band layer, the candidates' lines, the baseline's line); their union,
+    one row per (arm, size), is the frame the chart was drawn from.
+    """
+    columns = ["arm", "size", "value", "low", "high"]
+    if not spec:
+        return pd.DataFrame(columns=columns)
+    tables = list((spec.get("datasets") or {}).values())
+    for layer in spec.get("layer") or []:
+        values = (layer.get("data") or {}).get("values")
+        if isinstance(values, list):
+            tables.append(values)
+    frames = [pd.DataFrame(t) for t in tables if t and isinstance(t, list) and isinstance(t[0], dict)]
+    frames = [f for f in frames if set(columns) <= set(f.columns)]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    curves = pd.concat([f[columns] for f in frames], ignore_index=True)
+    for c in columns[1:]:
+        curves[c] = pd.to_numeric(curves[c], errors="coerce")
+    curves = curves.assign(_band=curves["low"].notna()).sort_values(["arm", "size", "_band"], ascending=[True, True, False])
+    return curves.drop_duplicates(["arm", "size"]).drop(columns="_band").reset_index(drop=True)
+
+
+def curves_match_fits(curves: pd.DataFrame, fits: Mapping[str, Mapping], target_size: int, rel: float = 1e-6) -> bool:
+    """Whether saved curves belong to these fits: each fitted arm's curve at the target size is its
+    saved prediction (a chart left over from an earlier ranking of the study would not be)."""
+    at_target = curves[curves["size"] == float(target_size)].set_index("arm")["value"]
+    for arm, fit in fits.items():
+        value = ((fit or {}).get("prediction") or {}).get("value")
+        if value is None:
+            continue
+        if arm not in at_target.index or not math.isclose(float(at_target[arm]), float(value), rel_tol=rel, abs_tol=1e-9):
+            return False
+    return True
+
+
+def curves_from_fits(fits: Mapping[str, Mapping], *, metric: str, higher_is_better: bool, target_size: int,
+                     min_size: float, max_size: float | None = None, n: int = 60) -> pd.DataFrame:
+    """Fitted curves (no bands) evaluated from metrics.json `fits`, when no chart spec was saved.
+
+    Uses core.scaling's own curve (StudyFit.predict) on the same grid as core.study.curve_frame:
+    no refit, so it is instant and matches the saved prediction. low/high are NaN: the bootstrap
+    replicates that give bands are not in metrics.json.
+    """
+    from core.scaling import Fit, StudyFit
+
+    columns = ["arm", "size", "value", "low", "high"]
+    usable = {a: f for a, f in fits.items() if f.get("form") in ("power_law", "log_linear") and f.get("params")}
+    if not usable or not min_size or min_size <= 0:
+        return pd.DataFrame(columns=columns)
+    objs = {a: Fit(a, f["form"], {k: float(v) for k, v in f["params"].items() if v is not None}, list(f.get("shared") or []),
+                   None, None) for a, f in usable.items()}
+    study = StudyFit(metric, bool(higher_is_better), int(target_size), "", 0, 0, objs, pd.DataFrame(), {})
+    top = max(float(target_size), float(max_size or min_size))
+    grid = np.unique(np.geomspace(float(min_size), top, n).round().astype(int))
+    frames = []
+    for arm in objs:
+        try:
+            value = study.predict(arm, grid)
+        except (KeyError, ValueError):
+            continue  # parameters missing from an old file: no curve for this arm
+        frames.append(pd.DataFrame({"arm": arm, "size": grid.astype(float), "value": value, "low": np.nan, "high": np.nan}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def flag_text(flags: Iterable[str] | None) -> str:
+    """Machine flags in words: "degenerate fit, long extrapolation"."""
+    return ", ".join(FLAG_LABELS.get(f, str(f).replace("_", " ")) for f in (flags or []))
+
+
+def ranking_frame(ranking: Sequence[Mapping], baseline: Mapping | None = None) -> pd.DataFrame:
+    """The ranking table: one row per candidate, best first, and the baseline row last.
+
+    Columns: rank, candidate, predicted, interval (text), low, high, gain_over_baseline, p_best,
+    measured_at_largest, largest_size, rank_at_largest_size, backtest_error, flags (in words).
+    """
+    rows = []
+    for r in ranking:
+        rows.append({
+            "rank": r.get("rank"),
+            "candidate": str(r.get("candidate")),
+            "predicted": r.get("predicted"),
+            "interval": interval_text(r.get("low"), r.get("high")),
+            "low": r.get("low"),
+            "high": r.get("high"),
+            "gain_over_baseline": r.get("gain_over_baseline"),
+            "p_best": r.get("p_best"),
+            "measured_at_largest": r.get("measured_at_largest"),
+            "largest_size": r.get("largest_size"),
+            "rank_at_largest_size": r.get("rank_at_largest_size"),
+            "backtest_error": r.get("backtest_abs_error"),
+            "flags": flag_text(r.get("flags")),
+        })
+    if baseline:
+        rows.append({
+            "rank": None,
+            "candidate": "baseline (D0 only)",
+            "predicted": baseline.get("predicted"),
+            "interval": interval_text(baseline.get("low"), baseline.get("high")),
+            "low": baseline.get("low"),
+            "high": baseline.get("high"),
+            "gain_over_baseline": None,
+            "p_best": None,
+            "measured_at_largest": baseline.get("measured_at_largest"),
+            "largest_size": baseline.get("largest_size"),
+            "rank_at_largest_size": None,
+            "backtest_error": None,
+            "flags": flag_text(baseline.get("flags")),
+        })
+    columns = ["rank", "candidate", "predicted", "interval", "low", "high", "gain_over_baseline", "p_best",
+               "measured_at_largest", "largest_size", "rank_at_largest_size", "backtest_error", "flags"]
+    frame = pd.DataFrame(rows, columns=columns)
+    for c in ["rank", "largest_size", "rank_at_largest_size"]:
+        frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("Int64")
+    for c in ["predicted", "low", "high", "gain_over_baseline", "p_best", "measured_at_largest", "backtest_error"]:
+        frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
+    return frame
+
+
+def ranking_chart_frame(ranking: Sequence[Mapping]) -> pd.DataFrame:
+    """The candidates with a prediction, in the columns core.charts.ranking_chart takes."""
+    columns = ["candidate", "predicted", "low", "high", "gain_over_baseline", "p_best"]
+    frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in ranking], columns=columns)
+    for c in columns[1:]:
+        frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
+    return frame[frame["predicted"].notna()].reset_index(drop=True)
+
+
+def notes_frame(ranking: Sequence[Mapping], baseline: Mapping | None = None) -> pd.DataFrame:
+    """Every note behind the flags, one per row (candidate, note): the long form of `flags`."""
+    rows = [(str(r.get("candidate")), str(n)) for r in ranking for n in (r.get("notes") or [])]
+    if baseline:
+        rows += [("baseline (D0 only)", str(n)) for n in (baseline.get("notes") or [])]
+    return pd.DataFrame(rows, columns=["candidate", "note"])
+
+
+def rankings_disagree(ranking: Sequence[Mapping]) -> list[str]:
+    """Candidates whose extrapolated rank differs from their plain rank at the largest measured size."""
+    return [str(r.get("candidate")) for r in ranking
+            if r.get("rank") is not None and r.get("rank_at_largest_size") is not None
+            and int(r["rank"]) != int(r["rank_at_largest_size"])]
+
+
+def plain_order(ranking: Sequence[Mapping]) -> list[str]:
+    """Candidates by their rank at the largest measured size (DataDecide's plain ranking)."""
+    ranked = [r for r in ranking if r.get("rank_at_largest_size") is not None]
+    return [str(r["candidate"]) for r in sorted(ranked, key=lambda r: int(r["rank_at_largest_size"]))]
+
+
+def interval_text(low, high, spec: str = "{:.4f}") -> str:
+    if low is None or high is None or _isnan(low) or _isnan(high):
+        return ""
+    return f"{spec.format(float(low))} – {spec.format(float(high))}"
+
+
+def warning_lines(metrics_json: Mapping) -> list[str]:
+    """The study's warnings in words ("helpful: degenerate fit"), from the ranking's flags."""
+    out = []
+    for r in metrics_json.get("ranking") or []:
+        if r.get("flags"):
+            out.append(f"{r.get('candidate')}: {flag_text(r.get('flags'))}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def md_escape(text: str) -> str:
+    """User text made safe for a Markdown element: no formatting, links or HTML survive."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def _datetime(ts) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(ts)) if ts not in (None, "") else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _truthy(x) -> bool:
+    if isinstance(x, str):
+        return x.strip().lower() in ("1", "true", "yes")
+    return bool(x) if x is not None and not _isnan(x) else False
+
+
+def _isnan(x) -> bool:
+    try:
+        return isinstance(x, float) and math.isnan(x)
+    except TypeError:
+        return False
+
+
+def _run_dtype(column: str) -> str:
+    return {"index": "Int64", "size": "Int64", "seed": "Int64", "attempts": "Int64", "progress": "float",
+            "elapsed_s": "float", "value": "float", "cached": "bool"}.get(column, "object")

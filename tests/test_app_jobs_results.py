@@ -1,0 +1,415 @@
+"""The Jobs and Results pages through streamlit.testing.v1.AppTest, against the real Redis.
+
+Redis: 127.0.0.1:6379 db 14 (WORKBENCH_TEST_APP_REDIS to change it), flushed before and after each
+test. WORKBENCH_HOME and ARTIFACTS_DIR live under the test's tmp_path.
+
+The finished study that Results shows is made by the real pipeline except training: the tiny spec
+is prepared (prepare_study, save_prepared), its planned runs get results in the artifacts store
+(synthetic metrics with a known order: helpful improves with size, offdomain gets worse), the real
+fit, ranking and outputs are written (summarize_study, write_study_outputs: metrics.json,
+scaling.json/png), and the Redis records come from workers.client.reindex. Training the nine tiny
+runs for real takes minutes on a busy CPU box; this takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from redis import Redis
+from rq import Queue
+from streamlit.testing.v1 import AppTest
+
+from app import views
+from core.artifacts import ArtifactStore, write_text
+from core.charts import scaling_chart
+from core.spec import dump_spec
+from tests.specs import tiny_spec
+from workers import client
+from workers.store import JobStore
+
+REDIS_URL = os.environ.get("WORKBENCH_TEST_APP_REDIS", "redis://127.0.0.1:6379/14")
+PAGES = Path(__file__).resolve().parent.parent / "app" / "screens"
+JOBS, RESULTS = str(PAGES / "jobs.py"), str(PAGES / "results.py")
+TIMEOUT = 60
+
+
+@pytest.fixture
+def redis(tmp_path, monkeypatch):
+    conn = Redis.from_url(REDIS_URL)
+    try:
+        conn.ping()
+    except Exception as err:  # pragma: no cover - the suite needs the local Redis
+        pytest.skip(f"no Redis at {REDIS_URL}: {err}")
+    conn.flushdb()
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    yield conn
+    conn.flushdb()
+
+
+def page(path: str, **query) -> AppTest:
+    at = AppTest.from_file(path, default_timeout=TIMEOUT)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def table(at: AppTest, column: str) -> pd.DataFrame:
+    """The first dataframe on the page that has `column`."""
+    for df in at.dataframe:
+        if column in df.value.columns:
+            return df.value
+    raise AssertionError(f"no table with column {column!r}: {[list(d.value.columns) for d in at.dataframe]}")
+
+
+def make_study(store: JobStore, study_id: str, n: int, *, name: str = "study", status: str = "running",
+               arms=("baseline", "helpful", "offdomain"), **record) -> list[str]:
+    runs = [{"id": f"{study_id}-r{i}", "index": i, "arm": arms[i % len(arms)], "size": 100 * (1 + i % 3),
+             "seed": i // 9, "key": f"run-{study_id}-{i}", "status": "queued", "phase": "queued", "attempts": 0}
+            for i in range(n)]
+    store.create_study(study_id, {"name": name, "status": status, "backend": "local", "submitted_by": "tester",
+                                  "primary_metric": "macro_f1", "target_size": 10_000, **record}, runs)
+    return [r["id"] for r in runs]
+
+
+# ---------------------------------------------------------------------------------------------
+# A finished study, made once per module
+
+
+def _metric(arm: str, size: int, seed: int) -> dict:
+    step = math.log2(size / 40)
+    slope = {"baseline": 0.05, "helpful": 0.12, "offdomain": -0.02}[arm]
+    f1 = 0.30 + slope * step + 0.004 * seed
+    return {"macro_f1": f1, "accuracy": f1 + 0.05, "loss": 2.0 - 1.5 * slope * step - 0.01 * seed}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """(artifacts root, study id) of a finished tiny study with real fits, ranking and charts."""
+    from core.study import plan_runs, prepare_study, save_prepared, summarize_study, write_study_outputs
+
+    home = tmp_path_factory.mktemp("home")
+    old = os.environ.get("WORKBENCH_HOME")
+    os.environ["WORKBENCH_HOME"] = str(home)
+    try:
+        spec = tiny_spec(seeds=[0, 1])
+        store = ArtifactStore(home / "artifacts")
+        prepared = prepare_study(spec)
+        study_id = spec.study_id()
+        save_prepared(prepared, store.prepared_dir(study_id))
+        write_text(store.study_dir(study_id) / "spec.yaml", dump_spec(spec))
+        results = []
+        for run in plan_runs(prepared):
+            res = {"key": run.key, "arm": run.arm, "size": run.size, "seed": run.seed, "model": spec.model,
+                   "task": spec.task, "metrics": _metric(run.arm, run.size, run.seed),
+                   "train": {"steps": 4, "train_loss": 3.0}, "timings": {"train_seconds": 1.0, "total_seconds": 2.0},
+                   "mixture": {"parts": [], "candidate_repetition": None if run.arm == "baseline" else 0.2},
+                   "d0_share": None if run.arm == "baseline" else spec.d0_share}
+            store.put_result(run.key, res)
+            results.append(res)
+        summary = summarize_study(spec, results, contamination=prepared.contamination)
+        summary["study_id"] = study_id
+        write_study_outputs(summary, store.study_dir(study_id), spec)
+    finally:
+        if old is None:
+            os.environ.pop("WORKBENCH_HOME", None)
+        else:
+            os.environ["WORKBENCH_HOME"] = old
+    return store.root, study_id
+
+
+@pytest.fixture
+def finished_in_redis(finished, redis, monkeypatch):
+    root, study_id = finished
+    monkeypatch.setenv("ARTIFACTS_DIR", str(root))
+    assert client.reindex(redis, ArtifactStore(root)) == [study_id]
+    return study_id
+
+
+# ---------------------------------------------------------------------------------------------
+# app/views.py
+
+
+def test_runs_frame_progress_elapsed_metric_and_link():
+    now = 1_000.0
+    runs = [
+        {"id": "s-r0", "index": 0, "arm": "baseline", "size": 40, "seed": 0, "status": "finished", "phase": "done",
+         "step": 60, "total": 60, "started_at": 900.0, "finished_at": 990.0, "metrics": {"macro_f1": 0.5}, "cached": "1"},
+        {"id": "s-r1", "index": 1, "arm": "helpful", "size": 40, "seed": 0, "status": "running", "phase": "training",
+         "step": 3, "total": 12, "started_at": 940.0, "worker": "gpu-1:77", "backend_url": "https://hf.co/jobs/u/1"},
+        {"id": "s-r2", "index": 2, "arm": "helpful", "size": 80, "seed": 0, "status": "queued"},
+        {"id": "s-r3", "index": 3, "arm": "offdomain", "size": 80, "seed": 0, "status": "failed",
+         "error": "<b>CUDA</b> out of memory", "started_at": 950.0, "finished_at": 955.0},
+    ]
+    f = views.runs_frame(list(reversed(runs)), metric="macro_f1", now=now)
+    assert list(f["id"]) == ["s-r0", "s-r1", "s-r2", "s-r3"]  # plan order
+    assert list(f["status"]) == ["finished", "running", "queued", "failed"]
+    assert f["progress"].tolist()[:2] == [1.0, 0.25] and math.isnan(f["progress"][2])
+    assert list(f["steps"]) == ["60/60", "3/12", "", ""]
+    assert f["elapsed_s"].tolist()[:2] == [90.0, 60.0] and math.isnan(f["elapsed_s"][2]) and f["elapsed_s"][3] == 5.0
+    assert f["value"][0] == 0.5 and math.isnan(f["value"][1])
+    assert f["backend_url"][1] == "https://hf.co/jobs/u/1" and f["worker"][1] == "gpu-1:77"
+    assert f["cached"].tolist() == [True, False, False, False]
+    assert f["error"][3] == "<b>CUDA</b> out of memory"  # kept as text; the page shows it in a table
+    shown = views.runs_display(views.page_of(f, 1))
+    assert list(shown["elapsed"]) == ["1m 30s", "1m 00s", "", "5s"]
+    assert views.runs_frame([], metric="x").empty
+
+
+def test_filters_pages_counts_and_liveness():
+    runs = [{"id": f"s-r{i}", "index": i, "arm": "a" if i % 2 else "b", "status": "finished" if i % 3 else "failed",
+             "error": "boom" if i == 3 else ""} for i in range(450)]
+    f = views.runs_frame(runs)
+    assert len(views.filter_runs(f, statuses=["failed"])) == 150
+    assert len(views.filter_runs(f, arm="a", statuses=["failed"])) == 75
+    assert list(views.filter_runs(f, search="BOOM")["id"]) == ["s-r3"]
+    assert list(views.filter_runs(f, search="s-r44")["id"]) == ["s-r44"] + [f"s-r44{i}" for i in range(10)]
+    assert views.n_pages(450) == 3 and len(views.page_of(f, 3)) == 50 and len(views.page_of(f, 9)) == 50
+    counts = views.status_counts(f["status"])
+    assert counts == {"queued": 0, "running": 0, "finished": 300, "failed": 150, "canceled": 0}
+    assert not views.is_live(counts) and views.is_live({**counts, "queued": 1})
+    assert views.duration(59.6) == "1m 00s" and views.duration(7325) == "2h 02m" and views.duration(None) == ""
+
+
+def test_studies_frame_and_labels():
+    studies = [{"id": "b-2", "name": "second", "status": "running", "n_runs": 4, "submitted_at": 1_700_000_000.0,
+                "submitted_by": "ana", "backend": "hf_jobs"},
+               {"id": "a-1", "name": "first", "status": "finished", "n_runs": 2}]
+    f = views.studies_frame(studies, {"b-2": {"queued": 1, "running": 1, "finished": 2}})
+    assert list(f["id"]) == ["b-2", "a-1"]
+    assert f["progress"][0] == 0.5 and f["finished"][0] == 2 and pd.isna(f["progress"][1])
+    assert f["backend"].tolist() == ["hf_jobs", "local"]
+    assert views.study_label(studies[0]).startswith("second · running · ") and views.study_label(studies[0]).endswith("b-2")
+
+
+def test_log_text_and_loss_frame():
+    events = [{"t": 0, "kind": "log", "message": "started <script>alert(1)</script>"},
+              {"t": 1, "kind": "loss", "step": 2, "loss": 1.5}, {"t": 2, "kind": "loss", "step": 1, "loss": 2.5},
+              {"t": 3, "kind": "error", "message": "failed: boom"}]
+    text = views.log_text(events)
+    assert text.splitlines()[0].endswith("started <script>alert(1)</script>")
+    assert "ERROR failed: boom" in text and "1.5" not in text
+    assert views.loss_frame(events).to_dict("list") == {"step": [1.0, 2.0], "loss": [2.5, 1.5]}
+    assert views.loss_frame([]).empty
+    assert views.md_escape("my_study *v2* [x](y) <b>") == r"my\_study \*v2\* \[x\]\(y\) \<b\>"
+
+
+def test_ranking_frame_words_baseline_and_disagreement():
+    ranking = [
+        {"candidate": "helpful", "predicted": 0.8, "low": 0.7, "high": 0.85, "gain_over_baseline": 0.1, "p_best": 0.9,
+         "rank": 1, "measured_at_largest": 0.6, "largest_size": 160, "rank_at_largest_size": 2,
+         "flags": ["extrapolation", "crosses"], "notes": ["a note"], "backtest_abs_error": 0.01},
+        {"candidate": "noisy", "predicted": 0.7, "low": None, "high": None, "gain_over_baseline": 0.0, "p_best": 0.1,
+         "rank": 2, "measured_at_largest": 0.65, "largest_size": 160, "rank_at_largest_size": 1, "flags": []},
+    ]
+    baseline = {"arm": "baseline", "predicted": 0.7, "low": 0.6, "high": 0.75, "measured_at_largest": 0.55,
+                "largest_size": 160, "flags": ["no_improvement"], "notes": ["flat"]}
+    f = views.ranking_frame(ranking, baseline)
+    assert list(f["candidate"]) == ["helpful", "noisy", "baseline (D0 only)"]
+    assert f["flags"][0] == "long extrapolation, curve crosses another"
+    assert f["flags"][2] == "no improvement with size" and pd.isna(f["rank"][2])
+    assert f["interval"][0] == "0.7000 – 0.8500" and f["interval"][1] == ""
+    assert f["backtest_error"][0] == 0.01 and pd.isna(f["backtest_error"][1])
+    assert views.rankings_disagree(ranking) == ["helpful", "noisy"]
+    assert views.plain_order(ranking) == ["noisy", "helpful"]
+    assert views.notes_frame(ranking, baseline).values.tolist() == [["helpful", "a note"], ["baseline (D0 only)", "flat"]]
+    assert list(views.ranking_chart_frame(ranking)["candidate"]) == ["helpful", "noisy"]
+
+
+def test_curves_round_trip_through_a_saved_chart_spec():
+    points = pd.DataFrame({"arm": ["baseline", "helpful"] * 2, "size": [100, 100, 200, 200], "seed": 0,
+                           "value": [0.5, 0.5, 0.55, 0.6]})
+    curves = pd.DataFrame({"arm": ["baseline"] * 2 + ["helpful"] * 2 + ["nofit"] * 2,
+                           "size": [100.0, 1000.0] * 3, "value": [0.5, 0.6, 0.5, 0.7, 0.4, 0.45],
+                           "low": [0.45, 0.55, 0.45, 0.65, None, None], "high": [0.55, 0.65, 0.55, 0.75, None, None]})
+    spec = scaling_chart(points, curves, metric="macro_f1", target_size=1000, higher_is_better=True).to_dict()
+    back = views.curves_from_chart_spec(json.loads(json.dumps(spec)))
+    pd.testing.assert_frame_equal(back.sort_values(["arm", "size"]).reset_index(drop=True),
+                                  curves.sort_values(["arm", "size"]).reset_index(drop=True), check_dtype=False)
+    assert views.curves_from_chart_spec(None).empty
+    fits = {"helpful": {"prediction": {"value": 0.7}}, "baseline": {"prediction": {"value": 0.6}}, "nofit": {}}
+    assert views.curves_match_fits(back, fits, 1000)
+    assert not views.curves_match_fits(back, {**fits, "helpful": {"prediction": {"value": 0.71}}}, 1000)
+    assert not views.curves_match_fits(back, {**fits, "new": {"prediction": {"value": 0.5}}}, 1000)
+
+
+def test_curves_from_fits_match_the_saved_prediction(finished):
+    root, study_id = finished
+    metrics = json.loads((root / "studies" / study_id / "metrics.json").read_text())
+    curves = views.curves_from_fits(metrics["fits"], metric="macro_f1", higher_is_better=True,
+                                    target_size=metrics["target_size"], min_size=40, max_size=160)
+    at_target = curves[curves["size"] == metrics["target_size"]].set_index("arm")["value"]
+    for row in metrics["ranking"]:
+        assert at_target[row["candidate"]] == pytest.approx(row["predicted"], rel=1e-9)
+    runs = views.results_runs_frame(metrics)
+    assert len(runs) == 18 and {"macro_f1", "loss", "accuracy"} <= set(runs.columns)
+    pts, thinned = views.points_frame(runs, "macro_f1")
+    assert len(pts) == 18 and not thinned
+    means, thinned = views.points_frame(runs, "macro_f1", max_points=10)
+    assert thinned and len(means) == 9 and set(means["seed"]) == {"mean"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages with zero, one and many studies
+
+
+def test_pages_with_no_studies_say_what_to_do(redis):
+    jobs = ok(page(JOBS))
+    assert any("Load demo study" in i.value for i in jobs.info)
+    results = ok(page(RESULTS))
+    assert any("No finished study yet" in i.value for i in results.info)
+
+
+def test_jobs_shows_the_statuses_the_store_holds(redis):
+    store = JobStore(redis)
+    ids = make_study(store, "s1", 6)
+    store.set_run_status(ids[1], "running", phase="training", step=3, total=12, worker="gpu-1:42")
+    store.touch_alive(ids[1])  # a live worker: reconcile leaves it running
+    store.set_run_status(ids[2], "finished", phase="done", metrics={"macro_f1": 0.61})
+    store.set_run_status(ids[3], "failed", phase="failed", error="CUDA out of memory")
+    store.set_run_status(ids[4], "canceled", phase="canceled", error="canceled by user")
+    store.update_run(ids[5], backend_url="https://huggingface.co/jobs/me/abc")
+    store.log(ids[1], "started on gpu-1:42")
+    store.progress(ids[1], "training", 3, 12, 2.5)
+
+    at = ok(page(JOBS))
+    studies = table(at, "submitted_by")
+    assert studies.loc[0, "name"] == "study" and studies.loc[0, "progress"] == pytest.approx(50.0)  # 3 of 6 ended
+    assert studies.loc[0, "running"] == 1 and studies.loc[0, "failed"] == 1
+    runs = table(at, "steps")
+    assert list(runs["id"]) == ids
+    assert list(runs["status"]) == ["queued", "running", "finished", "failed", "canceled", "queued"]
+    assert runs.loc[1, "progress"] == 25.0 and runs.loc[1, "steps"] == "3/12" and runs.loc[1, "worker"] == "gpu-1:42"
+    assert runs.loc[2, "value"] == pytest.approx(0.61)
+    assert runs.loc[3, "error"] == "CUDA out of memory"
+    assert runs.loc[5, "backend_url"] == "https://huggingface.co/jobs/me/abc"
+    # The running run is picked: its log is text and its loss curve is drawn.
+    assert at.selectbox(key="jobs.run").value == ids[1]
+    assert "started on gpu-1:42" in at.code[0].value
+    assert at.get("vega_lite_chart")
+
+    at.multiselect(key="jobs.status_filter").select("failed").run()
+    assert list(ok(at).dataframe[1].value["id"]) == [ids[3]]
+    assert JobStore(redis).study("s1")["status"] == "running"  # reading changes nothing
+
+
+def test_jobs_cancel_and_retry_change_the_store(redis):
+    store = JobStore(redis)
+    ids = make_study(store, "s2", 4)
+    store.set_run_status(ids[0], "running", phase="training")
+    store.touch_alive(ids[0])
+    at = ok(page(JOBS, study="s2"))
+    assert at.selectbox(key="jobs.run").value == ids[0]
+
+    at.button(key="jobs.cancel_run").click().run()
+    assert store.run(ids[0])["status"] == "canceled"
+    assert any(views.md_escape(f"Canceled run {ids[0]}") in s.value for s in ok(at).success)
+
+    at.selectbox(key="jobs.run").set_value(ids[0]).run()
+    at.button(key="jobs.retry_run").click().run()
+    assert store.run(ids[0])["status"] == "queued"
+    assert any("queued again" in s.value for s in ok(at).success)
+    assert Queue("gpu", connection=redis).count == 1
+
+    at.button(key="jobs.cancel_study").click().run()
+    assert {r["status"] for r in store.study_runs("s2")} == {"canceled"}
+    assert store.study("s2")["status"] == "canceled"
+    assert any("Canceled the study: 4" in s.value for s in ok(at).success)
+
+    # The page said "running" but the run finished meanwhile: the refusal is shown, nothing changes.
+    store.set_run_status(ids[1], "running")
+    store.touch_alive(ids[1])
+    at = ok(page(JOBS, study="s2"))
+    at.selectbox(key="jobs.run").set_value(ids[1]).run()
+    store.set_run_status(ids[1], "finished", phase="done")
+    at.button(key="jobs.cancel_run").click().run()
+    assert any("only queued or running runs can be canceled" in e.value for e in ok(at).error)
+    assert store.run(ids[1])["status"] == "finished"
+
+
+def test_many_studies_one_with_10k_runs(redis, finished_in_redis):
+    store = JobStore(redis)
+    make_study(store, "small", 3, name="small one", status="queued")
+    ids = make_study(store, "big", 10_000, name="big one")
+    with redis.pipeline(transaction=False) as p:  # a realistic mix, written the way workers write it
+        for i, rid in enumerate(ids):
+            if i % 4 == 0:
+                p.hset(f"wb:run:{rid}", mapping={"status": "finished", "phase": "done", "metrics": json.dumps({"macro_f1": 0.5})})
+            elif i % 97 == 0:
+                p.hset(f"wb:run:{rid}", mapping={"status": "failed", "phase": "failed", "error": f"boom {i}"})
+        p.execute()
+
+    t0 = time.perf_counter()
+    at = ok(page(JOBS, study="big"))
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    at.run()
+    again = time.perf_counter() - t0
+    print(f"\nJobs, 10k runs: first render {first:.2f} s, rerun {again:.2f} s")
+    studies = table(ok(at), "submitted_by")
+    assert len(studies) == 3 and studies.set_index("id").loc["big", "finished"] == 2500
+    runs = table(at, "steps")
+    assert len(runs) == views.PAGE_SIZE and runs["id"].iloc[0] == "big-r0"
+    assert at.get("pagination")
+    at.text_input(key="jobs.search").input("boom 9991").run()
+    assert list(table(ok(at), "steps")["id"]) == ["big-r9991"]
+
+    t0 = time.perf_counter()
+    res = ok(page(RESULTS))
+    print(f"Results with 3 studies: first render {time.perf_counter() - t0:.2f} s")
+    assert res.selectbox(key="results.study").options == [views.study_label(store.study(finished_in_redis))]
+
+
+def test_results_shows_a_finished_study(redis, finished_in_redis):
+    sid = finished_in_redis
+    at = ok(page(RESULTS))
+    assert at.selectbox(key="results.study").value == sid
+    ranking = table(at, "p_best")
+    assert list(ranking["candidate"]) == ["helpful", "offdomain", "baseline (D0 only)"]
+    assert ranking.loc[0, "rank"] == 1 and ranking.loc[0, "gain_over_baseline"] > 0 > ranking.loc[1, "gain_over_baseline"]
+    assert ranking["p_best"].iloc[:2].sum() == pytest.approx(100.0)  # percent
+    assert "no improvement with size" in ranking.loc[1, "flags"]
+    runs = table(at, "train_seconds")
+    assert len(runs) == 18
+    labels = [b.label for b in at.download_button]
+    assert labels == ["metrics.json", "Runs (CSV)", "Scaling chart (PNG)", "Ranking chart (PNG)"]
+    assert any(str(Path(os.environ["ARTIFACTS_DIR"]) / "studies" / sid) in c.value for c in at.code)
+    assert len(at.get("vega_lite_chart")) == 2  # scaling curves and the ranking
+    assert any("bootstrap" in c.value for c in at.caption)  # bands from the saved chart
+
+    at.radio(key="a.metric").set_value("loss").run()
+    by_loss = table(ok(at), "p_best")
+    assert list(by_loss["candidate"])[:2] == ["helpful", "offdomain"]
+    assert ranking.loc[0, "predicted"] != by_loss.loc[0, "predicted"]
+
+
+def test_results_compares_two_studies_and_draws_without_a_saved_spec(redis, finished, tmp_path, monkeypatch):
+    root = tmp_path / "artifacts"
+    shutil.copytree(finished[0], root)
+    monkeypatch.setenv("ARTIFACTS_DIR", str(root))
+    sid, copy = finished[1], finished[1] + "-copy"
+    shutil.copytree(root / "studies" / sid, root / "studies" / copy)
+    shutil.copytree(root / "prepared" / sid, root / "prepared" / copy)
+    (root / "studies" / copy / "scaling.json").unlink()  # curves come from the fitted parameters
+    assert sorted(client.reindex(redis, ArtifactStore(root))) == [sid, copy]
+
+    at = ok(page(RESULTS, study=copy))
+    assert at.selectbox(key="results.study").value == copy
+    assert any("fitted parameters" in c.value for c in at.caption)
+    at.selectbox(key="results.compare").set_value(sid).run()
+    tables = [d.value for d in ok(at).dataframe if "p_best" in d.value.columns]
+    assert len(tables) >= 3  # one per study side by side, and the detailed one
+    assert all(list(t["candidate"])[:2] == ["helpful", "offdomain"] for t in tables)
