@@ -86,18 +86,21 @@ def page(product):
 def _settle(page) -> None:
     """Wait until Streamlit has finished running the script (no 'Running...' status widget)."""
     page.wait_for_timeout(500)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSpinner\"]')",
+        timeout=120_000,
+    )
     page.wait_for_timeout(300)
 
 
 def test_demo_study_end_to_end_in_the_browser(product, page):
     url = product["url"]
-    page.goto(url + "/setup")
+    page.goto(url + "/")  # Setup is the default page: its address is the root
     page.get_by_role("button", name="Load demo study").first.click()
     _settle(page)
     page.get_by_role("button", name="Validate & preview").first.click()
     _settle(page)
-    page.get_by_text("9,000").first.wait_for()
+    page.get_by_text("The study is valid").first.wait_for()
     page.screenshot(path=str(SHOTS / "setup.png"), full_page=True)
     page.get_by_role("button", name="Run", exact=True).first.click()
     page.wait_for_url("**/jobs**", timeout=60_000)

@@ -179,7 +179,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             if app.is_file():
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-                     "--server.headless", "true", "--browser.gatherUsageStats", "false"], env=env))
+                     "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                     "--client.toolbarMode", "minimal"], env=env))
                 print(f"dashboard at http://localhost:{args.port}", flush=True)
         print("Ctrl-C stops everything", flush=True)
         while all(p.poll() is None for p in procs):
