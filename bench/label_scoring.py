@@ -2,15 +2,15 @@
 
 On the built-in tiny model (random init, as `load_model('builtin:tiny-lm', method='full')` gives
 it before training), 300 demo benchmark rows and the 6 demo labels:
-- batched: core.evaluation.score_labels (all 300 x 6 row/label pairs, length-sorted batches of
-  256), prediction = the label with the highest log-likelihood;
+- batched: core.evaluation.score_labels (each prompt once in a batch, its KV cache repeated per
+  label, then only the label tokens; batches of 256 label continuations), prediction = the label
+  with the highest log-likelihood;
 - generate: per row, `model.generate` (greedy, max_new_tokens=3) on the same prompt, decode, and
   parse the label (the first generated word, if it is a label).
-Three more rows for context: batched greedy generation (core.evaluation.generate_answers, batch
-256, what QA/generative evaluation uses), and two what-if variants of score_labels from
-bench/_scoring_whatifs.py (A: LM head only at label positions; B: each prompt once with a KV
-cache, then only the label tokens; B's batches hold 256 // 6 rows = the same number of label
-continuations). The benchmark checks both return score_labels' scores and predictions.
+Two more rows for context: batched greedy generation (core.evaluation.generate_answers, batch
+256, what QA/generative evaluation uses), and core.evaluation.score_labels_full, the reference
+scorer (every row/label pair as its own full sequence, 256 per batch). The benchmark checks the
+two scorers return the same scores and predictions.
 Each method is warmed up, then timed twice, alternating, in one process; the faster timing of
 each is reported (a shared machine) and the ratios use those. The untrained model's predictions
 are meaningless: this measures speed only.
@@ -42,16 +42,14 @@ THREAD_PROBE_ROWS = 60
 
 
 def _check_same_scores(model, tok, rows, labels, device) -> None:
-    """The what-ifs return score_labels' numbers (to float32 rounding), not just its argmax."""
-    from bench._scoring_whatifs import score_labels_kept, score_labels_shared_prefix
-    from core.evaluation import score_labels
+    """score_labels returns score_labels_full's numbers (to float32 rounding), not just its argmax."""
+    from core.evaluation import score_labels, score_labels_full
 
-    ref_s, ref_c = score_labels(model, tok, rows, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
-    for fn, bs in ((score_labels_kept, BATCH), (score_labels_shared_prefix, max(1, BATCH // len(labels)))):
-        s, c = fn(model, tok, rows, labels, batch_size=bs, max_len=MAX_LEN, device=device)
-        assert c == ref_c, fn.__name__
-        worst = max(abs(a - b) for ra, rb in zip(s, ref_s) for a, b in zip(ra, rb))
-        assert worst < 1e-3, (fn.__name__, worst)
+    ref_s, ref_c = score_labels_full(model, tok, rows, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
+    got_s, got_c = score_labels(model, tok, rows, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
+    assert got_c == ref_c, "token counts differ"
+    worst = max(abs(a - b) for ra, rb in zip(got_s, ref_s) for a, b in zip(ra, rb))
+    assert worst < 1e-3, f"scores differ by {worst}"
 
 
 def parse_label(text: str, labels: list[str]) -> str | None:
@@ -64,8 +62,7 @@ def main() -> dict:
     import torch
 
     from core import demo
-    from bench._scoring_whatifs import score_labels_kept, score_labels_shared_prefix
-    from core.evaluation import generate_answers, score_labels
+    from core.evaluation import generate_answers, score_labels, score_labels_full
     from core.prompts import prompt_text
     from core.spec import TrainingSettings
     from core.train import load_model
@@ -105,22 +102,15 @@ def main() -> dict:
         )
         return [parse_label(t, labels) for t in texts]
 
-    def kept_positions() -> list[str]:
-        scores, _ = score_labels_kept(model, tok, rows, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
-        return [labels[max(range(len(labels)), key=lambda j: s[j])] for s in scores]
-
-    def shared_prefix() -> list[str]:
-        scores, _ = score_labels_shared_prefix(
-            model, tok, rows, labels, batch_size=max(1, BATCH // len(labels)), max_len=MAX_LEN, device=device
-        )
+    def full_pairs() -> list[str]:
+        scores, _ = score_labels_full(model, tok, rows, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
         return [labels[max(range(len(labels)), key=lambda j: s[j])] for s in scores]
 
     methods = {
-        "batched": ("batched score_labels (batch 256)", batched),
+        "batched": ("batched score_labels: prompt once + KV cache (256 labels/batch)", batched),
         "generate": ("per-row generate (3 tokens)", per_row),
         "batched_generate": ("(ref) batched generate_answers (batch 256)", batched_generate),
-        "kept_positions": ("(what-if A) score_labels, logits only at label positions", kept_positions),
-        "shared_prefix": ("(what-if B) prompt once + KV cache, label tokens only", shared_prefix),
+        "full_pairs": ("(ref) score_labels_full: every row/label pair whole (batch 256)", full_pairs),
     }
     default_threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
@@ -142,8 +132,7 @@ def main() -> dict:
     ratio = rate["batched"] / rate["generate"]
     parsed = sum(p is not None for p in preds["generate"])
     agree = sum(a == b for a, b in zip(preds["batched"], preds["generate"]))
-    for k in ("kept_positions", "shared_prefix"):
-        assert preds[k] == preds["batched"], f"what-if {k} must predict exactly what score_labels predicts"
+    assert preds["full_pairs"] == preds["batched"], "the two scorers must predict the same labels"
     _check_same_scores(model, tok, rows[:50], labels, device)
     new_tokens_per_row = gen_tokens["n"] / N_ROWS
 
@@ -182,9 +171,7 @@ def main() -> dict:
         "seconds": {k: [round(x, 4) for x in v] for k, v in times.items()},
         "rows_per_s": {k: round(v, 1) for k, v in rate.items()},
         "ratio_batched_over_generate": round(ratio, 2),
-        "ratio_whatif_over_batched": {
-            k: round(rate[k] / rate["batched"], 2) for k in ("kept_positions", "shared_prefix")
-        },
+        "ratio_batched_over_full_pairs": round(rate["batched"] / rate["full_pairs"], 2),
         "goal_ratio": GOAL,
         "goal_met": ratio >= GOAL,
         "generate_new_tokens_per_row": round(new_tokens_per_row, 2),
