@@ -33,6 +33,7 @@ from core.spec import LOSS_METRICS, SourceSpec, StudySpec, dump_spec, stable_has
 log = logging.getLogger(__name__)
 
 RESULT_VERSION = 1
+MAX_CHART_POINTS = 3000
 REPETITION_WARN = 1.0  # a candidate used more than once per row
 ProgressFn = Callable[[str, int, int, float | None], None]
 
@@ -391,6 +392,8 @@ def write_study_outputs(summary: dict, out_dir: Path, spec: StudySpec) -> dict:
     write_text(out_dir / "spec.yaml", dump_spec(spec))
     if points is not None and not points.empty:
         curves = curve_frame(study_fit, points, spec.target_size)
+        if len(points) > MAX_CHART_POINTS:  # Altair refuses more than 5,000 rows: draw the mean over seeds
+            points = points.groupby(["arm", "size"], as_index=False)["value"].mean().assign(seed=-1)
         chart = scaling_chart(
             points, curves, metric=summary["primary_metric"], target_size=spec.target_size, higher_is_better=summary["higher_is_better"]
         )

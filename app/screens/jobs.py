@@ -292,7 +292,18 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
     _run_details(store, by_id[rid])
 
 
+def _studies_overview(ids: list[str], first_frame) -> None:
+    """The studies table; on the first pass the frame main() built, on refreshes a fresh read."""
+    if st.session_state.get("_jobs_overview_drawn"):
+        conn = redis()
+        studies = [s for s in JobStore(conn).studies() if s["id"] in ids]
+        first_frame = views.studies_frame(studies, status_counts(conn, ids))
+    st.session_state["_jobs_overview_drawn"] = True
+    _studies_table(first_frame)
+
+
 def main() -> None:
+    st.session_state["_jobs_overview_drawn"] = False
     st.title("Jobs")
     conn = redis()
     store = JobStore(conn)
@@ -308,7 +319,11 @@ def main() -> None:
     listed = [s for s in studies if not wanted or s.get("status") in wanted] or studies
     if wanted and len(listed) == len(studies) and not any(s.get("status") in wanted for s in studies):
         st.caption("No study has these statuses; showing all.")
-    _studies_table(frame[frame["id"].isin([s["id"] for s in listed])])
+    listed_ids = [s["id"] for s in listed]
+    any_live = any(study_is_live(s, counts.get(s["id"], {})) for s in listed)
+    # The overview refreshes on its own while any listed study is live, like the runs below.
+    overview = st.fragment(run_every=REFRESH if any_live else None)(_studies_overview)
+    overview(listed_ids, frame[frame["id"].isin(listed_ids)])
 
     sid = _pick_study(listed)
     study = next(s for s in listed if s["id"] == sid)
