@@ -21,7 +21,7 @@ from app import views
 from app.common import redis
 from core.charts import loss_curve_chart
 from workers import client
-from workers.store import PREFIX, STATUSES, TERMINAL, JobStore
+from workers.store import STATUSES, TERMINAL, JobStore
 
 REFRESH = "2s"
 LOG_TAIL = 200
@@ -30,39 +30,9 @@ ICONS = {"ok": ":material/check_circle:", "error": ":material/error:", "wait": "
          "results": ":material/insights:", "stop": ":material/block:", "setup": ":material/tune:"}
 FLASH = "jobs.flash"
 
-# Counts every run's status inside Redis and returns {status: n} per study, so the studies table
-# costs one small reply per study instead of reading every run record (10k runs: ~30 ms, not ~1 s).
-# It reads the same keys as JobStore (wb:study:<sid>:runs, wb:run:<rid>); JobStore.status_counts
-# would be its natural home.
-_COUNT_SCRIPT = """
-local ids = redis.call('LRANGE', KEYS[1], 0, -1)
-local counts = {}
-for _, id in ipairs(ids) do
-  local s = redis.call('HGET', ARGV[1] .. id, 'status') or 'queued'
-  counts[s] = (counts[s] or 0) + 1
-end
-local flat = {}
-for k, v in pairs(counts) do flat[#flat + 1] = k; flat[#flat + 1] = v end
-return flat
-"""
-
-
 def status_counts(conn, study_ids: list[str]) -> dict[str, dict[str, int]]:
-    """{study id: {status: n}} for many studies in one pipeline."""
-    if not study_ids:
-        return {}
-    script = conn.register_script(_COUNT_SCRIPT)
-    with conn.pipeline(transaction=False) as pipe:
-        for sid in study_ids:
-            script(keys=[f"{PREFIX}study:{sid}:runs"], args=[f"{PREFIX}run:"], client=pipe)
-        replies = pipe.execute()
-    out = {}
-    for sid, flat in zip(study_ids, replies):
-        counts = {s: 0 for s in STATUSES}
-        for k, v in zip(flat[0::2], flat[1::2]):
-            counts[k.decode() if isinstance(k, bytes) else str(k)] = int(v)
-        out[sid] = counts
-    return out
+    """{study id: {status: n}}, counted inside Redis: one small reply per study, not every run."""
+    return JobStore(conn).status_counts(study_ids) if study_ids else {}
 
 
 def study_is_live(study: dict, counts: dict[str, int]) -> bool:
