@@ -109,7 +109,7 @@ def test_page_renders_with_defaults(redis):
     assert at.multiselect(key=W + "metrics").value == ["macro_f1", "accuracy", "loss"]
     # every candidate option is labelled with its id, license and size
     opts = at.multiselect(key=W + "candidates").options
-    assert any(o.startswith("demo/helpful · CC0-1.0") and "size unknown" in o for o in opts)
+    assert any(o.startswith("demo/helpful · CC0-1.0") and "9,000 rows" in o for o in opts)
     assert any(o.startswith("ag_news · unknown · 120,000 rows") for o in opts)
     assert not any(o.startswith("squad") for o in opts)  # a QA entry is not offered for classification
     _nothing_enqueued(redis)
