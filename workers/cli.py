@@ -180,7 +180,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
                      "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                     "--client.toolbarMode", "minimal"], env=env))
+                     "--client.toolbarMode", "minimal",
+                     # a set address also keeps Streamlit from looking up this machine's public IP
+                     "--browser.serverAddress", os.environ.get("WORKBENCH_PUBLIC_HOST", "localhost")], env=env))
                 print(f"dashboard at http://localhost:{args.port}", flush=True)
         print("Ctrl-C stops everything", flush=True)
         while all(p.poll() is None for p in procs):
