@@ -46,7 +46,7 @@ def redis(tmp_path, monkeypatch):
     try:
         conn.ping()
     except Exception as err:  # pragma: no cover - the suite needs the local Redis
-        pytest.skip(f"no Redis at {REDIS_URL}: {err}")
+        pytest.fail(f"no Redis at {REDIS_URL}: {err}; start one (see README) — these tests need a real server")
     conn.flushdb()
     monkeypatch.setenv("REDIS_URL", REDIS_URL)
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))

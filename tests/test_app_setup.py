@@ -56,7 +56,7 @@ def redis(env):
     try:
         conn.ping()
     except Exception as err:
-        pytest.skip(f"no Redis at {REDIS_URL}: {err}")
+        pytest.fail(f"no Redis at {REDIS_URL}: {err}; start one (see README) — these tests need a real server")
     conn.flushdb()
     yield conn
     conn.flushdb()
