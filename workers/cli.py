@@ -159,6 +159,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     from workers.redis_server import EmbeddedRedis
 
+    def _stop(signum, frame):  # `kill` / `docker stop` clean up like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     embedded = None
     env = dict(os.environ)
     if not os.environ.get("REDIS_URL"):
