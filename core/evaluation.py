@@ -12,10 +12,13 @@ starts where they diverge.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from core.prompts import completion_text, prompt_text
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,7 +101,10 @@ def score_labels(model, tokenizer, rows: list[dict], labels: list[str], *, batch
         return _score_labels_shared_prefix(
             model, tokenizer, rows, labels, batch_size=max(1, batch_size // max(len(labels), 1)), max_len=max_len, device=device
         )
-    except (AttributeError, TypeError, NotImplementedError, ValueError):
+    except (AttributeError, TypeError, NotImplementedError, ValueError) as err:
+        # A model without a repeatable KV cache (or labels that do not share the prompt's tokens)
+        # is scored the simple way; said in the log so a bug in the fast path cannot hide here.
+        log.warning("label scoring falls back to the reference scorer: %s: %s", type(err).__name__, err)
         return score_labels_full(model, tokenizer, rows, labels, batch_size=batch_size, max_len=max_len, device=device)
 
 

@@ -43,3 +43,17 @@ def demo_folder():
     from core.demo import ensure_demo_data
 
     return ensure_demo_data()
+
+
+def real_redis(url: str):
+    """A real Redis database for one test, flushed before and after; fails (never skips) without one."""
+    from redis import Redis
+
+    conn = Redis.from_url(url)
+    try:
+        conn.ping()
+    except Exception as err:
+        pytest.fail(f"no Redis at {url}: {err}; start one (see README) — these tests need a real server")
+    conn.flushdb()
+    yield conn
+    conn.flushdb()

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from redis import Redis
 from rq import Queue
 from streamlit.testing.v1 import AppTest
 
@@ -33,6 +32,7 @@ from core.spec import dump_spec
 from tests.specs import tiny_spec
 from workers import client
 from workers.store import JobStore
+from tests.conftest import real_redis
 
 REDIS_URL = os.environ.get("WORKBENCH_TEST_APP_REDIS", "redis://127.0.0.1:6379/14")
 PAGES = Path(__file__).resolve().parent.parent / "app" / "screens"
@@ -42,17 +42,10 @@ TIMEOUT = 60
 
 @pytest.fixture
 def redis(tmp_path, monkeypatch):
-    conn = Redis.from_url(REDIS_URL)
-    try:
-        conn.ping()
-    except Exception as err:  # pragma: no cover - the suite needs the local Redis
-        pytest.fail(f"no Redis at {REDIS_URL}: {err}; start one (see README) — these tests need a real server")
-    conn.flushdb()
     monkeypatch.setenv("REDIS_URL", REDIS_URL)
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    yield conn
-    conn.flushdb()
+    yield from real_redis(REDIS_URL)
 
 
 def page(path: str, **query) -> AppTest:

@@ -25,6 +25,7 @@ from app.uploads import UploadError, check_local_path, read_spec, safe_filename,
 from core.spec import SpecError, dump_spec, load_spec
 from workers import client
 from workers.store import JobStore
+from tests.conftest import real_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "app" / "screens" / "setup.py")
@@ -52,14 +53,7 @@ def env(home, tmp_path, monkeypatch):
 
 @pytest.fixture
 def redis(env):
-    conn = Redis.from_url(REDIS_URL)
-    try:
-        conn.ping()
-    except Exception as err:
-        pytest.fail(f"no Redis at {REDIS_URL}: {err}; start one (see README) — these tests need a real server")
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
+    yield from real_redis(REDIS_URL)
 
 
 def _app() -> AppTest:

@@ -28,6 +28,7 @@ from tests.fake_hub import FakeHub, Script, Step
 from workers import client
 from workers.client import SubmitOptions
 from workers.store import JobStore
+from tests.conftest import real_redis
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("WORKBENCH_TEST_HF_REDIS", "redis://127.0.0.1:6379/11")
@@ -58,14 +59,7 @@ def _spec(**over):
 
 @pytest.fixture
 def redis():
-    conn = Redis.from_url(REDIS_URL)
-    try:
-        conn.ping()
-    except Exception as err:
-        pytest.fail(f"no Redis at {REDIS_URL}: {err}; start one (see README) — these tests need a real server")
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
+    yield from real_redis(REDIS_URL)
 
 
 @pytest.fixture
