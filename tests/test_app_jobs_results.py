@@ -299,6 +299,24 @@ def test_jobs_shows_the_statuses_the_store_holds(redis):
     assert JobStore(redis).study("s1")["status"] == "running"  # reading changes nothing
 
 
+def test_jobs_warns_when_no_worker_listens_on_the_runs_queue(redis):
+    from rq import Worker
+
+    make_study(JobStore(redis), "s1", 3, status="queued")
+    warnings = [w.value for w in ok(page(JOBS)).warning]
+    assert any("no worker listens on it" in w and "`gpu` queue" in w for w in warnings), warnings
+    cpu_only = Worker([Queue("default", connection=redis)], connection=redis, name="cpu-1")
+    cpu_only.register_birth()  # a worker on another queue does not help
+    assert any("no worker listens" in w.value for w in ok(page(JOBS)).warning)
+    gpu = Worker([Queue("gpu", connection=redis)], connection=redis, name="gpu-1")
+    gpu.register_birth()
+    try:
+        assert not any("no worker listens" in w.value for w in ok(page(JOBS)).warning)
+    finally:
+        gpu.register_death()
+        cpu_only.register_death()
+
+
 def test_jobs_cancel_and_retry_change_the_store(redis):
     store = JobStore(redis)
     ids = make_study(store, "s2", 4)

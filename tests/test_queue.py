@@ -322,3 +322,75 @@ def test_status_of_many_runs_reads_in_one_round_trip(redis_url):
     got = store.study_runs("st-big")
     assert len(got) == 10_000 and got[1234]["id"] == "st-big-r1234" and got[1234]["status"] == "queued"
     assert _CountingConnection.sent == 1  # one EVALSHA, not 10k HGETALLs
+
+
+@pytest.mark.parametrize("died_after", ["records", "run_jobs"])
+def test_a_submit_whose_submitter_died_is_finished_by_a_worker(redis, workers, artifacts, died_after):
+    """A dashboard killed mid-submit leaves a study in `wb:submitting`; a worker finishes it.
+
+    The two states a SIGKILL can leave (the run jobs go in one transaction, so there is no third):
+    records written but no job, or run jobs enqueued but no fits and ranking. Both are built with
+    the submit's own steps, stopped where the kill would stop them.
+    """
+    from core.study import plan_runs, prepare_study, save_prepared
+
+    spec = tiny_spec(sizes=[40, 80])
+    prepared = prepare_study(spec)
+    sid = f"{spec.study_id()}-dead01"
+    save_prepared(prepared, artifacts.prepared_dir(sid))
+    records = [{"id": client.run_id(sid, i), "index": i, "arm": r.arm, "size": r.size, "seed": r.seed, "key": r.key,
+                "status": "queued", "cached": False, "phase": "queued", "attempts": 0} for i, r in enumerate(plan_runs(prepared))]
+    store = JobStore(redis)
+    from core.spec import dump_spec
+
+    store.create_study(sid, {"name": spec.name, "spec": dump_spec(spec), "status": "submitting", "backend": "local",
+                             "primary_metric": spec.primary_metric, "target_size": spec.target_size}, records, submitting=True)
+    if died_after == "run_jobs":
+        client._enqueue(redis, sid, records, SubmitOptions(), with_ranking=False)
+        assert Queue("gpu", connection=redis).count == len(records)
+    assert store.submitting() == [sid]
+    # Its submitter still holds the lock: nothing is resumed behind a live submitter's back.
+    assert store.take_submit_lock(sid, "submitter", 60)
+    assert client.resume_submits(redis) == []
+    redis.delete(f"wb:submit-lock:{sid}")  # the lock expires: the submitter is gone
+    assert client.resume_submits(redis) == [sid]
+    assert client.resume_submits(redis) == []  # once
+    assert store.submitting() == [] and store.study(sid)["status"] == "queued"
+    assert Queue("gpu", connection=redis).count == len(records), "each run job exactly once"
+    workers.start("--burst")
+    st = client.wait(redis, sid, timeout=600)
+    assert st["study"]["status"] == "finished", workers.logs()
+    assert st["counts"]["finished"] == len(records)
+    assert len(list(artifacts.root.glob("runs/*/result.json"))) == len(records)
+    assert (artifacts.study_dir(sid) / "metrics.json").is_file()
+
+
+def test_the_reaper_thread_of_a_running_worker_resumes_submits(redis, workers, artifacts):
+    """The same, end to end: a submitter subprocess killed with SIGKILL right after it wrote the study."""
+    spec = tiny_spec(sizes=[40])
+    store = JobStore(redis)
+    code = (
+        "import os, signal, sys\n"
+        "from redis import Redis\n"
+        "from tests.specs import tiny_spec\n"
+        "from workers import client\n"
+        "from workers.store import JobStore\n"
+        "redis = Redis.from_url(sys.argv[1])\n"
+        "create = JobStore.create_study\n"
+        "def create_then_die(self, *a, **k):\n"  # the process dies the instant the records are written
+        "    create(self, *a, **k)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "JobStore.create_study = create_then_die\n"
+        "client.submit(redis, tiny_spec(sizes=[40]))\n"
+    )
+    env = {**os.environ, "ARTIFACTS_DIR": str(artifacts.root)}
+    done = subprocess.run([sys.executable, "-c", code, REDIS_URL], cwd=PROJECT_ROOT, env=env, timeout=300)
+    assert done.returncode == -signal.SIGKILL
+    [sid] = store.submitting()
+    assert store.study(sid)["status"] == "submitting" and Queue("gpu", connection=redis).count == 0
+    redis.delete(f"wb:submit-lock:{sid}")  # skip the 60 s the lock would take to expire
+    workers.start()
+    st = client.wait(redis, sid, timeout=600)
+    assert st["study"]["status"] == "finished", workers.logs()
+    assert "finished the submit of study" in workers.logs()
+    assert len(list(artifacts.root.glob("runs/*/result.json"))) == len(spec.sizes) * (len(spec.candidates) + 1)

@@ -179,15 +179,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             procs.append(subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"], env=env))
         print(f"{args.workers} worker(s) started on queues gpu, default", flush=True)
         if args.dashboard:
-            app = PROJECT_ROOT / "app" / "main.py"
-            if app.is_file():
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-                     "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                     "--client.toolbarMode", "minimal",
-                     # a set address also keeps Streamlit from looking up this machine's public IP
-                     "--browser.serverAddress", os.environ.get("WORKBENCH_PUBLIC_HOST", "localhost")], env=env))
-                print(f"dashboard at http://localhost:{args.port}", flush=True)
+            procs.append(subprocess.Popen(dashboard_command(args.port), env=env))
+            print(f"dashboard at http://localhost:{args.port}", flush=True)
         print("Ctrl-C stops everything", flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -207,6 +200,128 @@ def cmd_up(args: argparse.Namespace) -> int:
         if embedded:
             embedded.stop()
             print("embedded Redis stopped", flush=True)
+
+
+AUTH_ENV = {  # environment variable -> key of Streamlit's [auth] section (OIDC sign-in)
+    "AUTH_REDIRECT_URI": "redirect_uri",
+    "AUTH_COOKIE_SECRET": "cookie_secret",
+    "AUTH_CLIENT_ID": "client_id",
+    "AUTH_CLIENT_SECRET": "client_secret",
+    "AUTH_SERVER_METADATA_URL": "server_metadata_url",
+}
+
+
+def auth_secrets_file() -> Path | None:
+    """Write Streamlit's `[auth]` section from AUTH_* variables (compose's .env); None when unset.
+
+    The file is the dashboard's own (mode 0600, under WORKBENCH_HOME): Streamlit reads sign-in
+    settings only from secrets files, and a container is configured through its environment.
+    """
+    import json
+
+    from core.paths import workbench_home
+
+    given = {key: os.environ.get(var, "").strip() for var, key in AUTH_ENV.items()}
+    if not any(given.values()):
+        return None
+    missing = [var for var, key in AUTH_ENV.items() if not given[key]]
+    if missing:
+        raise ValueError(f"sign-in is half configured: set {', '.join(missing)} too, or unset every AUTH_* variable to run without sign-in")
+    folder = workbench_home() / "streamlit"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "secrets.toml"
+    body = "[auth]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in given.items())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(body)
+    os.chmod(path, 0o600)
+    return path
+
+
+def dashboard_command(port: int, address: str | None = None) -> list[str]:
+    """The Streamlit command line of the dashboard (`workbench up` and `workbench dashboard`)."""
+    cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "main.py"), "--server.port", str(port),
+           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+           # a set address also keeps Streamlit from looking up this machine's public IP
+           "--browser.serverAddress", os.environ.get("WORKBENCH_PUBLIC_HOST", "localhost")]
+    if address:
+        cmd += ["--server.address", address]
+    secrets = auth_secrets_file()
+    if secrets:  # Streamlit's default places first, ours last (later files win)
+        defaults = [Path.home() / ".streamlit" / "secrets.toml", Path.cwd() / ".streamlit" / "secrets.toml"]
+        cmd += ["--secrets.files", ",".join(str(p) for p in [*defaults, secrets])]
+    return cmd
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """The dashboard alone, against REDIS_URL (a compose `app` service; `up` starts it with the rest)."""
+    import signal
+    import subprocess
+
+    from workers.connection import get_redis
+
+    get_redis()  # fail early, with the address, when Redis is not reachable
+    proc = subprocess.Popen(dashboard_command(args.port, args.address))
+    print(f"dashboard at http://{os.environ.get('WORKBENCH_PUBLIC_HOST', 'localhost')}:{args.port}", flush=True)
+
+    def _forward(signum, frame):
+        proc.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, _forward)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return 1
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when this service can do its work: the container health check."""
+    import socket
+    import tempfile
+    import urllib.request
+
+    from core.paths import artifacts_dir
+    from workers.connection import get_redis
+
+    problems = []
+    try:
+        redis = get_redis()
+    except ConnectionError as err:
+        redis = None
+        problems.append(str(err))
+    root = artifacts_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".health-"):
+            pass
+    except OSError as err:
+        problems.append(f"artifacts folder {root} is not writable ({err.strerror}): mount a volume this user can write, or set ARTIFACTS_DIR")
+    if args.dashboard:
+        url = args.dashboard.rstrip("/") + "/_stcore/health"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                body = resp.read().decode(errors="replace").strip()
+            if body != "ok":
+                problems.append(f"dashboard at {url} answered {body[:80]!r}, not 'ok'")
+        except OSError as err:
+            problems.append(f"dashboard at {url} does not answer: {err}")
+    if args.worker and redis is not None:
+        from rq import Worker
+
+        host = socket.gethostname()
+        mine = [w for w in Worker.all(connection=redis) if w.hostname == host]
+        if not mine:
+            problems.append(f"no worker of host {host} is registered in Redis: the worker process is not running (see its log)")
+    for p in problems:
+        print(f"unhealthy: {p}", file=sys.stderr)
+    if not problems:
+        print("healthy")
+    return 1 if problems else 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -362,33 +477,44 @@ def cmd_remote_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbench", description="Data Curation Workbench: which candidate dataset is worth adding?")
+    parser = argparse.ArgumentParser(prog="workbench", description="Data Curation Workbench: which candidate dataset is worth adding?",
+                                     allow_abbrev=False)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run a whole study in this process (no server) and write metrics.json")
+    p = sub.add_parser("run", allow_abbrev=False, help="run a whole study in this process (no server) and write metrics.json")
     p.add_argument("spec", help="study spec, YAML or JSON")
     p.add_argument("--out", help="output folder (default: the spec's output_dir, or out/<study id>)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("demo", help="run the shipped offline demo study (no network needed)")
+    p = sub.add_parser("demo", allow_abbrev=False, help="run the shipped offline demo study (no network needed)")
     p.add_argument("--fast", action="store_true", help="one seed, three small sizes: a few minutes on a laptop CPU")
     p.add_argument("--out", help="output folder (default: out/demo or out/demo-fast)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("up", help="start Redis (embedded unless REDIS_URL is set), a worker and the dashboard")
+    p = sub.add_parser("up", allow_abbrev=False, help="start Redis (embedded unless REDIS_URL is set), a worker and the dashboard")
     p.add_argument("--workers", type=int, default=1, help="local workers to start (default 1)")
     p.add_argument("--no-dashboard", dest="dashboard", action="store_false", help="do not start the dashboard")
     p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
     p.set_defaults(func=cmd_up)
 
-    p = sub.add_parser("worker", help="run a worker against REDIS_URL (an operator runs one per GPU)")
+    p = sub.add_parser("dashboard", allow_abbrev=False, help="start the dashboard alone against REDIS_URL (the compose `app` service)")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument("--address", help="address to listen on (default: all; 0.0.0.0 in a container)")
+    p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("health", allow_abbrev=False, help="exit 0 when Redis answers and the artifacts folder is writable (container health check)")
+    p.add_argument("--dashboard", metavar="URL", help="also require the dashboard at URL to answer, e.g. http://127.0.0.1:8501")
+    p.add_argument("--worker", action="store_true", help="also require a worker of this host to be registered")
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("worker", allow_abbrev=False, help="run a worker against REDIS_URL (an operator runs one per GPU)")
     p.add_argument("--queues", help="comma-separated queues (default: gpu,default)")
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     p.add_argument("--name", help="worker name (default: RQ's)")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("submit", help="validate a study spec and enqueue it; prints the study id last")
+    p = sub.add_parser("submit", allow_abbrev=False, help="validate a study spec and enqueue it; prints the study id last")
     p.add_argument("spec")
     p.add_argument("--backend", choices=["local", "hf_jobs"], default="local")
     p.add_argument("--user", help="who submits (recorded with the study)")
@@ -399,35 +525,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", help="HF Jobs namespace (user or org)")
     p.set_defaults(func=cmd_submit)
 
-    p = sub.add_parser("status", help="studies, or one study's runs")
+    p = sub.add_parser("status", allow_abbrev=False, help="studies, or one study's runs")
     p.add_argument("study", nargs="?")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("wait", help="wait for a study to finish")
+    p = sub.add_parser("wait", allow_abbrev=False, help="wait for a study to finish")
     p.add_argument("study")
     p.add_argument("--timeout", type=float, help="seconds (default: no limit)")
     p.add_argument("--no-show", dest="show", action="store_false", help="do not print the ranking")
     p.set_defaults(func=cmd_wait)
 
-    p = sub.add_parser("cancel", help="cancel a study or a run")
+    p = sub.add_parser("cancel", allow_abbrev=False, help="cancel a study or a run")
     p.add_argument("target", help="study id or run id")
     p.add_argument("--force", action="store_true", help="also stop the work horse at once (a hung run)")
     p.set_defaults(func=cmd_cancel)
 
-    p = sub.add_parser("retry", help="queue a failed or canceled run again")
+    p = sub.add_parser("retry", allow_abbrev=False, help="queue a failed or canceled run again")
     p.add_argument("run")
     p.set_defaults(func=cmd_retry)
 
-    p = sub.add_parser("results", help="write a finished study's metrics.json and charts to a folder")
+    p = sub.add_parser("results", allow_abbrev=False, help="write a finished study's metrics.json and charts to a folder")
     p.add_argument("study")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_results)
 
-    p = sub.add_parser("reindex", help="rebuild Redis records from the artifacts store")
+    p = sub.add_parser("reindex", allow_abbrev=False, help="rebuild Redis records from the artifacts store")
     p.set_defaults(func=cmd_reindex)
 
-    p = sub.add_parser("remote-run", help="(inside a Hugging Face Job) run one run from the results repo and upload its result")
+    p = sub.add_parser("remote-run", allow_abbrev=False, help="(inside a Hugging Face Job) run one run from the results repo and upload its result")
     p.add_argument("--repo", required=True, help="results dataset repo, e.g. org/workbench-results")
     p.add_argument("--study", required=True)
     p.add_argument("--run", required=True)

@@ -24,6 +24,7 @@ QUEUE_DEFAULT = "default"
 RUN_RETRIES = 2  # automatic retries when a worker dies mid-run
 DEFAULT_RUN_TIMEOUT = 6 * 3600
 RESULT_TTL = 7 * 24 * 3600
+SUBMIT_LOCK_TTL = 60  # a submitter silent this long is dead: a worker finishes its submit
 BACKENDS = ("local", "hf_jobs")
 
 
@@ -78,12 +79,13 @@ def submit(redis: Redis, spec: StudySpec, options: SubmitOptions | None = None, 
             rec.update(status="queued", cached=False, phase="queued", attempts=0)
         records.append(rec)
     store = JobStore(redis)
+    store.take_submit_lock(study_id, "submitter", SUBMIT_LOCK_TTL)
     store.create_study(
         study_id,
         {
             "name": spec.name,
             "spec": dump_spec(spec),
-            "status": "queued",
+            "status": "submitting",
             "backend": options.backend,
             "submitted_by": options.submitted_by or "",
             "primary_metric": spec.primary_metric,
@@ -95,23 +97,60 @@ def submit(redis: Redis, spec: StudySpec, options: SubmitOptions | None = None, 
             "hf_namespace": options.hf_namespace,
         },
         records,
+        submitting=True,
     )
     try:
         _enqueue(redis, study_id, records, options)
     except Exception:
         store.delete_study(study_id)  # all or nothing: no half-enqueued study
         raise
+    store.finish_submit(study_id)
     return study_id
 
 
-def _enqueue(redis: Redis, study_id: str, records: list[dict], options: SubmitOptions) -> None:
+def resume_submits(redis: Redis) -> list[str]:
+    """Finish the submits whose submitter died mid-way (a dashboard killed while enqueueing).
+
+    A study stays in `wb:submitting` until its submitter has enqueued every job. Once the submit
+    lock has expired (the submitter is gone), the first worker to take the lock enqueues what is
+    missing: run jobs that do not exist (the run jobs go in one transaction, so all or none),
+    and the fits and the ranking when the study has no ranking job yet. Returns the studies resumed.
+    """
+    store = JobStore(redis)
+    resumed = []
+    for sid in store.submitting():
+        if not store.take_submit_lock(sid, "resume", SUBMIT_LOCK_TTL):
+            continue  # its submitter (or another worker) holds it
+        study = store.study(sid)
+        if study is None:  # deleted meanwhile
+            store.finish_submit(sid)
+            continue
+        records = store.study_runs(sid)
+        options = SubmitOptions(backend=study.get("backend") or "local", run_timeout=int(study.get("run_timeout") or DEFAULT_RUN_TIMEOUT))
+        existing = {r["id"] for r in records if Job.exists(run_job_id(r["id"]), connection=redis)}
+        missing = {r["id"] for r in records if r.get("status") == "queued" and r["id"] not in existing}
+        _enqueue(redis, sid, records, options, enqueue=missing, depend_on=existing | missing, with_ranking=not study.get("rank_job_id"))
+        store.finish_submit(sid)
+        resumed.append(sid)
+    return resumed
+
+
+def _enqueue(redis: Redis, study_id: str, records: list[dict], options: SubmitOptions, *,
+             enqueue: set[str] | None = None, depend_on: set[str] | None = None, with_ranking: bool = True) -> None:
+    """Enqueue run jobs (default: every queued run) in one transaction, then each arm's fit (after
+    the run jobs in `depend_on`, default the same) and the ranking (after the fits)."""
+    queued = {r["id"] for r in records if r["status"] == "queued"}
+    enqueue = queued if enqueue is None else enqueue
+    depend_on = queued if depend_on is None else depend_on
     gpu, default = Queue(QUEUE_GPU, connection=redis), Queue(QUEUE_DEFAULT, connection=redis)
     by_arm: dict[str, list[str]] = {}
     with redis.pipeline() as pipe:
         for rec in records:
-            if rec["status"] != "queued":
-                continue
             job_id = run_job_id(rec["id"])
+            if rec["id"] in depend_on:
+                by_arm.setdefault(rec["arm"], []).append(job_id)
+            if rec["id"] not in enqueue:
+                continue
             if options.backend == "hf_jobs":
                 default.enqueue_call(
                     "workers.hf_jobs.hf_run_task", args=(study_id, rec["id"]), job_id=job_id, timeout=options.run_timeout + 600,
@@ -122,8 +161,9 @@ def _enqueue(redis: Redis, study_id: str, records: list[dict], options: SubmitOp
                     "workers.tasks.run_task", args=(study_id, rec["id"]), job_id=job_id, timeout=options.run_timeout,
                     result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES, enqueue_at_front=True), pipeline=pipe,
                 )
-            by_arm.setdefault(rec["arm"], []).append(job_id)
         pipe.execute()
+    if not with_ranking:
+        return
     fit_ids = []
     for arm in dict.fromkeys(r["arm"] for r in records):
         deps = by_arm.get(arm)
@@ -154,6 +194,22 @@ def study_status(redis: Redis, study_id: str) -> dict:
         counts[r.get("status", "queued")] = counts.get(r.get("status", "queued"), 0) + 1
     study.pop("spec", None)
     return {"study": study, "counts": counts, "runs": runs}
+
+
+def run_queue(backend: str | None) -> str:
+    """The queue a study's runs wait on: `gpu` for local training, `default` for HF Jobs followers."""
+    return QUEUE_DEFAULT if backend == "hf_jobs" else QUEUE_GPU
+
+
+def queue_workers(redis: Redis) -> dict[str, int]:
+    """How many live workers listen on each queue (RQ's worker registry)."""
+    from rq import Worker
+
+    counts: dict[str, int] = {}
+    for worker in Worker.all(connection=redis):
+        for name in worker.queue_names():
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def reconcile(redis: Redis, study_id: str) -> list[dict]:

@@ -193,7 +193,7 @@ def hf_run_task(study_id: str, run_id: str) -> dict:
         attempts=attempt, phase="submitting", error="", step=0, total=0, backend="hf_jobs",
     )
     store.log(run_id, f"started on {worker} (attempt {attempt}): submitting to Hugging Face Jobs")
-    if study.get("status") == "queued":
+    if study.get("status") in ("submitting", "queued"):
         store.update_study(study_id, status="running", phase="running")
 
     token = None

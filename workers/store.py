@@ -9,6 +9,9 @@ truth (`reindex` rebuilds these records from it). Keys, all under the `wb:` pref
     wb:run:<rid>               hash  the run record (arm, size, seed, key, status, phase, progress...)
     wb:run:<rid>:events        list  bounded event log (loss points, log lines), newest last
     wb:alive:<rid>             str   liveness of a running run, refreshed by its worker (TTL)
+    wb:submitting              set   studies whose submit has not finished enqueueing
+    wb:submit-lock:<sid>       str   held by the process enqueueing the study (TTL): the submitter,
+                                     or a worker finishing the submit of one that died
 
 A run id is `<sid>-r<n>` (its place in the plan), so ids are short and sort in plan order. Reads of
 many records go through one pipeline: one round trip for a page of 10k runs.
@@ -17,6 +20,7 @@ many records go through one pipeline: one round trip for a page of 10k runs.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -25,7 +29,9 @@ from redis import Redis
 
 PREFIX = "wb:"
 EVENTS_KEEP = 500
-ALIVE_TTL = 20  # seconds a running run stays "alive" without a refresh from its worker
+# Seconds a running run stays "alive" without a refresh from its worker; a killed worker's run is
+# requeued about 1.5x this after it went silent. Set the same WORKBENCH_ALIVE_TTL on every worker.
+ALIVE_TTL = max(2, int(os.environ.get("WORKBENCH_ALIVE_TTL") or 20))
 
 STATUSES = ("queued", "running", "finished", "failed", "canceled")
 LIVE = ("queued", "running")
@@ -82,10 +88,16 @@ class JobStore:
 
     # -- studies -------------------------------------------------------------------------------
 
-    def create_study(self, study_id: str, record: dict, runs: list[dict]) -> None:
-        """Write a study and its run records in one transaction."""
+    def create_study(self, study_id: str, record: dict, runs: list[dict], *, submitting: bool = False) -> None:
+        """Write a study and its run records in one transaction.
+
+        With `submitting`, the study is also listed in `wb:submitting` until `finish_submit`: a
+        submitter that dies before it has enqueued everything leaves a study a worker can finish.
+        """
         now = time.time()
         with self.redis.pipeline() as p:
+            if submitting:
+                p.sadd(_k("submitting"), study_id)
             p.hset(_k("study", study_id), mapping=_encode({**record, "id": study_id, "submitted_at": now, "n_runs": len(runs)}))
             p.zadd(_k("studies"), {study_id: now})
             p.delete(_k("study", study_id, "runs"))
@@ -94,6 +106,20 @@ class JobStore:
             for r in runs:
                 p.hset(_k("run", r["id"]), mapping=_encode({**r, "study_id": study_id, "updated_at": now}))
             p.execute()
+
+    def take_submit_lock(self, study_id: str, owner: str, ttl: int) -> bool:
+        return bool(self.redis.set(_k("submit-lock", study_id), owner, nx=True, ex=ttl))
+
+    def submitting(self) -> list[str]:
+        return sorted(i.decode() if isinstance(i, bytes) else i for i in self.redis.smembers(_k("submitting")))
+
+    def finish_submit(self, study_id: str) -> None:
+        """The study's jobs are all enqueued: 'submitting' becomes 'queued' (unless a worker moved it on)."""
+        self.redis.eval(
+            "if redis.call('HGET', KEYS[1], 'status') == 'submitting' then redis.call('HSET', KEYS[1], 'status', 'queued') end "
+            "redis.call('SREM', KEYS[2], ARGV[1]) redis.call('DEL', KEYS[3]) return 1",
+            3, _k("study", study_id), _k("submitting"), _k("submit-lock", study_id), study_id,
+        )
 
     def study(self, study_id: str) -> dict | None:
         h = self.redis.hgetall(_k("study", study_id))
@@ -121,8 +147,9 @@ class JobStore:
         with self.redis.pipeline() as p:
             for rid in ids:
                 p.delete(_k("run", rid), _k("run", rid, "events"), _k("alive", rid))
-            p.delete(_k("study", study_id), _k("study", study_id, "runs"))
+            p.delete(_k("study", study_id), _k("study", study_id, "runs"), _k("submit-lock", study_id))
             p.zrem(_k("studies"), study_id)
+            p.srem(_k("submitting"), study_id)
             p.execute()
 
     # -- runs ----------------------------------------------------------------------------------

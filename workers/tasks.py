@@ -108,7 +108,7 @@ def run_task(study_id: str, run_id: str) -> dict:
     )
     store.log(run_id, f"started on {worker} (attempt {int(record.get('attempts') or 0) + 1})")
     study = store.study(study_id) or {}
-    if study.get("status") == "queued":
+    if study.get("status") in ("submitting", "queued"):
         store.update_study(study_id, status="running", phase="running")
     last_check = [0.0]
 

@@ -22,11 +22,11 @@ from rq import Queue, Worker
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from workers.client import QUEUE_DEFAULT, QUEUE_GPU
+from workers.client import QUEUE_DEFAULT, QUEUE_GPU, resume_submits
 from workers.store import ALIVE_TTL, JobStore
 
 log = logging.getLogger(__name__)
-REAP_EVERY = 5.0
+REAP_EVERY = min(5.0, ALIVE_TTL / 4)
 
 
 def preload() -> None:
@@ -84,6 +84,8 @@ class _Reaper(threading.Thread):
         while not self.stop.wait(REAP_EVERY):
             try:
                 reap_abandoned(redis, self.queue_names)
+                for sid in resume_submits(redis):
+                    log.warning("finished the submit of study %s (its submitter died mid-way)", sid)
             except Exception as err:  # never let the reaper kill the worker
                 log.warning("reaper: %s", err)
 

@@ -37,7 +37,7 @@ def status_counts(conn, study_ids: list[str]) -> dict[str, dict[str, int]]:
 
 def study_is_live(study: dict, counts: dict[str, int]) -> bool:
     """Runs still queued or running, or the study's fits and ranking not written yet."""
-    return views.is_live(counts) or (study.get("status") in ("queued", "running") and study.get("phase") != "done")
+    return views.is_live(counts) or (study.get("status") in ("submitting", "queued", "running") and study.get("phase") != "done")
 
 
 def _flash(kind: str, message: str) -> None:
@@ -217,6 +217,12 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
         st.info("This study was canceled. Finished runs keep their results; retry a run to go on.", icon=ICONS["stop"])
     if study.get("error"):
         st.error(views.md_escape(f"Study error: {study['error']}"))
+    if counts["queued"] and not counts["running"]:
+        queue = client.run_queue(study.get("backend"))
+        if not client.queue_workers(conn).get(queue):
+            st.warning(f"{counts['queued']:,} runs wait on the `{queue}` queue, but no worker listens on it. Start one: "
+                       f"`workbench worker --queues {queue}` on a machine that shares this Redis and artifacts folder "
+                       "(with Docker: `docker compose --profile gpu up -d`; see docs/OPERATIONS.md).", icon=ICONS["wait"])
     if live:
         st.caption(f"Refreshing every {REFRESH} while runs are queued or running. Closing the browser changes nothing.")
 
