@@ -41,5 +41,6 @@ EXPOSE 8501
 VOLUME ["/data"]
 # Redis reachable and the artifacts folder writable; compose adds the dashboard and worker checks.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["workbench", "health"]
-ENTRYPOINT ["workbench"]
-CMD ["dashboard", "--address", "0.0.0.0"]
+# No ENTRYPOINT: other runtimes (Hugging Face Jobs, Kubernetes) give their own command, e.g. the
+# `sh -c ... workbench remote-run` of an HF Job run.
+CMD ["workbench", "dashboard", "--address", "0.0.0.0"]

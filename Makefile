@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # The suite never reaches the Hub (tests/fake_hub.py stands in for it).
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1
 
-.PHONY: setup browser run demo demo-fast test bench clean
+.PHONY: setup browser run worker demo demo-fast test bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 # Embedded Redis (unless REDIS_URL is set), one worker and the dashboard at http://localhost:8501.
 run: setup
 	$(VENV)/bin/workbench up
+
+# A worker against a shared Redis (a GPU box joining a deployment):
+#   make worker REDIS_URL=redis://:PASSWORD@main-box:6379/0 ARTIFACTS_DIR=/mnt/workbench/artifacts QUEUES=gpu
+worker: setup
+	$(VENV)/bin/workbench worker $(if $(QUEUES),--queues $(QUEUES))
 
 demo: setup
 	$(VENV)/bin/workbench demo

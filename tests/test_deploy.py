@@ -168,7 +168,8 @@ def _workbench_commands(doc: dict) -> list[tuple[str, list[str]]]:
     for name, svc in doc["services"].items():
         if svc.get("image", "").startswith("redis"):
             continue
-        out.append((f"{name}.command", list(svc["command"])))
+        assert svc["command"][0] == "workbench", f"{name}: the image has no entrypoint; the command names the CLI"
+        out.append((f"{name}.command", list(svc["command"][1:])))
         test = svc.get("healthcheck", {}).get("test")
         if test:
             assert test[0] == "CMD" and test[1] == "workbench", f"{name}: health check should run the workbench CLI"
@@ -182,10 +183,13 @@ def test_every_service_command_is_one_the_cli_accepts():
     parser = build_parser()
     commands = _workbench_commands(compose(env_example()))
     instructions = dict(dockerfile_instructions())
-    commands.append(("Dockerfile CMD", exec_form(instructions["CMD"])))
-    health = instructions["HEALTHCHECK"].split(" CMD ", 1)[1]
-    commands.append(("Dockerfile HEALTHCHECK", exec_form(health)[1:]))
-    assert exec_form(instructions["ENTRYPOINT"]) == ["workbench"]
+    cmd = exec_form(instructions["CMD"])
+    assert cmd[0] == "workbench"
+    commands.append(("Dockerfile CMD", cmd[1:]))
+    health = exec_form(instructions["HEALTHCHECK"].split(" CMD ", 1)[1])
+    assert health[0] == "workbench"
+    commands.append(("Dockerfile HEALTHCHECK", health[1:]))
+    assert "ENTRYPOINT" not in instructions, "HF Jobs and other runtimes give the image their own command"
     assert len(commands) >= 10
     for where, argv in commands:
         args = parser.parse_args(argv)  # SystemExit (a failed test) on anything the CLI refuses
@@ -298,8 +302,8 @@ def test_image_install_and_start_steps_work_in_a_fresh_venv(tmp_path, deploy_red
 
     data.mkdir()
     port = _free_port()
-    cmd = [str(workbench), *exec_form(dict(instructions)["CMD"]), "--port", str(port)]
-    worker_cmd = [str(workbench), *compose(env_example())["services"]["worker"]["command"]]
+    cmd = [*exec_form(dict(instructions)["CMD"]), "--port", str(port)]
+    worker_cmd = compose(env_example())["services"]["worker"]["command"]
     logs = tmp_path / "logs"
     logs.mkdir()
     procs = [subprocess.Popen(c, env=env, stdout=open(logs / f"{i}.log", "w"), stderr=subprocess.STDOUT, cwd=tmp_path)

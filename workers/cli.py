@@ -133,10 +133,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_and_report(spec, out: Path) -> int:
+    import gc
+
     from core.train import configure_threads
+    from workers.worker import preload
 
     _quiet_libraries()
     configure_threads()
+    preload()
+    gc.collect()
+    gc.freeze()  # the ML stack leaves the collector's view: accelerate's gc.collect after each run takes ms, not a second
     start = time.perf_counter()
     runs = len(spec.sizes) * len(spec.seeds) * (len(spec.candidates) + 1)
     print(f"study '{spec.name}' ({spec.study_id()}): {runs} runs, model {spec.model}, output {out}", flush=True)

@@ -11,6 +11,7 @@ that two workers finished is stored once). Tokens are read from the worker's env
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -18,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import get_current_job
 
 from core.artifacts import ArtifactStore
@@ -31,6 +34,24 @@ CANCEL_CHECK_SECONDS = 1.0
 
 class RunCanceled(Exception):
     """Raised inside the training loop when the user canceled the run; the task then ends cleanly."""
+
+
+REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
+REDIS_WAIT_SECONDS = 120.0
+
+
+def _patient(fn, *args, **kwargs):
+    """A Redis write that waits out a Redis restart (up to REDIS_WAIT_SECONDS) instead of failing."""
+    deadline = time.monotonic() + REDIS_WAIT_SECONDS
+    delay = 0.25
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except REDIS_AWAY:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _store() -> JobStore:
@@ -113,27 +134,33 @@ def run_task(study_id: str, run_id: str) -> dict:
     last_check = [0.0]
 
     def progress(phase: str, step: int, total: int, loss: float | None) -> None:
-        store.progress(run_id, phase, step, total, loss)
-        now = time.monotonic()
-        if now - last_check[0] >= CANCEL_CHECK_SECONDS:
-            last_check[0] = now
-            if (store.run(run_id) or {}).get("status") == "canceled":
-                raise RunCanceled(run_id)
+        try:
+            store.progress(run_id, phase, step, total, loss)
+            now = time.monotonic()
+            if now - last_check[0] >= CANCEL_CHECK_SECONDS:
+                last_check[0] = now
+                if (store.run(run_id) or {}).get("status") == "canceled":
+                    raise RunCanceled(run_id)
+        except REDIS_AWAY:
+            pass  # Redis restarting: progress is best effort, training goes on (the next step reports again)
 
     try:
         with _Heartbeat(store, run_id):
             prepared = prepared_for(study_id, artifacts)
+            gc.freeze()  # the study's data lives as long as this work horse: keep it out of every collection
             result = execute_run(prepared, run, store=artifacts, progress=progress)
     except RunCanceled:
         store.log(run_id, "stopped: canceled by user")
         return {"run_id": run_id, "status": "canceled"}
     except Exception as err:
-        store.set_run_status(run_id, "failed", error=f"{type(err).__name__}: {err}", phase="failed")
-        store.log(run_id, f"failed: {type(err).__name__}: {err}", kind="error")
+        _patient(store.set_run_status, run_id, "failed", error=f"{type(err).__name__}: {err}", phase="failed")
+        _patient(store.log, run_id, f"failed: {type(err).__name__}: {err}", kind="error")
         raise
-    if (store.run(run_id) or {}).get("status") == "canceled":  # canceled while evaluating: keep the user's word
+    # The result is stored; the records below wait out a Redis restart rather than fail the run.
+    if (_patient(store.run, run_id) or {}).get("status") == "canceled":  # canceled while evaluating: keep the user's word
         return {"run_id": run_id, "status": "canceled", "key": run.key}
-    store.set_run_status(
+    _patient(
+        store.set_run_status,
         run_id,
         "finished",
         metrics=result["metrics"],
@@ -144,7 +171,7 @@ def run_task(study_id: str, run_id: str) -> dict:
         steps=result.get("train", {}).get("steps"),
         seconds=result.get("timings", {}).get("total_seconds"),
     )
-    store.log(run_id, "finished: " + ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items()))
+    _patient(store.log, run_id, "finished: " + ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items()))
     return {"run_id": run_id, "key": run.key, "metrics": result["metrics"], "cached": bool(result.get("cached"))}
 
 
