@@ -27,7 +27,7 @@ from typing import BinaryIO
 import yaml
 
 from core.paths import workbench_home
-from core.sources import FILE_BUILDERS, SUPPORTED_EXTENSIONS, SourceError, extract_zip
+from core.sources import FILE_BUILDERS, SUPPORTED_EXTENSIONS, SourceError, check_parquet_file, extract_zip
 from core.spec import SpecError, StudySpec, parse_spec
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,9 @@ def save_upload(
     """Store an uploaded data file (csv/jsonl/json/parquet/zip) and return where it lies.
 
     Refused with UploadError: other extensions, more than `max_bytes` (default: the
-    WORKBENCH_UPLOAD_MAX_MB cap), empty files, text that is not UTF-8, zips that are invalid, try
-    to escape their folder, or hold no data file. The same bytes uploaded twice share one folder.
+    WORKBENCH_UPLOAD_MAX_MB cap), empty files, text that is not UTF-8, Parquet files that are not
+    readable (truncated) or have no rows, zips that are invalid, try to escape their folder, or
+    hold no data file. A refused upload leaves nothing behind. The same bytes uploaded twice share one folder.
     """
     max_bytes = max_upload_bytes() if max_bytes is None else max_bytes
     root = (root or uploads_dir()).resolve()
@@ -155,11 +156,16 @@ def save_upload(
     try:
         if ext == ".zip":
             path = _unzip(stored, root, max_bytes)
+        elif ext == ".parquet":
+            check_parquet(stored, safe)
+            path = stored
         else:
             if ext in (".csv", ".json", ".jsonl"):
                 check_utf8(stored, safe)
             path = stored
     except UploadError:
+        if ext == ".zip":  # what was extracted goes too
+            shutil.rmtree(_extracted_dir(stored), ignore_errors=True)
         _discard(stored)  # a refused upload leaves nothing behind
         raise
     return Upload(path=path, stored=stored, name=safe, sha256=sha, size=size)
@@ -196,8 +202,12 @@ def _inside(root: Path, path: Path) -> Path:
     return resolved
 
 
+def _extracted_dir(stored: Path) -> Path:
+    return stored.parent / (stored.stem + "_files")
+
+
 def _unzip(stored: Path, root: Path, max_bytes: int) -> Path:
-    dest = _inside(root, stored.parent / (stored.stem + "_files"))
+    dest = _inside(root, _extracted_dir(stored))
     if not dest.is_dir():
         staging = Path(tempfile.mkdtemp(prefix=".unzip-", dir=stored.parent))
         try:
@@ -212,13 +222,16 @@ def _unzip(stored: Path, root: Path, max_bytes: int) -> Path:
     visible = [p for p in files if not _hidden(p.relative_to(dest))]
     data = [p for p in visible if p.suffix.lower() in FILE_BUILDERS]
     if not data:
-        found = ", ".join(p.relative_to(dest).as_posix() for p in visible[:20]) or "nothing"
+        found = ", ".join(_shown(p.relative_to(dest).as_posix()) for p in visible[:20]) or "nothing"
         raise UploadError(
             f"'{stored.name}' holds no {'/'.join(FILE_BUILDERS)} file (found: {found}); put the data file in the zip"
         )
     for p in data:
-        if p.suffix.lower() != ".parquet":
-            check_utf8(p, f"{stored.name}:{p.relative_to(dest).as_posix()}")
+        shown = f"{stored.name}:{_shown(p.relative_to(dest).as_posix())}"
+        if p.suffix.lower() == ".parquet":
+            check_parquet(p, shown)
+        else:
+            check_utf8(p, shown)
     return data[0] if len(data) == 1 else dest
 
 
@@ -243,6 +256,14 @@ def check_utf8(path: Path, shown: str) -> None:
             if not chunk:
                 return
             offset += len(chunk)
+
+
+def check_parquet(path: Path, shown: str) -> None:
+    """Refuse a .parquet upload that is not Parquet, lost its footer (truncated) or has no rows."""
+    try:
+        check_parquet_file(path, shown, shown)
+    except SourceError as err:
+        raise UploadError(str(err).removeprefix(f"{shown}: ")) from None
 
 
 def allowed_roots() -> list[Path]:
@@ -308,6 +329,7 @@ def read_spec(data: bytes | str, filename: str = "spec.yaml") -> StudySpec:
 
 
 def _shown(name: str, limit: int = 80) -> str:
-    """A user-given name made safe to echo in a message: printable, short."""
+    """A user-given name made safe to echo in a message: printable, short. A long path is cut in
+    the middle, so the file name at its end stays visible."""
     text = "".join(ch if ch.isprintable() else "?" for ch in str(name))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit // 2 - 1] + "…" + text[-(limit // 2) :]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core import paths
 from core.artifacts import write_text
 from core.normalize import OPTIONAL_FIELDS, TASK_FIELDS
-from core.spec import SourceSpec
+from core.spec import SourceSpec, hub_id_problem
 
 CATALOG_VERSION = 1
 
@@ -53,6 +53,14 @@ class CatalogEntry(BaseModel):
     answer_extraction: Literal["none", "gsm8k", "boxed"] = "none"
     description: str = ""
     tags: list[str] = Field(default_factory=list)
+
+    @field_validator("hub_id")
+    @classmethod
+    def _hub_id(cls, v: str | None) -> str | None:
+        problem = hub_id_problem(v) if v else None
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("path")
     @classmethod

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import ast
 import codecs
+import logging
 import random
 import re
 import stat
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -166,7 +168,9 @@ def _load_file(
     builder = FILE_BUILDERS[ext]
     if path.stat().st_size == 0:
         raise SourceError(f"{name}: '{shown}' is empty; upload a file with a header and rows")
-    if builder != "parquet":
+    if builder == "parquet":
+        check_parquet_file(path, name, shown)
+    else:
         _check_utf8_text(path, name, shown)
     where = f"'{shown}'"
     kwargs: dict[str, Any] = {"data_files": str(path), "split": "train", "cache_dir": cache_dir}
@@ -256,14 +260,14 @@ def extract_zip(
             rel = _safe_member_path(info.filename, zip_path, name)
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
-                raise SourceError(f"{name}: '{zip_path.name}' contains a symbolic link '{info.filename}'; zips with links are refused")
+                raise SourceError(f"{name}: '{zip_path.name}' contains a symbolic link '{_printable(info.filename)}'; zips with links are refused")
             if info.flag_bits & 0x1:
-                raise SourceError(f"{name}: '{zip_path.name}' member '{info.filename}' is encrypted; upload an unencrypted zip")
+                raise SourceError(f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' is encrypted; upload an unencrypted zip")
             if info.is_dir():
                 continue
             if info.file_size > _RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
                 raise SourceError(
-                    f"{name}: '{zip_path.name}' looks like a zip bomb: '{info.filename}' expands "
+                    f"{name}: '{zip_path.name}' looks like a zip bomb: '{_printable(info.filename)}' expands "
                     f"{info.file_size / max(info.compress_size, 1):,.0f}x (limit {max_ratio:g}x); upload the data file itself"
                 )
             total += info.file_size
@@ -281,7 +285,7 @@ def extract_zip(
         for info, rel in members:
             target = (root / Path(*rel.parts)).resolve()
             if not target.is_relative_to(root):  # belt and braces after _safe_member_path
-                raise SourceError(f"{name}: '{zip_path.name}' member '{info.filename}' would be written outside the upload folder")
+                raise SourceError(f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' would be written outside the upload folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             written = 0
             try:
@@ -291,14 +295,21 @@ def extract_zip(
                         written_total += len(chunk)
                         if written > info.file_size or written_total > limit:
                             raise SourceError(
-                                f"{name}: '{zip_path.name}' member '{info.filename}' expands beyond its declared size "
+                                f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' expands beyond its declared size "
                                 "or the size limit (a zip bomb?); upload the data file itself"
                             )
                         fout.write(chunk)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, EOFError, OSError, NotImplementedError) as err:
-                raise SourceError(f"{name}: cannot extract '{info.filename}' from '{zip_path.name}' ({err}); re-create the archive") from None
+                raise SourceError(f"{name}: cannot extract '{_printable(info.filename)}' from '{zip_path.name}' ({err}); re-create the archive") from None
             out.append(target)
     return out
+
+
+def _printable(text: str, limit: int = 120) -> str:
+    """A name from inside an archive, made safe to echo: no control characters (a terminal would
+    run an escape sequence), and a long name cut in the middle."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    return text if len(text) <= limit else text[: limit // 2 - 1] + "…" + text[-(limit // 2) :]
 
 
 def _safe_member_path(filename: str, zip_path: Path, name: str) -> PurePosixPath:
@@ -313,7 +324,7 @@ def _safe_member_path(filename: str, zip_path: Path, name: str) -> PurePosixPath
     )
     if unsafe:
         raise SourceError(
-            f"{name}: '{zip_path.name}' has a member with an unsafe path '{filename}' (absolute or with '..'); "
+            f"{name}: '{zip_path.name}' has a member with an unsafe path '{_printable(filename)}' (absolute or with '..'); "
             "zip the data file from its own folder"
         )
     return rel
@@ -326,7 +337,7 @@ def _single_data_file(files: list[Path], root: Path, zip_path: Path, name: str) 
 
     visible = [p for p in files if not ignored(p)]
     data = [p for p in visible if p.suffix.lower() in FILE_BUILDERS]
-    found = ", ".join(p.relative_to(root).as_posix() for p in visible[:20]) or "nothing"
+    found = ", ".join(_printable(p.relative_to(root).as_posix(), 80) for p in visible[:20]) or "nothing"
     if len(data) == 1:
         return data[0]
     if not data:
@@ -364,6 +375,24 @@ def _check_utf8_text(path: Path, name: str, shown: str) -> None:
             offset += len(chunk)
     if blank:
         raise SourceError(f"{name}: '{shown}' is empty (only whitespace); upload a file with rows")
+
+
+def check_parquet_file(path: Path, name: str, shown: str) -> None:
+    """Refuse a file that is not Parquet (or lost its footer: a truncated upload) and one with no rows.
+
+    Reads only the footer, so it is cheap on a large file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_metadata(path).num_rows
+    except (pa.ArrowException, OSError) as err:
+        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise SourceError(
+            f"{name}: '{shown}' could not be parsed: not a readable Parquet file ({detail}); a truncated upload? export it again"
+        ) from None
+    if rows == 0:
+        raise SourceError(f"{name}: '{shown}' has no rows (a Parquet file with only a schema); give a file with data")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -495,8 +524,37 @@ def _format_hint(ext: str | None) -> str:
     }.get(ext or "", "check that every data file is well formed and that all files have the same columns")
 
 
+# `datasets` logs a file it cannot read at ERROR level and then raises; the raise becomes a
+# SourceError carrying the same detail, so while `_call_datasets` runs (in this thread) those log
+# lines are dropped: a CLI user sees one error, not three versions of it.
+_DATASETS_FILE_LOGGERS = (
+    "datasets.packaged_modules.csv.csv",
+    "datasets.packaged_modules.json.json",
+    "datasets.packaged_modules.parquet.parquet",
+)
+_translating = threading.local()
+_filter_lock = threading.Lock()
+_filter_installed = False
+
+
+class _DropWhileTranslating(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_translating, "depth", 0)
+
+
+def _install_log_filter() -> None:
+    global _filter_installed
+    with _filter_lock:
+        if not _filter_installed:
+            for logger_name in _DATASETS_FILE_LOGGERS:
+                logging.getLogger(logger_name).addFilter(_DropWhileTranslating())
+            _filter_installed = True
+
+
 def _call_datasets(fn, name: str, where: str, src: SourceSpec, ext: str | None):
     """Run a `datasets` call, turning whatever it raises into a SourceError that says what to fix."""
+    _install_log_filter()
+    _translating.depth = getattr(_translating, "depth", 0) + 1
     try:
         return fn()
     except SourceError:
@@ -506,6 +564,8 @@ def _call_datasets(fn, name: str, where: str, src: SourceSpec, ext: str | None):
         if translated is None:
             raise
         raise translated from err
+    finally:
+        _translating.depth -= 1
 
 
 def _translate(err: Exception, name: str, where: str, src: SourceSpec, ext: str | None) -> SourceError | None:
@@ -572,6 +632,12 @@ def _translate(err: Exception, name: str, where: str, src: SourceSpec, ext: str 
         if status == 404:
             return SourceError(f"{name}: {where} was not found (HTTP 404); {_HUB_FIX}")
         return SourceError(f"{name}: the Hub answered HTTP {status} for {where}; retry later, or {_HUB_FIX}")
+    if any(isinstance(e, hf_errors.OfflineModeIsEnabled) or "OfflineModeIsEnabled" in str(e) for e in chain):
+        return SourceError(
+            f"{name}: could not reach the Hugging Face Hub for {where}: offline mode is on (HF_HUB_OFFLINE=1 or "
+            "HF_DATASETS_OFFLINE=1); unset it where the network is available, or offline: download the dataset "
+            "elsewhere and give the local folder as 'path'"
+        )
     if any(isinstance(e, (ConnectionError, TimeoutError)) or _is_network_error(e) for e in chain):
         return SourceError(
             f"{name}: could not reach the Hugging Face Hub for {where} ({type(err).__name__}: {msg[:200]}); "

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 TASKS = ("classification", "qa", "generative")
 TASK_METRICS = {
@@ -25,6 +26,38 @@ TASK_METRICS = {
 LOSS_METRICS = ("loss",)
 MAX_SIZE = 10_000_000
 MAX_TARGET_SIZE = 10_000_000_000
+# A study is (candidates + baseline) x sizes x seeds runs, each a fine-tuning job: past these
+# counts a spec is a typo (seeds: range(10**6)), not a study, and submitting it would flood the queue.
+MAX_SIZES = 50
+MAX_SEEDS = 1000
+MAX_RUNS = 20_000
+SPEC_FILE_MAX_BYTES = 1024**2  # a study spec is a few hundred bytes
+
+# A Hub repo id: "name" or "owner/name", letters, digits, '-', '_', '.', as huggingface_hub
+# validates it (no '--' or '..', at most 96 characters per part). Anything else never reaches the Hub.
+_HUB_ID_RE = re.compile(r"^(?:[\w\-.]+/)?[\w\-.]{1,96}$", re.ASCII)
+
+
+def hub_id_problem(value: str, what: str = "dataset") -> str | None:
+    """Why `value` is not a Hub repo id, or None when it is one."""
+    if (
+        not _HUB_ID_RE.fullmatch(value)
+        or "--" in value
+        or ".." in value
+        or any(part[:1] in "-." or part[-1:] in "-." for part in value.split("/"))
+        or value.endswith(".git")
+    ):
+        example = "rajpurkar/squad" if what == "dataset" else "Qwen/Qwen2.5-0.5B"
+        return (
+            f"'{_shown(value)}' is not a Hub {what} id: write owner/name (e.g. {example}) with letters, digits, "
+            "'-', '_' or '.' only"
+        )
+    return None
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    return text if len(text) <= limit else text[: limit // 2 - 1] + "…" + text[-(limit // 2) :]
 
 
 class SpecError(ValueError):
@@ -58,6 +91,14 @@ class SourceSpec(_Model):
     answer_extraction: Literal["none", "gsm8k", "boxed"] = "none"
     max_rows: int | None = Field(None, gt=0, description="cap on rows read; large Hub sets are sampled by streaming")
     revision: str | None = None
+
+    @field_validator("hub_id")
+    @classmethod
+    def _hub_id(cls, v: str | None) -> str | None:
+        problem = hub_id_problem(v) if v else None
+        if problem:  # "../x" or "a/b/c" would otherwise be tried as a local path or sent to the Hub
+            raise ValueError(problem + "; for local data give 'path' instead")
+        return v
 
     @model_validator(mode="after")
     def _one_location(self) -> "SourceSpec":
@@ -126,12 +167,38 @@ class StudySpec(_Model):
     trust_remote_code: bool = False
     bootstrap: int = Field(200, ge=0, le=5000, description="bootstrap replicates for intervals")
 
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str, info: ValidationInfo) -> str:
+        from core.tiny_model import BUILTIN_PREFIX, TINY_LM  # lazily: core.tiny_model imports this module
+
+        fix = f"give a Hub model id (owner/name), a local folder saved with save_pretrained, or {TINY_LM}"
+        if v.startswith(BUILTIN_PREFIX):
+            if v != TINY_LM:
+                raise ValueError(f"unknown built-in model '{_shown(v)}'; the built-in model is '{TINY_LM}'")
+            return v
+        if "\x00" in v:
+            raise ValueError(f"'{_shown(v)}' contains a NUL byte; {fix}")
+        folder = Path(v).expanduser()
+        if v.startswith(("/", "./", "../", "~", "\\")) or folder.is_dir():
+            # A stored spec (a worker's ranking, reindex) was checked at submit, on the machine that
+            # submitted it; the folder need not exist on every box that reads the spec again.
+            if not folder.is_dir() and not (info.context or {}).get("stored"):
+                raise ValueError(f"'{_shown(v)}' is a path, but there is no such folder here; {fix}")
+            return v
+        problem = hub_id_problem(v, "model")
+        if problem:
+            raise ValueError(f"{problem}; or give a local folder, or {TINY_LM}")
+        return v
+
     @field_validator("sizes")
     @classmethod
     def _sizes(cls, v: list[int]) -> list[int]:
+        if len(v) > MAX_SIZES:
+            raise ValueError(f"{len(v):,} sizes is too many (at most {MAX_SIZES}); three to five sizes make a curve")
         bad = [s for s in v if s <= 0 or s > MAX_SIZE]
         if bad:
-            raise ValueError(f"sizes must be between 1 and {MAX_SIZE:,}; fix {bad}")
+            raise ValueError(f"sizes must be between 1 and {MAX_SIZE:,}; fix {bad[:10]}")
         if len(set(v)) != len(v):
             raise ValueError(f"sizes must be distinct; got {v}")
         return sorted(v)
@@ -139,6 +206,8 @@ class StudySpec(_Model):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
+        if len(v) > MAX_SEEDS:
+            raise ValueError(f"{len(v):,} seeds is too many (at most {MAX_SEEDS}); two or three seeds give the intervals")
         if len(set(v)) != len(v):
             raise ValueError(f"seeds must be distinct; got {v}")
         if any(s < 0 or s > 2**31 - 1 for s in v):
@@ -183,6 +252,12 @@ class StudySpec(_Model):
                 problems.append(f"candidates.{i}: the name 'baseline' is reserved for the D0-only runs; set another 'name'")
             elif n == d0_name:
                 problems.append(f"candidates.{i}: name '{n}' is also D0's name, so provenance could not tell them apart; set a distinct 'name'")
+        runs = (len(self.candidates) + 1) * len(self.sizes) * len(self.seeds)
+        if runs > MAX_RUNS:
+            problems.append(
+                f"sizes: (candidates + baseline) x sizes x seeds = {len(self.candidates) + 1} x {len(self.sizes)} x "
+                f"{len(self.seeds)} = {runs:,} runs, above the limit of {MAX_RUNS:,}; use fewer sizes, seeds or candidates"
+            )
         if self.training.method == "qlora" and self.model.startswith("builtin:"):
             problems.append("training.method: 'qlora' needs a pretrained Hub model, not the built-in tiny model")
         if problems:
@@ -222,12 +297,15 @@ def _format_errors(err: ValidationError) -> list[str]:
     return problems
 
 
-def parse_spec(data: Any) -> StudySpec:
-    """Validate a mapping into a StudySpec, raising SpecError with one line per problem."""
+def parse_spec(data: Any, *, stored: bool = False) -> StudySpec:
+    """Validate a mapping into a StudySpec, raising SpecError with one line per problem.
+
+    `stored`: the spec of a submitted study, read back (its local model folder was checked at submit).
+    """
     if not isinstance(data, dict):
         raise SpecError([f"spec: expected a mapping of fields, got {type(data).__name__}"])
     try:
-        return StudySpec.model_validate(data)
+        return StudySpec.model_validate(data, context={"stored": stored})
     except ValidationError as err:
         raise SpecError(_format_errors(err)) from None
 
@@ -237,13 +315,33 @@ def load_spec(path: str | Path) -> StudySpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError([f"spec file '{path}' does not exist; give the path to a .yaml or .json file"])
-    text = path.read_text(encoding="utf-8", errors="strict")
+    try:
+        size = path.stat().st_size
+        if size > SPEC_FILE_MAX_BYTES:
+            raise SpecError([f"{path.name}: {size:,} bytes is too large for a study spec (limit {SPEC_FILE_MAX_BYTES:,}); is it the right file?"])
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError([f"{path.name}: not UTF-8 text (byte 0x{err.object[err.start:err.start + 1].hex()} at offset {err.start:,}); save the spec as UTF-8"]) from None
+    except OSError as err:
+        raise SpecError([f"spec file '{path}' cannot be read ({err.strerror or err}); check its permissions"]) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise SpecError([f"{path.name}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({err})"]) from None
+        raise SpecError([f"{path.name}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}{syntax_error_detail(err)}; fix the syntax"]) from None
     spec = parse_spec(data)
     return resolve_paths(spec, path.parent)
+
+
+def syntax_error_detail(err: Exception) -> str:
+    """ " at line L, column C (problem)" for a YAML or JSON syntax error, on one line."""
+    where = ""
+    mark = getattr(err, "problem_mark", None)
+    if mark is not None:
+        where = f" at line {mark.line + 1}, column {mark.column + 1}"
+    elif isinstance(err, json.JSONDecodeError):
+        where = f" at line {err.lineno}, column {err.colno}"
+    problem = getattr(err, "problem", None) or getattr(err, "msg", None) or str(err)
+    return f"{where} ({' '.join(str(problem).split())})"
 
 
 def resolve_paths(spec: StudySpec, base: Path) -> StudySpec:

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 RESULT_VERSION = 1
 MAX_CHART_POINTS = 3000
 REPETITION_WARN = 1.0  # a candidate used more than once per row
+# A source cycled more than this many times to reach a size teaches nothing new: such a size is a
+# typo (10**6 rows from a 50-row file), refused before any run is enqueued.
+MAX_REPETITION = 100
 ProgressFn = Callable[[str, int, int, float | None], None]
 
 
@@ -136,6 +139,7 @@ def prepare_study(spec: StudySpec) -> PreparedStudy:
         contamination[name] = removed
         if removed:
             notes.append(f"{name}: {removed} rows duplicate benchmark rows and were removed")
+    _check_sizes(spec, d0, candidates)
     return PreparedStudy(
         spec=spec,
         study_id=spec.study_id(),
@@ -148,6 +152,20 @@ def prepare_study(spec: StudySpec) -> PreparedStudy:
         answer_extraction=extraction,
         notes=notes,
     )
+
+
+def _check_sizes(spec: StudySpec, d0: NormalizedData, candidates: dict[str, NormalizedData]) -> None:
+    """Refuse sizes that would cycle a source more than MAX_REPETITION times (see core.mixture)."""
+    largest = max(spec.sizes)
+    needs = [(d0.name, "D0 (the baseline is D0 only)", largest, len(d0.rows))]
+    from_candidate = largest - int(round(largest * spec.d0_share))
+    needs += [(name, "candidate", from_candidate, len(data.rows)) for name, data in candidates.items()]
+    for name, what, need, have in needs:
+        if need > MAX_REPETITION * have:
+            raise DataError(
+                f"sizes: the largest size {largest:,} needs {need:,} rows of {what} '{name}', which has {have:,} "
+                f"({need / have:,.0f}x repetition, limit {MAX_REPETITION}x); lower 'sizes' or give more data"
+            )
 
 
 def _subset(data: NormalizedData, idx: list[int], name: str) -> NormalizedData:

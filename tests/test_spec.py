@@ -767,3 +767,21 @@ def test_dump_spec_keeps_catalog_defaults_of_sources():
     assert data["candidates"][0] == {"catalog": "ultrachat_200k", "max_rows": 100}
     assert "split" not in data["d0"] and "answer_extraction" not in data["d0"]
     assert parse_spec(data) == spec
+
+
+def test_a_stored_spec_with_a_local_model_folder_reads_back_on_a_box_without_it(tmp_path):
+    """Submit checks a local model folder; a worker on another box re-reads the stored spec."""
+    import yaml
+
+    from core.spec import SpecError, dump_spec, parse_spec
+    from tests.specs import tiny_spec
+
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    data = yaml.safe_load(dump_spec(tiny_spec()))
+    data["model"] = str(folder)
+    stored = dump_spec(parse_spec(data))
+    folder.rmdir()
+    with pytest.raises(SpecError, match="no such folder here"):
+        parse_spec(yaml.safe_load(stored))
+    assert parse_spec(yaml.safe_load(stored), stored=True).model == str(folder)

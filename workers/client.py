@@ -347,7 +347,7 @@ def reindex(redis: Redis, artifacts: ArtifactStore | None = None) -> list[str]:
         spec_file = artifacts.study_dir(study_id) / "spec.yaml"
         if not spec_file.is_file():
             continue
-        spec = parse_spec(yaml.safe_load(spec_file.read_text()))
+        spec = parse_spec(yaml.safe_load(spec_file.read_text()), stored=True)
         try:
             runs = plan_runs(load_prepared(artifacts.prepared_dir(study_id)))
         except FileNotFoundError:

@@ -235,7 +235,7 @@ def _spec_of(study: dict):
 
     from core.spec import parse_spec
 
-    return parse_spec(yaml.safe_load(study["spec"]))
+    return parse_spec(yaml.safe_load(study["spec"]), stored=True)
 
 
 def _run_remote(store: JobStore, artifacts: ArtifactStore, study_id: str, study: dict, run_id: str, record: dict, token: str) -> dict:

@@ -212,7 +212,7 @@ def rank_task(study_id: str) -> dict:
     study = store.study(study_id)
     if study is None:
         raise RuntimeError(f"study {study_id} has no record in Redis")
-    spec = parse_spec(yaml.safe_load(study["spec"]))
+    spec = parse_spec(yaml.safe_load(study["spec"]), stored=True)
     runs = store.study_runs(study_id)
     results, failed = [], []
     for r in runs:

@@ -132,6 +132,9 @@ def run_worker(url: str, queue_names: list[str] | None = None, *, burst: bool = 
     from core.train import configure_threads
 
     configure_threads()
+    # The reaper first: a restarted worker requeues its dead predecessor's runs while it still imports.
+    reaper = _Reaper(url, queue_names)
+    reaper.start()
     if preload_libs:
         preload()
     # As pre-fork servers do: what the parent holds now (the ML stack) leaves the garbage
@@ -141,8 +144,6 @@ def run_worker(url: str, queue_names: list[str] | None = None, *, burst: bool = 
     gc.freeze()
     queues = [Queue(n, connection=redis) for n in queue_names]
     worker = Worker(queues, connection=redis, name=name, worker_ttl=60, job_monitoring_interval=5, maintenance_interval=30)
-    reaper = _Reaper(url, queue_names)
-    reaper.start()
     try:
         return worker.work(burst=burst, logging_level="WARNING", with_scheduler=True)
     finally:
