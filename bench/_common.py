@@ -85,12 +85,12 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def write_result(name: str, payload: dict) -> Path:
+def write_result(name: str, payload: dict, command: str | None = None) -> Path:
     """bench/results/<name>.json with the command, the date and the machine added."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": name,
-        "command": f"python -m bench.{name}",
+        "command": command or f"python -m bench.{name}",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         **payload,

@@ -27,12 +27,17 @@ Killed workers are started again at once under a new name, as a supervisor
    (nothing, records only, run jobs only, everything but the final status, complete). Then 2
    workers start; a submit lock that expired (60 s) lets a worker finish each half-submitted study.
 
+5. dashboard kills: the real dashboard (`workbench dashboard`) in headless Chromium: Setup ->
+   Load demo study -> Validate & preview -> Run, and the Streamlit server's process group
+   SIGKILLed 0.05 to 2.5 s after the click; each kill's Redis state classified as above; then 2
+   workers run whatever studies exist (the fast demo: 15 runs each, sharing run keys).
+
 After each suite, an audit: every study finished (status finished, metrics.json written), every
 run finished, exactly one result.json per run key and one per planned run (no lost result; a
 result is stored once, first write wins), nothing left in any RQ queue, failed or
 started registry, and no study left in `wb:submitting`.
 
-Run: python -m bench.faults   (about 10-15 minutes on this 2-core machine)
+Run: python -m bench.faults [SUITE ...]   (all five: about 20-30 minutes on this 2-core machine)
 """
 
 from __future__ import annotations
@@ -379,6 +384,69 @@ def submit_kills(redis, artifacts, fleet: Fleet, env: dict, url: str) -> dict:
             "prepared_folders_without_study": len(orphans), "audit": audit(redis, artifacts, studies)}
 
 
+DASHBOARD_KILL_DELAYS = (0.05, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5)
+
+
+def dashboard_kills(redis, artifacts, fleet: Fleet, env: dict) -> dict:
+    """The real dashboard, driven in Chromium: Setup -> Load demo study -> Validate -> Run, and the
+    Streamlit server SIGKILLed (its whole process group) a set delay after the Run click."""
+    import socket
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _settle
+    from workers.store import JobStore
+
+    store = JobStore(redis)
+    trials, studies, outcomes = [], [], {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for delay in DASHBOARD_KILL_DELAYS:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            out = open(fleet.logs / f"dashboard-{port}.log", "w")
+            proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "dashboard", "--port", str(port)], cwd=ROOT, env=env,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(240):
+                try:
+                    if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                        break
+                except OSError:
+                    time.sleep(0.5)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(url + "/")
+            page.get_by_role("button", name="Load demo study").first.click()
+            _settle(page)
+            page.get_by_role("button", name="Validate & preview").first.click()
+            _settle(page)
+            page.get_by_text("The study is valid").first.wait_for()
+            before = set(store.study_ids())
+            page.get_by_role("button", name="Run", exact=True).first.click()
+            time.sleep(delay)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            page.close()
+            kind, sid = classify(redis, before)
+            outcomes[kind] = outcomes.get(kind, 0) + 1
+            trials.append({"delay_s": delay, "state": kind})
+            if sid:
+                studies.append(sid)
+            log(f"dashboard killed {delay:.2f} s after Run: {kind}")
+        browser.close()
+    fleet.start(2)
+    with Timer() as t:
+        while store.submitting() and t_elapsed(t) < 300:
+            time.sleep(0.5)
+    resumed_s = t_elapsed(t)
+    waited = wait_all(redis, studies, timeout=2400)
+    return {"kills": len(trials), "states": outcomes, "trials": trials, "resumed_within_s": round(resumed_s, 1),
+            "run_after_s": round(waited, 1), "audit": audit(redis, artifacts, studies)}
+
+
 def main() -> None:
     from redis import Redis
 
@@ -388,7 +456,7 @@ def main() -> None:
     home = setup_env()
     scratch = scratch_dir("faults")
     results = {"versions": versions("rq", "redis"), "alive_ttl_s": ALIVE_TTL}
-    suites = sys.argv[1:] or ["worker_kills", "redis_restart", "redis_restart_busy", "submit_kills"]
+    suites = sys.argv[1:] or ["worker_kills", "redis_restart", "redis_restart_busy", "submit_kills", "dashboard_kills"]
     for suite in suites:
         folder = scratch / suite
         if folder.exists():
@@ -411,6 +479,8 @@ def main() -> None:
                 results[suite] = redis_restart(server, redis, artifacts, fleet)
             elif suite == "redis_restart_busy":
                 results[suite] = redis_restart_busy(server, redis, artifacts, fleet)
+            elif suite == "dashboard_kills":
+                results[suite] = dashboard_kills(redis, artifacts, fleet, env)
             else:
                 results[suite] = submit_kills(redis, artifacts, fleet, env, server.url)
         finally:
@@ -420,8 +490,8 @@ def main() -> None:
 
     print()
     rows = []
-    if set(suites) != {"worker_kills", "redis_restart", "redis_restart_busy", "submit_kills"}:
-        write_result("faults-partial", results)
+    if set(suites) != {"worker_kills", "redis_restart", "redis_restart_busy", "submit_kills", "dashboard_kills"}:
+        write_result("faults-" + "-".join(suites), results, command="python -m bench.faults " + " ".join(suites))
         sys.exit(0 if all(results[s]["audit"]["ok"] for s in suites) else 1)
     k = results["worker_kills"]
     rows.append(["10 worker SIGKILLs mid-run", f"{k['kills']} kills, {k['requeued']} requeued, kill->requeue p50 {k['kill_to_requeue_s']['p50']} s max {k['kill_to_requeue_s']['max']} s",
@@ -435,6 +505,9 @@ def main() -> None:
     s = results["submit_kills"]
     rows.append(["submitter SIGKILLs", f"{s['kills']} kills: " + ", ".join(f"{v} {k}" for k, v in s["states"].items()),
                  s["audit"]["ok"], s["audit"]["finished_runs"], s["audit"]["result_files_for_keys"]])
+    d = results["dashboard_kills"]
+    rows.append(["dashboard SIGKILLed after Run", f"{d['kills']} kills: " + ", ".join(f"{v} {k}" for k, v in d["states"].items()),
+                 d["audit"]["ok"], d["audit"]["finished_runs"], d["audit"]["result_files_for_keys"]])
     print_table(rows, ["suite", "faults", "all finished, none lost or duplicated", "runs finished", "result files"])
     write_result("faults", results)
     if not all(results[s]["audit"]["ok"] for s in suites):

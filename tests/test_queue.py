@@ -394,3 +394,27 @@ def test_the_reaper_thread_of_a_running_worker_resumes_submits(redis, workers, a
     assert st["study"]["status"] == "finished", workers.logs()
     assert "finished the submit of study" in workers.logs()
     assert len(list(artifacts.root.glob("runs/*/result.json"))) == len(spec.sizes) * (len(spec.candidates) + 1)
+
+
+def test_a_job_lost_from_its_queue_in_a_redis_crash_is_queued_again(redis, workers, artifacts):
+    """A crash after a worker's pop (fsync every second) leaves a queued job in no queue; a deleted job
+    is the same loss one step earlier. The orphan sweep puts both back, and the study finishes."""
+    from workers.worker import requeue_orphans
+
+    sid = client.submit(redis, tiny_spec(sizes=[40]))
+    runs = JobStore(redis).study_runs(sid)
+    popped = redis.lpop("rq:queue:gpu").decode()  # the pop that survived the crash
+    redis.delete(f"rq:job:{client.run_job_id(runs[2]['id'])}")  # a job that did not
+    redis.lrem("rq:queue:gpu", 0, client.run_job_id(runs[2]["id"]))
+    assert Queue("gpu", connection=redis).count == 1
+    assert requeue_orphans(redis, grace=60) == []  # too recent: a worker may be between pop and start
+    redis.delete("wb:orphan-sweep")
+    requeued = requeue_orphans(redis, grace=0)
+    assert sorted(requeued) == sorted([popped.removeprefix("wb-run-"), runs[2]["id"]])
+    assert Queue("gpu", connection=redis).count == 3
+    redis.delete("wb:orphan-sweep")
+    assert requeue_orphans(redis, grace=0) == []  # nothing twice
+    workers.start("--burst")
+    st = client.wait(redis, sid, timeout=600)
+    assert st["study"]["status"] == "finished" and st["counts"]["finished"] == 3, workers.logs()
+    assert len(list(artifacts.root.glob("runs/*/result.json"))) == 3

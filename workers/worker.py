@@ -19,6 +19,8 @@ import threading
 import time
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Worker
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
@@ -108,6 +110,58 @@ def reap_abandoned(redis: Redis, queue_names: list[str]) -> list[str]:
     return handled
 
 
+ORPHAN_GRACE = 30.0  # seconds a queued run's job may sit outside every queue before it is requeued
+
+
+def requeue_orphans(redis: Redis, grace: float = ORPHAN_GRACE) -> list[str]:
+    """Put back in its queue every queued run whose job is in no queue (a Redis crash lost it).
+
+    Redis's append-only file is fsynced every second, so a crash can keep a worker's pop of a job
+    from the queue and lose what followed (the job marked started): the job then sits in no list
+    and no worker will ever see it. Runs whose record says queued, unchanged for `grace` seconds,
+    whose job is missing, or queued but absent from its queue, are enqueued again (at the front).
+    One worker sweeps at a time (a lock that expires with the grace period). Returns the run ids.
+    """
+    from rq.exceptions import NoSuchJobError
+
+    from workers import client
+
+    if not redis.set("wb:orphan-sweep", "1", nx=True, ex=max(1, int(grace))):
+        return []
+    store = JobStore(redis)
+    now = time.time()
+    listed: dict[str, set[str]] = {}
+    handled = []
+    for study in store.studies():
+        if study.get("phase") == "done" or study.get("status") in ("submitting", "finished", "failed", "canceled"):
+            continue
+        for run in store.study_runs(study["id"]):
+            if run.get("status") != "queued" or now - float(run.get("updated_at") or now) < grace:
+                continue
+            job_id = run.get("job_id") or client.run_job_id(run["id"])
+            try:
+                job = Job.fetch(job_id, connection=redis)
+            except NoSuchJobError:
+                job = None
+            if job is not None:
+                if job.get_status() != JobStatus.QUEUED or (job.enqueued_at and now - job.enqueued_at.timestamp() < grace):
+                    continue
+                if job.origin not in listed:
+                    listed[job.origin] = {i.decode() for i in redis.lrange(f"rq:queue:{job.origin}", 0, -1)}
+                if job_id in listed[job.origin]:
+                    continue
+                Queue(job.origin, connection=redis).enqueue_job(job, at_front=True)
+            else:
+                options = client.SubmitOptions(backend=study.get("backend") or "local",
+                                               run_timeout=int(study.get("run_timeout") or client.DEFAULT_RUN_TIMEOUT))
+                client._enqueue(redis, study["id"], [run], options, enqueue={run["id"]}, depend_on=set(), with_ranking=False)
+            store.log(run["id"], "its job was in no queue (lost in a Redis crash); queued again", kind="error")
+            store.update_run(run["id"], phase="requeued")
+            handled.append(run["id"])
+            log.warning("requeued orphaned run %s (job %s)", run["id"], job_id)
+    return handled
+
+
 class _Reaper(threading.Thread):
     def __init__(self, url: str, queue_names: list[str]):
         super().__init__(daemon=True, name="workbench-reaper")
@@ -116,11 +170,15 @@ class _Reaper(threading.Thread):
 
     def run(self) -> None:
         redis = Redis.from_url(self.url)
+        last_sweep = time.monotonic()
         while not self.stop.wait(REAP_EVERY):
             try:
                 reap_abandoned(redis, self.queue_names)
                 for sid in resume_submits(redis):
                     log.warning("finished the submit of study %s (its submitter died mid-way)", sid)
+                if time.monotonic() - last_sweep >= ORPHAN_GRACE:
+                    last_sweep = time.monotonic()
+                    requeue_orphans(redis)
             except Exception as err:  # never let the reaper kill the worker
                 log.warning("reaper: %s", err)
 
@@ -143,8 +201,30 @@ def run_worker(url: str, queue_names: list[str] | None = None, *, burst: bool = 
     gc.collect()
     gc.freeze()
     queues = [Queue(n, connection=redis) for n in queue_names]
-    worker = Worker(queues, connection=redis, name=name, worker_ttl=60, job_monitoring_interval=5, maintenance_interval=30)
     try:
-        return worker.work(burst=burst, logging_level="WARNING", with_scheduler=True)
+        while True:
+            worker = Worker(queues, connection=redis, name=name, worker_ttl=60, job_monitoring_interval=5, maintenance_interval=30)
+            try:
+                return worker.work(burst=burst, logging_level="WARNING", with_scheduler=True)
+            except (RedisConnectionError, RedisTimeoutError) as err:
+                # RQ rides out Redis outages while it waits for work, not while it starts a job:
+                # wait for Redis, drop the old registration, and work again under the same name.
+                log.warning("lost Redis (%s); waiting for it to come back", err)
+                _wait_for_redis(redis)
+                try:
+                    worker.register_death()
+                except Exception:  # its registration may be gone already
+                    pass
     finally:
         reaper.stop.set()
+
+
+def _wait_for_redis(redis: Redis, max_wait: float = 30.0) -> None:
+    delay = 0.5
+    while True:
+        try:
+            redis.ping()
+            return
+        except (RedisConnectionError, RedisTimeoutError):
+            time.sleep(delay)
+            delay = min(delay * 2, max_wait)
