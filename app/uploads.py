@@ -28,7 +28,7 @@ import yaml
 
 from core.paths import workbench_home
 from core.sources import FILE_BUILDERS, SUPPORTED_EXTENSIONS, SourceError, check_parquet_file, extract_zip
-from core.spec import SpecError, StudySpec, parse_spec
+from core.spec import SpecError, StudySpec, parse_spec, syntax_error_detail
 
 log = logging.getLogger(__name__)
 
@@ -317,14 +317,7 @@ def read_spec(data: bytes | str, filename: str = "spec.yaml") -> StudySpec:
     try:
         parsed = json.loads(text) if ext == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        where = ""
-        mark = getattr(err, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        elif isinstance(err, json.JSONDecodeError):
-            where = f" at line {err.lineno}, column {err.colno}"
-        problem = getattr(err, "problem", None) or getattr(err, "msg", None) or str(err)
-        raise SpecError([f"{shown}: not valid {'JSON' if ext == '.json' else 'YAML'}{where} ({problem}); fix the syntax"]) from None
+        raise SpecError([f"{shown}: not valid {'JSON' if ext == '.json' else 'YAML'}{syntax_error_detail(err)}; fix the syntax"]) from None
     return parse_spec(parsed)
 
 
