@@ -44,7 +44,7 @@ browser:
 	  || { echo "install Debian's chromium package (the browser test needs /usr/bin/chromium)"; exit 1; }
 
 test: setup browser
-	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m bench.run_all
