@@ -100,14 +100,10 @@ class Fleet:
         proc.wait(timeout=30)
 
     def stop_all(self) -> None:
-        for name in list(self.procs):
-            proc = self.procs.pop(name)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        from workers.cli import stop_processes
+
+        stop_processes(list(self.procs.values()), timeout=30)
+        self.procs.clear()
 
 
 def tiny(**over):

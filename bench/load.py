@@ -27,7 +27,6 @@ Run: python -m bench.load   (about 5-15 minutes on this 2-core machine)
 from __future__ import annotations
 
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -155,14 +154,9 @@ def main() -> None:
             "versions": versions("rq", "redis", "streamlit"),
         }
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        from workers.cli import stop_processes
+
+        stop_processes(procs, timeout=60)
         server.stop()
     print_table([[result["runs"], result["workers"], result["runs_per_s"], result["mean_seconds_inside_run"],
                   result["share_outside_training_code"], result["jobs_page_ms"]["p50"], result["jobs_page_ms"]["p95"],

@@ -527,6 +527,7 @@ def write_doc(took: dict[str, float] | None = None) -> Path:
         "Each benchmark is a plain script, `python -m bench.<name>` from the repository root, that prints a",
         "table and writes its JSON result; `python -m bench.run_all --docs-only` rewrites this file from them.",
         "Every benchmark sets `HF_HUB_OFFLINE=1` and, unless set, `WORKBENCH_HOME=/tmp/workbench-bench/var`.",
+        "The fault and load suites (`python -m bench.faults`, `python -m bench.load`) write their figures to [RELIABILITY.md](RELIABILITY.md).",
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, no GPU. "
         f"Results dated {dates[0] if dates else '?'} to {dates[-1] if dates else '?'} (UTC).",

@@ -158,6 +158,21 @@ def _redis():
     return get_redis()
 
 
+def stop_processes(procs: list, timeout: float) -> None:
+    """Ctrl-C each child still running, then wait for all; kill what outlives `timeout`."""
+    import signal
+    import subprocess
+
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Start Redis (embedded unless REDIS_URL is set) and worker(s); Ctrl-C stops them all."""
     import signal
@@ -195,14 +210,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs, timeout=20)
         if embedded:
             embedded.stop()
             print("embedded Redis stopped", flush=True)
