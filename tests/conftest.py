@@ -45,6 +45,15 @@ def demo_folder():
     return ensure_demo_data()
 
 
+def redis_test_url(db: int) -> str:
+    """The suite's Redis database `db` on $WORKBENCH_TEST_REDIS_SERVER (default 127.0.0.1:6379).
+
+    Each test file owns one database; another server lets two checkouts run the suite at once.
+    """
+    server = os.environ.get("WORKBENCH_TEST_REDIS_SERVER", "redis://127.0.0.1:6379").rstrip("/")
+    return f"{server}/{db}"
+
+
 def real_redis(url: str):
     """A real Redis database for one test, flushed before and after; fails (never skips) without one."""
     from redis import Redis

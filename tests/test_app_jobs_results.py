@@ -1,6 +1,6 @@
 """The Jobs and Results pages through streamlit.testing.v1.AppTest, against the real Redis.
 
-Redis: 127.0.0.1:6379 db 14 (WORKBENCH_TEST_APP_REDIS to change it), flushed before and after each
+Redis: 127.0.0.1:6379 db 14 (on $WORKBENCH_TEST_REDIS_SERVER), flushed before and after each
 test. WORKBENCH_HOME and ARTIFACTS_DIR live under the test's tmp_path.
 
 The finished study that Results shows is made by the real pipeline except training: the tiny spec
@@ -32,9 +32,9 @@ from core.spec import dump_spec
 from tests.specs import tiny_spec
 from workers import client
 from workers.store import JobStore
-from tests.conftest import real_redis
+from tests.conftest import real_redis, redis_test_url
 
-REDIS_URL = os.environ.get("WORKBENCH_TEST_APP_REDIS", "redis://127.0.0.1:6379/14")
+REDIS_URL = redis_test_url(14)
 PAGES = Path(__file__).resolve().parent.parent / "app" / "screens"
 JOBS, RESULTS = str(PAGES / "jobs.py"), str(PAGES / "results.py")
 TIMEOUT = 60

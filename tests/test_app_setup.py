@@ -25,11 +25,11 @@ from app.uploads import UploadError, check_local_path, read_spec, safe_filename,
 from core.spec import SpecError, dump_spec, load_spec
 from workers import client
 from workers.store import JobStore
-from tests.conftest import real_redis
+from tests.conftest import real_redis, redis_test_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "app" / "screens" / "setup.py")
-REDIS_URL = os.environ.get("WORKBENCH_TEST_REDIS_SETUP", "redis://127.0.0.1:6379/12")
+REDIS_URL = redis_test_url(12)
 USER = "tester@example.com"
 W = "setup.w."
 

@@ -44,14 +44,14 @@ from core.catalog import CatalogError, load_catalog
 from core.normalize import DataError
 from core.sources import SourceError
 from core.spec import SpecError, load_spec, parse_spec
-from tests.conftest import real_redis
+from tests.conftest import real_redis, redis_test_url
 from tests.fake_hub import FakeHub
 from tests.specs import tiny_spec
 from workers import client
 from workers.client import SubmitError, SubmitOptions
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/8"
+REDIS_URL = redis_test_url(8)
 SESSION_HOME = Path(os.environ["WORKBENCH_HOME"])  # set by tests/conftest.py before this module loads
 REPORT = PROJECT_ROOT / "test-output" / "bad_input_cases.md"
 USER_ERRORS = (SpecError, SourceError, DataError, SubmitError, UploadError, CatalogError)

@@ -28,12 +28,12 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from tests.conftest import PROJECT_ROOT, real_redis
+from tests.conftest import PROJECT_ROOT, real_redis, redis_test_url
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
-REDIS_URL = os.environ.get("WORKBENCH_TEST_DEPLOY_REDIS", "redis://127.0.0.1:6379/10")
+REDIS_URL = redis_test_url(10)
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 

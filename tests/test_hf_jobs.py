@@ -28,10 +28,10 @@ from tests.fake_hub import FakeHub, Script, Step
 from workers import client
 from workers.client import SubmitOptions
 from workers.store import JobStore
-from tests.conftest import real_redis
+from tests.conftest import real_redis, redis_test_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("WORKBENCH_TEST_HF_REDIS", "redis://127.0.0.1:6379/11")
+REDIS_URL = redis_test_url(11)
 TOKEN = "hf_FAKE_SECRET_123"
 USER = "alice"
 ORG = "acme"  # an organization the user may run Jobs in

@@ -23,6 +23,7 @@ from core.artifacts import ArtifactStore
 from core.normalize import DataError
 from core.sources import SourceError
 from core.spec import load_spec
+from tests.conftest import redis_test_url
 from tests.specs import tiny_spec
 from workers import client
 from workers.client import SubmitError, SubmitOptions
@@ -30,7 +31,7 @@ from workers.redis_server import EmbeddedRedis
 from workers.store import JobStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("WORKBENCH_TEST_REDIS", "redis://127.0.0.1:6379/9")
+REDIS_URL = redis_test_url(9)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Recovery from a dying submitter and from a Redis crash, against a real Redis and real workers.
 
-Redis: 127.0.0.1:6379 db 6 (WORKBENCH_TEST_RECOVERY_REDIS), flushed per test. Split from
+Redis: 127.0.0.1:6379 db 6 (on $WORKBENCH_TEST_REDIS_SERVER), flushed per test. Split from
 tests/test_queue.py (same fixtures) so the two files run in parallel under `pytest -n 2 --dist loadfile`.
 """
 
@@ -19,9 +19,10 @@ from tests.specs import tiny_spec
 from tests.test_queue import PROJECT_ROOT, Workers
 from workers import client
 from workers.client import SubmitOptions
+from tests.conftest import redis_test_url
 from workers.store import JobStore
 
-REDIS_URL = os.environ.get("WORKBENCH_TEST_RECOVERY_REDIS", "redis://127.0.0.1:6379/6")
+REDIS_URL = redis_test_url(6)
 
 
 @pytest.fixture

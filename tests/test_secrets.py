@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from core.artifacts import ArtifactStore
-from tests.conftest import real_redis
+from tests.conftest import real_redis, redis_test_url
 from tests.fake_hub import FakeHub
 from tests.specs import tiny_spec
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _settle
@@ -44,7 +44,7 @@ from workers.client import SubmitOptions
 from workers.store import JobStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("WORKBENCH_TEST_SECRETS_REDIS", "redis://127.0.0.1:6379/7")
+REDIS_URL = redis_test_url(7)
 TOKEN = "hf_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(34))
 CLEAN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "REDIS_URL", "ARTIFACTS_DIR", "WORKBENCH_HOME")
 
