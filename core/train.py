@@ -185,8 +185,9 @@ def train(
 ) -> TrainResult:
     """Train `loaded.model` in place on prompt/completion `rows`."""
     from datasets import Dataset
-    from transformers import TrainerCallback, set_seed
-    from trl import SFTConfig, SFTTrainer
+    from transformers import set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from trl import SFTTrainer
 
     if not rows:
         raise TrainingError("the mixture is empty: nothing to train on")
@@ -194,7 +195,39 @@ def train(
     steps, epochs = step_budget(len(rows), settings)
     dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     work_dir = Path(out_dir) if out_dir else Path(os.environ.get("TMPDIR", "/tmp")) / "workbench-train"
-    config = SFTConfig(
+    reporter = _progress_callback(steps, progress)
+    trainer = SFTTrainer(
+        model=loaded.model,
+        args=_sft_config(loaded, settings, steps=steps, seed=seed, work_dir=work_dir),
+        train_dataset=dataset,
+        processing_class=loaded.tokenizer,
+        callbacks=[reporter],
+    )
+    trainer.remove_callback(PrinterCallback)  # our callback reports progress; keep stdout clean
+    trainer.remove_callback(ProgressCallback)
+    tokens = _count_tokens(trainer.train_dataset, steps, settings, len(rows))
+    if progress:
+        progress("training", 0, steps, None)
+    start = time.perf_counter()
+    output = trainer.train()
+    seconds = time.perf_counter() - start
+    return TrainResult(
+        method=loaded.method,
+        steps=steps,
+        epochs=round(epochs, 4),
+        train_loss=float(output.training_loss) if output.training_loss is not None else None,
+        seconds=round(seconds, 3),
+        train_tokens=tokens,
+        tokens_per_second=round(tokens / seconds, 1) if seconds > 0 else 0.0,
+        saved_to=_save_weights(loaded, out_dir) if save and out_dir else None,
+        loss_curve=reporter.curve,
+    )
+
+
+def _sft_config(loaded: LoadedModel, settings: TrainingSettings, *, steps: int, seed: int, work_dir: Path):
+    from trl import SFTConfig
+
+    return SFTConfig(
         output_dir=str(work_dir / "trainer"),
         max_steps=steps,
         per_device_train_batch_size=settings.batch_size,
@@ -219,56 +252,37 @@ def train(
         activation_checkpointing=loaded.device == "cuda" and loaded.method != "full",
         dataset_num_proc=None,
     )
-    curve: list[tuple[int, float]] = []
-    tokens = {"n": 0}
 
-    class _Progress(TrainerCallback):
+
+def _progress_callback(steps: int, progress: ProgressFn | None):
+    """A TrainerCallback that keeps the loss curve and reports (phase, step, total, loss) to `progress`."""
+    from transformers import TrainerCallback
+
+    class ProgressReporter(TrainerCallback):
+        def __init__(self):
+            self.curve: list[tuple[int, float]] = []
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
-                curve.append((state.global_step, float(logs["loss"])))
+                self.curve.append((state.global_step, float(logs["loss"])))
                 if progress:
                     progress("training", state.global_step, steps, float(logs["loss"]))
 
         def on_step_end(self, args, state, control, **kwargs):
             if progress and state.global_step % max(1, steps // 50) == 0:
-                progress("training", state.global_step, steps, curve[-1][1] if curve else None)
+                progress("training", state.global_step, steps, self.curve[-1][1] if self.curve else None)
 
-    trainer = SFTTrainer(
-        model=loaded.model,
-        args=config,
-        train_dataset=dataset,
-        processing_class=loaded.tokenizer,
-        callbacks=[_Progress()],
-    )
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    return ProgressReporter()
 
-    trainer.remove_callback(PrinterCallback)  # our callback reports progress; keep stdout clean
-    trainer.remove_callback(ProgressCallback)
-    tokens["n"] = _count_tokens(trainer.train_dataset, steps, settings, len(rows))
-    if progress:
-        progress("training", 0, steps, None)
-    start = time.perf_counter()
-    output = trainer.train()
-    seconds = time.perf_counter() - start
-    saved = None
-    if save and out_dir:
-        from transformers.utils import logging as hf_logging
 
-        target = Path(out_dir) / ("model" if loaded.method == "full" else "adapter")
-        hf_logging.disable_progress_bar()
-        loaded.model.save_pretrained(target)
-        saved = str(target)
-    return TrainResult(
-        method=loaded.method,
-        steps=steps,
-        epochs=round(epochs, 4),
-        train_loss=float(output.training_loss) if output.training_loss is not None else None,
-        seconds=round(seconds, 3),
-        train_tokens=tokens["n"],
-        tokens_per_second=round(tokens["n"] / seconds, 1) if seconds > 0 else 0.0,
-        saved_to=saved,
-        loss_curve=curve,
-    )
+def _save_weights(loaded: LoadedModel, out_dir: Path) -> str:
+    """Save the adapter (or the whole model when fully fine-tuned); returns the folder."""
+    from transformers.utils import logging as hf_logging
+
+    target = Path(out_dir) / ("model" if loaded.method == "full" else "adapter")
+    hf_logging.disable_progress_bar()
+    loaded.model.save_pretrained(target)
+    return str(target)
 
 
 def _count_tokens(dataset, steps: int, settings: TrainingSettings, n_rows: int) -> int:
