@@ -7,7 +7,6 @@ second-guess its input.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -15,6 +14,9 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from core.hashing import stable_hash
+from core.tiny_model import BUILTIN_PREFIX, TINY_LM
 
 TASKS = ("classification", "qa", "generative")
 TASK_METRICS = {
@@ -170,8 +172,6 @@ class StudySpec(_Model):
     @field_validator("model")
     @classmethod
     def _model(cls, v: str, info: ValidationInfo) -> str:
-        from core.tiny_model import BUILTIN_PREFIX, TINY_LM  # lazily: core.tiny_model imports this module
-
         fix = f"give a Hub model id (owner/name), a local folder saved with save_pretrained, or {TINY_LM}"
         if v.startswith(BUILTIN_PREFIX):
             if v != TINY_LM:
@@ -274,11 +274,6 @@ class StudySpec(_Model):
     def study_id(self) -> str:
         """Content hash of the spec (the output_dir does not change what is computed)."""
         return "st-" + stable_hash(self.model_dump(exclude={"output_dir"}))[:12]
-
-
-def stable_hash(obj: Any) -> str:
-    data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(data.encode()).hexdigest()
 
 
 def _format_errors(err: ValidationError) -> list[str]:

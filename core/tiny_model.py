@@ -6,8 +6,8 @@ are saved with `save_pretrained` so every other code path loads it like any Hub 
 (`AutoTokenizer` / `AutoModelForCausalLM` from a folder). Building is deterministic and cached by
 a hash of the recipe, so two machines build the same model.
 
-A random-init model cannot learn through LoRA (its embeddings and head stay random and frozen;
-see shared/reference/dependency-facts.md): the training code fine-tunes it fully.
+A random-init model cannot learn through LoRA (its embeddings and head stay random and frozen), so
+the training code fine-tunes it fully.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from core.paths import models_dir
-from core.spec import stable_hash
+from core.hashing import stable_hash
 
 BUILTIN_PREFIX = "builtin:"
 TINY_LM = "builtin:tiny-lm"
