@@ -285,8 +285,10 @@ def _render_section(env: jinja2.Environment, name: str, r: dict) -> dict:
 def render_doc(results: dict[str, dict], took: dict[str, float] | None = None) -> str:
     env = _environment()
     dates = sorted(r["date"] for r in results.values())
+    # The machine that ran the benchmarks (the newest result's), not the one that writes the document.
+    newest = max(results.values(), key=lambda r: r["date"], default=None)
     text = env.get_template("document.md").render(
-        m=machine(),
+        m=newest["machine"] if newest else machine(),
         took=took,
         first_date=dates[0] if dates else "?",
         last_date=dates[-1] if dates else "?",
