@@ -73,6 +73,10 @@ class Prediction:
             "high": json_float(self.high),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Prediction:
+        return cls(int(d["target_size"]), d["value"], d.get("low"), d.get("high"))
+
 
 @dataclass
 class Backtest:
@@ -91,9 +95,13 @@ class Backtest:
             "abs_error": json_float(self.abs_error),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Backtest:
+        return cls(int(d["held_out_size"]), d["predicted"], d["actual"], d["abs_error"])
+
 
 @dataclass
-class Fit:
+class ArmFit:
     """One arm's fitted curve.
 
     `params` holds E, B, alpha, s for "power_law" (e = E + s B N^-alpha, s = +1 or -1), a, c for
@@ -128,6 +136,16 @@ class Fit:
             "notes": list(self.notes),
             "converged": bool(self.converged),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ArmFit:
+        """An arm's fit as metrics.json holds it (parameters JSON wrote as null are left out)."""
+        return cls(
+            d["arm"], d["form"], {k: float(v) for k, v in (d.get("params") or {}).items() if v is not None},
+            list(d.get("shared") or []), Prediction.from_dict(d["prediction"]) if d.get("prediction") else None,
+            Backtest.from_dict(d["backtest"]) if d.get("backtest") else None, list(d.get("flags") or []),
+            list(d.get("notes") or []), bool(d.get("converged")), d.get("direction"),
+        )
 
 
 
@@ -203,7 +221,7 @@ class _SoloFit:
 def _fit_solo(sizes: np.ndarray, errors: np.ndarray, s: float, log_nmin: float, alpha: float | None,
               warm: np.ndarray | None = None, full_starts: bool = True,
               max_error: float = math.inf) -> _SoloFit:
-    """Fit one arm's curve in direction s; alpha fixed when given (borrowed), else free in bounds.
+    """ArmFit one arm's curve in direction s; alpha fixed when given (borrowed), else free in bounds.
 
     Anchored at N_min, the study's smallest size, so a worsening curve stays positive over every
     size the study reads. `max_error` caps E, the ceiling a worsening curve rises toward (1 for 1 - score).
@@ -224,7 +242,7 @@ def _fit_solo(sizes: np.ndarray, errors: np.ndarray, s: float, log_nmin: float, 
 
 
 def fit_power_law(sizes: Any, errors: Any, *, starts: list[tuple[float, float, float]] | None = None) -> PowerLawFit:
-    """Fit one curve e(N) = E + B N^-alpha to (size, error) points (Chinchilla approach 3).
+    """ArmFit one curve e(N) = E + B N^-alpha to (size, error) points (Chinchilla approach 3).
 
     `errors` are error-like (loss, or 1 - score), all > 0. `starts` optionally replaces the
     starting grid with (E, B, alpha) triples. Returns the best converged L-BFGS-B solution, or
@@ -289,7 +307,7 @@ class StudyFit:
     shared_mode: str
     n_boot: int
     seed: int
-    fits: dict[str, Fit]
+    fits: dict[str, ArmFit]
     boot: pd.DataFrame
     boot_params: dict[str, np.ndarray]
 
@@ -428,7 +446,7 @@ class _FittedCurves:
 
 def _fit_arms(arms: list[_Arm], plan: _FitPlan, data: dict[str, tuple[np.ndarray, np.ndarray]],
               warm: _FittedCurves | None, full_starts: bool) -> tuple[dict[str, dict[str, float]], _FittedCurves]:
-    """Fit every arm with its form on the given (sizes, errors); returns params per arm and the fits."""
+    """ArmFit every arm with its form on the given (sizes, errors); returns params per arm and the fits."""
     params: dict[str, dict[str, float]] = {}
     fits = _FittedCurves({}, {})
     for gi, group in enumerate(plan.groups):
@@ -581,7 +599,7 @@ def _exponent_notes(arm: _Arm, plan: _FitPlan, full: _FittedCurves, own_cache: d
     return False, notes
 
 
-def _flags(arm: _Arm, fit: Fit, target_size: int, higher_is_better: bool,
+def _flags(arm: _Arm, fit: ArmFit, target_size: int, higher_is_better: bool,
            degenerate: tuple[bool, list[str]] | None) -> None:
     """Add machine flags and their human notes to `fit` in place."""
     distinct = arm.distinct
@@ -616,7 +634,7 @@ def _flags(arm: _Arm, fit: Fit, target_size: int, higher_is_better: bool,
 
 def fit_study(points: pd.DataFrame, *, metric: str, higher_is_better: bool, target_size: int,
               n_boot: int = 200, seed: int = 0, shared: str = "auto") -> StudyFit:
-    """Fit every arm of a study on one metric and predict it at `target_size`.
+    """ArmFit every arm of a study on one metric and predict it at `target_size`.
 
     `points` has columns arm, size, seed, value (one row per finished run; NaN values are
     dropped). Each arm's direction (improving, worsening, flat) is read from its points. Arms
@@ -645,11 +663,11 @@ def fit_study(points: pd.DataFrame, *, metric: str, higher_is_better: bool, targ
         own_cache: dict[int, dict[str, float]] = {}
         degenerate = {a.name: _exponent_notes(a, plan, full, own_cache) for a in arms if a.form == "power_law"}
 
-    fits: dict[str, Fit] = {}
+    fits: dict[str, ArmFit] = {}
     study = StudyFit(metric, higher_is_better, int(target_size), mode, int(n_boot), int(seed), fits, boot, reps)
     for a in arms:
         if a.form == "none":
-            fit = Fit(a.name, "none", {}, [], None, None, [], [NO_FIT_NOTE], False)
+            fit = ArmFit(a.name, "none", {}, [], None, None, [], [NO_FIT_NOTE], False)
             _flags(a, fit, target_size, higher_is_better, None)
             fits[a.name] = fit
             continue
@@ -660,7 +678,7 @@ def fit_study(points: pd.DataFrame, *, metric: str, higher_is_better: bool, targ
             converged = full.solos[a.name].converged if a.name in full.solos else True
         gsize = len(plan.groups[gi]) if gi is not None else 1
         shared_params = ["alpha"] if gsize > 1 else []
-        fit = Fit(a.name, a.form, params[a.name], shared_params, None, None, [], [], converged, a.direction)
+        fit = ArmFit(a.name, a.form, params[a.name], shared_params, None, None, [], [], converged, a.direction)
         fits[a.name] = fit
         value, low, high = study.curve(a.name, [target_size])
         fit.prediction = Prediction(int(target_size), float(value[0]),
