@@ -142,7 +142,8 @@ class StudyResult:
     def points(self, metric: str | None = None) -> pd.DataFrame:
         """arm, size, seed, value of every run that has `metric` (the primary one by default)."""
         metric = metric or self.primary_metric
-        rows = [(r.arm, r.size, r.seed, r.metrics[metric]) for r in self.runs if (r.metrics or {}).get(metric) is not None]
+        rows = [(r.arm, r.size, r.seed, r.metrics[metric]) for r in self.runs
+                if (r.metrics or {}).get(metric) is not None]
         return pd.DataFrame(rows, columns=["arm", "size", "seed", "value"])
 
     def ranking_rows(self, metric: str | None = None) -> tuple[list[RankingRow], BaselineRow | None]:
@@ -151,7 +152,8 @@ class StudyResult:
             return self.ranking, self.baseline
         other = self.ranking_by_metric.get(metric) or {}
         base = other.get("baseline")
-        return [RankingRow.from_dict(r) for r in other.get("ranking") or []], BaselineRow.from_dict(base) if base else None
+        rows = [RankingRow.from_dict(r) for r in other.get("ranking") or []]
+        return rows, BaselineRow.from_dict(base) if base else None
 
     def ranking_summary(self, metric: str | None = None, *, with_baseline: bool = False) -> list[dict[str, Any]]:
         """The ranking as shown everywhere (SUMMARY_COLUMNS), best first; the baseline row last when asked."""
@@ -173,8 +175,9 @@ class StudyResult:
         sizes = [r.size for r in self.runs if r.size] or list(self.sizes or [])
         if not sizes or not self.target_size:
             return _empty_curves()
-        fit = StudyFit(self.primary_metric, bool(self.higher_is_better), int(self.target_size), "", 0, 0,
-                       {a: f for a, f in self.fits.items() if set(FORMS[f.form].param_names) <= set(f.params)}, pd.DataFrame(), {})
+        fits = {a: f for a, f in self.fits.items() if set(FORMS[f.form].param_names) <= set(f.params)}
+        fit = StudyFit(self.primary_metric, bool(self.higher_is_better), int(self.target_size), "", 0, 0, fits,
+                       pd.DataFrame(), {})
         return curves_table(fit, float(min(sizes)), float(max(sizes)), int(self.target_size))
 
 
