@@ -16,6 +16,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 from workers.store import LIVE, STATUSES
 
@@ -37,6 +38,9 @@ STUDY_COLUMNS = ["id", "name", "status", "progress", "queued", "running", "finis
 # Fields of a run record (workers.store) that the Jobs page reads.
 _RUN_FIELDS = ["id", "index", "arm", "size", "seed", "status", "phase", "step", "total", "started_at", "finished_at",
                "worker", "host", "backend_url", "metrics", "attempts", "cached", "error"]
+RANKING_COLUMNS = ["rank", "candidate", "predicted", "interval", "low", "high", "gain_over_baseline", "p_best",
+                   "measured_at_largest", "largest_size", "rank_at_largest_size", "backtest_error", "flags"]
+EMPTY_CELL = "—"
 RUN_COLUMNS = ["id", "index", "arm", "size", "seed", "status", "phase", "progress", "steps", "elapsed_s",
                "worker", "backend_url", "value", "attempts", "cached", "error"]
 
@@ -275,128 +279,35 @@ def points_frame(runs: pd.DataFrame, metric: str, *, max_points: int = 3000) -> 
     return means.assign(seed="mean").loc[:, ["arm", "size", "seed", "value"]], True
 
 
-def curves_from_chart_spec(spec: Mapping | None) -> pd.DataFrame:
-    """The fitted curves with their bootstrap bands, read back from a saved scaling chart spec.
-
-    write_study_outputs saves the chart it drew (scaling.json) from the study's fit, bootstrap
-    included; metrics.json keeps the fitted parameters but not the bootstrap replicates, so the
-    bands exist only there. Every dataset of the spec with arm/size/value/low/high columns is a
-    piece of the curves (the band layer, the candidates' lines, the baseline's line); their union,
-    one row per (arm, size), is the frame the chart was drawn from.
-    """
-    columns = ["arm", "size", "value", "low", "high"]
-    if not spec:
-        return pd.DataFrame(columns=columns)
-    tables = list((spec.get("datasets") or {}).values())
-    for layer in spec.get("layer") or []:
-        values = (layer.get("data") or {}).get("values")
-        if isinstance(values, list):
-            tables.append(values)
-    frames = [pd.DataFrame(t) for t in tables if t and isinstance(t, list) and isinstance(t[0], dict)]
-    frames = [f for f in frames if set(columns) <= set(f.columns)]
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    curves = pd.concat([f[columns] for f in frames], ignore_index=True)
-    for c in columns[1:]:
-        curves[c] = pd.to_numeric(curves[c], errors="coerce")
-    curves = curves.assign(_band=curves["low"].notna()).sort_values(["arm", "size", "_band"], ascending=[True, True, False])
-    return curves.drop_duplicates(["arm", "size"]).drop(columns="_band").reset_index(drop=True)
-
-
-def curves_match_fits(curves: pd.DataFrame, fits: Mapping[str, Mapping], target_size: int, rel: float = 1e-6) -> bool:
-    """Whether saved curves belong to these fits: each fitted arm's curve at the target size is its
-    saved prediction (a chart left over from an earlier ranking of the study would not be)."""
-    at_target = curves[curves["size"] == float(target_size)].set_index("arm")["value"]
-    for arm, fit in fits.items():
-        value = ((fit or {}).get("prediction") or {}).get("value")
-        if value is None:
-            continue
-        if arm not in at_target.index or not math.isclose(float(at_target[arm]), float(value), rel_tol=rel, abs_tol=1e-9):
-            return False
-    return True
-
-
-def curves_from_fits(fits: Mapping[str, Mapping], *, metric: str, higher_is_better: bool, target_size: int,
-                     min_size: float, max_size: float | None = None, n: int = 60) -> pd.DataFrame:
-    """Fitted curves (no bands) evaluated from metrics.json `fits`, when no chart spec was saved.
-
-    Uses core.scaling's own curve (StudyFit.predict) on the same grid as core.study.curve_frame:
-    no refit, so it is instant and matches the saved prediction. low/high are NaN: the bootstrap
-    replicates that give bands are not in metrics.json.
-    """
-    from core.scaling import Fit, StudyFit
-
-    columns = ["arm", "size", "value", "low", "high"]
-    usable = {a: f for a, f in fits.items() if f.get("form") in ("power_law", "log_linear") and f.get("params")}
-    if not usable or not min_size or min_size <= 0:
-        return pd.DataFrame(columns=columns)
-    objs = {a: Fit(a, f["form"], {k: float(v) for k, v in f["params"].items() if v is not None}, list(f.get("shared") or []),
-                   None, None) for a, f in usable.items()}
-    study = StudyFit(metric, bool(higher_is_better), int(target_size), "", 0, 0, objs, pd.DataFrame(), {})
-    top = max(float(target_size), float(max_size or min_size))
-    grid = np.unique(np.geomspace(float(min_size), top, n).round().astype(int))
-    frames = []
-    for arm in objs:
-        try:
-            value = study.predict(arm, grid)
-        except (KeyError, ValueError):
-            continue  # parameters missing from an old file: no curve for this arm
-        frames.append(pd.DataFrame({"arm": arm, "size": grid.astype(float), "value": value, "low": np.nan, "high": np.nan}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-
-
 def flag_text(flags: Iterable[str] | None) -> str:
     """Machine flags in words: "degenerate fit, long extrapolation"."""
     return ", ".join(FLAG_LABELS.get(f, str(f).replace("_", " ")) for f in (flags or []))
 
 
-def ranking_frame(ranking: Sequence[Mapping], baseline: Mapping | None = None) -> pd.DataFrame:
-    """The ranking table: one row per candidate, best first, and the baseline row last.
+def ranking_frame(summary: Sequence[Mapping]) -> pd.DataFrame:
+    """The ranking table from core.results' ranking summary (baseline row included when it has one).
 
     Columns: rank, candidate, predicted, interval (text), low, high, gain_over_baseline, p_best,
     measured_at_largest, largest_size, rank_at_largest_size, backtest_error, flags (in words).
     """
-    rows = []
-    for r in ranking:
-        rows.append({
-            "rank": r.get("rank"),
-            "candidate": str(r.get("candidate")),
-            "predicted": r.get("predicted"),
-            "interval": interval_text(r.get("low"), r.get("high")),
-            "low": r.get("low"),
-            "high": r.get("high"),
-            "gain_over_baseline": r.get("gain_over_baseline"),
-            "p_best": r.get("p_best"),
-            "measured_at_largest": r.get("measured_at_largest"),
-            "largest_size": r.get("largest_size"),
-            "rank_at_largest_size": r.get("rank_at_largest_size"),
-            "backtest_error": r.get("backtest_abs_error"),
-            "flags": flag_text(r.get("flags")),
-        })
-    if baseline:
-        rows.append({
-            "rank": None,
-            "candidate": "baseline (D0 only)",
-            "predicted": baseline.get("predicted"),
-            "interval": interval_text(baseline.get("low"), baseline.get("high")),
-            "low": baseline.get("low"),
-            "high": baseline.get("high"),
-            "gain_over_baseline": None,
-            "p_best": None,
-            "measured_at_largest": baseline.get("measured_at_largest"),
-            "largest_size": baseline.get("largest_size"),
-            "rank_at_largest_size": None,
-            "backtest_error": None,
-            "flags": flag_text(baseline.get("flags")),
-        })
-    columns = ["rank", "candidate", "predicted", "interval", "low", "high", "gain_over_baseline", "p_best",
-               "measured_at_largest", "largest_size", "rank_at_largest_size", "backtest_error", "flags"]
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame([dict(r) for r in summary], columns=[c for c in RANKING_COLUMNS if c != "interval"])
+    frame.insert(3, "interval", [interval_text(lo, hi) for lo, hi in zip(frame["low"], frame["high"])])
+    frame["candidate"] = frame["candidate"].astype(str)
+    frame["flags"] = [flag_text(f) for f in frame["flags"]]
     for c in ["rank", "largest_size", "rank_at_largest_size"]:
         frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("Int64")
     for c in ["predicted", "low", "high", "gain_over_baseline", "p_best", "measured_at_largest", "backtest_error"]:
         frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
     return frame
+
+
+def ranking_styler(frame: pd.DataFrame, metric_format: str = "{:.4f}") -> Styler:
+    """The ranking table's number formats, with an em dash where a cell has no value (the baseline's rank,
+    gain and P(best)); p_best is in percent."""
+    formats = {"rank": "{:d}", "predicted": metric_format, "gain_over_baseline": "{:+.4f}", "p_best": "{:.0f}%",
+               "measured_at_largest": metric_format, "largest_size": "{:,}", "rank_at_largest_size": "{:d}",
+               "backtest_error": "{:.4f}", "low": metric_format, "high": metric_format}
+    return frame.style.format(na_rep=EMPTY_CELL).format(formats, na_rep=EMPTY_CELL)
 
 
 def ranking_chart_frame(ranking: Sequence[Mapping]) -> pd.DataFrame:

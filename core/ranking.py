@@ -10,7 +10,7 @@ two rankings disagree for a reason, not by noise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ DEFAULT_SEED_BOOT = 200
 
 
 @dataclass
-class RankRow:
+class RankingRow:
     """One candidate's line in the ranking; "better" always means in the metric's own direction.
 
     predicted/low/high are at the target size (or at the measured size when nothing was fitted);
@@ -44,9 +44,12 @@ class RankRow:
     form: str
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Set for the primary metric's ranking only (core.study.summarize_study).
+    max_repetition: float | None = None
+    backtest_abs_error: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "candidate": self.candidate,
             "predicted": json_float(self.predicted),
             "low": json_float(self.low),
@@ -63,6 +66,13 @@ class RankRow:
             "flags": list(self.flags),
             "notes": list(self.notes),
         }
+        if self.max_repetition is not None:
+            d.update(max_repetition=self.max_repetition, backtest_abs_error=json_float(self.backtest_abs_error))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RankingRow:
+        return cls(**{f.name: d.get(f.name) for f in fields(cls) if f.name in d})
 
 
 @dataclass
@@ -91,6 +101,10 @@ class BaselineRow:
             "flags": list(self.flags),
             "notes": list(self.notes),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BaselineRow:
+        return cls(**{f.name: d.get(f.name) for f in fields(cls) if f.name in d})
 
 
 @dataclass
@@ -175,7 +189,7 @@ def _beats(sign: float, cand: _Measured, base: _Measured | None) -> bool | None:
 
 
 def rank_arms(study_fit: StudyFit, points: pd.DataFrame, *, higher_is_better: bool,
-              baseline: str = BASELINE) -> list[RankRow]:
+              baseline: str = BASELINE) -> list[RankingRow]:
     """Rank the candidates (baseline excluded) of one fitted study; rows come best first.
 
     Fitted candidates are ranked by the predicted value at the target size; candidates with no
@@ -249,7 +263,7 @@ def rank_arms(study_fit: StudyFit, points: pd.DataFrame, *, higher_is_better: bo
         beats = _beats(sign, m, base_meas)
         if beats is None and base_meas is not None:
             notes.append(f"baseline not measured at {m.largest_size:,}; no plain comparison with it")
-        rows.append(RankRow(
+        rows.append(RankingRow(
             candidate=n, predicted=predicted, low=low, high=high, gain_over_baseline=gain,
             p_best=p_best[n], rank=rank, measured_at_largest=m.mean, largest_size=m.largest_size,
             rank_at_largest_size=rank_plain[n], beats_baseline_at_largest=beats,

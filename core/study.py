@@ -384,9 +384,19 @@ def summarize_study(spec: StudySpec, results: list[dict], *, contamination: dict
         "contamination": contamination or {},
         "warnings": warnings,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "_study_fit": main["study_fit"],  # dropped before writing; used to draw the curves
-        "_points": main["points"],
+        "curves": _curve_records(main, spec.target_size),
     }
+
+
+def _curve_records(ranked: dict, target_size: int) -> list[dict]:
+    """The primary metric's curves table (core.results) as metrics.json stores it."""
+    from core.results import curve_records, curves_table
+
+    points = ranked["points"]
+    if ranked["study_fit"] is None or points.empty:
+        return []
+    curves = curves_table(ranked["study_fit"], float(points["size"].min()), float(points["size"].max()), target_size)
+    return curve_records(curves)
 
 
 def _repetition_by_arm(results: list[dict]) -> dict[str, float]:
@@ -401,15 +411,16 @@ def _repetition_by_arm(results: list[dict]) -> dict[str, float]:
 def write_study_outputs(summary: dict, out_dir: Path, spec: StudySpec) -> dict:
     """Write metrics.json, the spec, and the scaling and ranking charts (JSON spec + PNG)."""
     from core.charts import ranking_chart, save_chart, scaling_chart
+    from core.results import StudyResult
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    study_fit = summary.pop("_study_fit", None)
-    points = summary.pop("_points", None)
+    result = StudyResult.from_dict(summary)
+    points = result.points()
     files = {"metrics": str(out_dir / "metrics.json")}
     write_text(out_dir / "spec.yaml", dump_spec(spec))
-    if points is not None and not points.empty:
-        curves = curve_frame(study_fit, points, spec.target_size)
+    if not points.empty:
+        curves = result.curves
         if len(points) > MAX_CHART_POINTS:  # Altair refuses more than 5,000 rows: draw the mean over seeds
             points = points.groupby(["arm", "size"], as_index=False)["value"].mean().assign(seed=-1)
         chart = scaling_chart(
@@ -426,20 +437,6 @@ def write_study_outputs(summary: dict, out_dir: Path, spec: StudySpec) -> dict:
     summary["files"] = files
     write_json(out_dir / "metrics.json", summary)
     return summary
-
-
-def curve_frame(study_fit, points: pd.DataFrame, target_size: int, n: int = 60) -> pd.DataFrame:
-    """Fitted curve with its band per arm, from the smallest measured size to the target."""
-    if study_fit is None or points.empty:
-        return pd.DataFrame(columns=["arm", "size", "value", "low", "high"])
-    grid = np.unique(np.geomspace(points["size"].min(), max(target_size, points["size"].max()), n).round().astype(int))
-    frames = []
-    for arm, fit in study_fit.fits.items():
-        if fit.form == "none":
-            continue
-        value, low, high = study_fit.curve(arm, grid)
-        frames.append(pd.DataFrame({"arm": arm, "size": grid, "value": value, "low": low, "high": high}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["arm", "size", "value", "low", "high"])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import views
 from core.artifacts import ArtifactStore, write_text
-from core.charts import scaling_chart
+from core.results import StudyResult
 from core.spec import dump_spec
 from tests.specs import tiny_spec
 from workers import client
@@ -204,13 +204,17 @@ def test_ranking_frame_words_baseline_and_disagreement():
     ranking = [
         {"candidate": "helpful", "predicted": 0.8, "low": 0.7, "high": 0.85, "gain_over_baseline": 0.1, "p_best": 0.9,
          "rank": 1, "measured_at_largest": 0.6, "largest_size": 160, "rank_at_largest_size": 2,
-         "flags": ["extrapolation", "crosses"], "notes": ["a note"], "backtest_abs_error": 0.01},
+         "flags": ["extrapolation", "crosses"], "notes": ["a note"], "backtest_abs_error": 0.01, "max_repetition": 0.2,
+         "beats_baseline_at_largest": True, "form": "power_law"},
         {"candidate": "noisy", "predicted": 0.7, "low": None, "high": None, "gain_over_baseline": 0.0, "p_best": 0.1,
-         "rank": 2, "measured_at_largest": 0.65, "largest_size": 160, "rank_at_largest_size": 1, "flags": []},
+         "rank": 2, "measured_at_largest": 0.65, "largest_size": 160, "rank_at_largest_size": 1, "flags": [],
+         "beats_baseline_at_largest": True, "form": "log_linear"},
     ]
     baseline = {"arm": "baseline", "predicted": 0.7, "low": 0.6, "high": 0.75, "measured_at_largest": 0.55,
-                "largest_size": 160, "flags": ["no_improvement"], "notes": ["flat"]}
-    f = views.ranking_frame(ranking, baseline)
+                "largest_size": 160, "form": "power_law", "flags": ["no_improvement"], "notes": ["flat"]}
+    result = StudyResult.from_dict({"primary_metric": "macro_f1", "ranking": ranking, "baseline": baseline,
+                                    "target_size": 1000, "curves": []})
+    f = views.ranking_frame(result.ranking_summary(with_baseline=True))
     assert list(f["candidate"]) == ["helpful", "noisy", "baseline (D0 only)"]
     assert f["flags"][0] == "long extrapolation, curve crosses another"
     assert f["flags"][2] == "no improvement with size" and pd.isna(f["rank"][2])
@@ -222,31 +226,40 @@ def test_ranking_frame_words_baseline_and_disagreement():
     assert list(views.ranking_chart_frame(ranking)["candidate"]) == ["helpful", "noisy"]
 
 
-def test_curves_round_trip_through_a_saved_chart_spec():
-    points = pd.DataFrame({"arm": ["baseline", "helpful"] * 2, "size": [100, 100, 200, 200], "seed": 0,
-                           "value": [0.5, 0.5, 0.55, 0.6]})
-    curves = pd.DataFrame({"arm": ["baseline"] * 2 + ["helpful"] * 2 + ["nofit"] * 2,
-                           "size": [100.0, 1000.0] * 3, "value": [0.5, 0.6, 0.5, 0.7, 0.4, 0.45],
-                           "low": [0.45, 0.55, 0.45, 0.65, None, None], "high": [0.55, 0.65, 0.55, 0.75, None, None]})
-    spec = scaling_chart(points, curves, metric="macro_f1", target_size=1000, higher_is_better=True).to_dict()
-    back = views.curves_from_chart_spec(json.loads(json.dumps(spec)))
-    pd.testing.assert_frame_equal(back.sort_values(["arm", "size"]).reset_index(drop=True),
-                                  curves.sort_values(["arm", "size"]).reset_index(drop=True), check_dtype=False)
-    assert views.curves_from_chart_spec(None).empty
-    fits = {"helpful": {"prediction": {"value": 0.7}}, "baseline": {"prediction": {"value": 0.6}}, "nofit": {}}
-    assert views.curves_match_fits(back, fits, 1000)
-    assert not views.curves_match_fits(back, {**fits, "helpful": {"prediction": {"value": 0.71}}}, 1000)
-    assert not views.curves_match_fits(back, {**fits, "new": {"prediction": {"value": 0.5}}}, 1000)
+def test_ranking_table_shows_an_em_dash_in_the_baseline_rows_empty_cells():
+    summary = [{"rank": 1, "candidate": "helpful", "predicted": 0.8, "low": 0.7, "high": 0.85, "gain_over_baseline": 0.1,
+                "p_best": 1.0, "measured_at_largest": 0.6, "largest_size": 160, "rank_at_largest_size": 1,
+                "backtest_error": None, "flags": []},
+               {"rank": None, "candidate": "baseline (D0 only)", "predicted": 0.7, "low": None, "high": None,
+                "gain_over_baseline": None, "p_best": None, "measured_at_largest": 0.55, "largest_size": 160,
+                "rank_at_largest_size": None, "backtest_error": None, "flags": []}]
+    frame = views.ranking_frame(summary)
+    shown = views.ranking_styler(frame.assign(p_best=frame["p_best"] * 100.0)).to_string(delimiter="|").splitlines()
+    baseline = shown[2].split("|")[1:]
+    assert baseline[0] == "—" and baseline[1] == "baseline (D0 only)" and baseline[2] == "0.7000"
+    assert "None" not in shown[2] and "nan" not in shown[2].lower() and "<NA>" not in shown[2]
+    assert shown[1].split("|")[1:][7] == "100%"
 
 
-def test_curves_from_fits_match_the_saved_prediction(finished):
+def test_saved_curves_table_and_an_old_file_without_one(finished):
     root, study_id = finished
     metrics = json.loads((root / "studies" / study_id / "metrics.json").read_text())
-    curves = views.curves_from_fits(metrics["fits"], metric="macro_f1", higher_is_better=True,
-                                    target_size=metrics["target_size"], min_size=40, max_size=160)
-    at_target = curves[curves["size"] == metrics["target_size"]].set_index("arm")["value"]
+    saved = StudyResult.from_dict(metrics).curves
+    assert list(saved.columns) == ["arm", "size", "value", "low", "high"]
+    assert saved["size"].min() == 40 and saved["size"].max() == metrics["target_size"]
+    at_target = saved[saved["size"] == metrics["target_size"]].set_index("arm")
+    for row in metrics["ranking"]:  # the table's curve and band at the target are the ranking's prediction
+        assert at_target.loc[row["candidate"], "value"] == pytest.approx(row["predicted"], rel=1e-9)
+        assert at_target.loc[row["candidate"], "low"] == pytest.approx(row["low"], rel=1e-9)
+        assert at_target.loc[row["candidate"], "high"] == pytest.approx(row["high"], rel=1e-9)
+    assert StudyResult.from_dict(metrics).to_dict() == metrics  # reads and writes the same keys and values
+
+    old = StudyResult.from_dict({k: v for k, v in metrics.items() if k != "curves"})  # written before the table
+    old_at_target = old.curves[old.curves["size"] == metrics["target_size"]].set_index("arm")
     for row in metrics["ranking"]:
-        assert at_target[row["candidate"]] == pytest.approx(row["predicted"], rel=1e-9)
+        assert old_at_target.loc[row["candidate"], "value"] == pytest.approx(row["predicted"], rel=1e-9)
+    assert old.curves["low"].isna().all()  # no bootstrap replicates were saved: no bands
+    pd.testing.assert_frame_equal(old.curves[["arm", "size", "value"]], saved[["arm", "size", "value"]])
     runs = views.results_runs_frame(metrics)
     assert len(runs) == 18 and {"macro_f1", "loss", "accuracy"} <= set(runs.columns)
     pts, thinned = views.points_frame(runs, "macro_f1")
@@ -414,7 +427,9 @@ def test_results_compares_two_studies_and_draws_without_a_saved_spec(redis, fini
     sid, copy = finished[1], finished[1] + "-copy"
     shutil.copytree(root / "studies" / sid, root / "studies" / copy)
     shutil.copytree(root / "prepared" / sid, root / "prepared" / copy)
-    (root / "studies" / copy / "scaling.json").unlink()  # curves come from the fitted parameters
+    old = json.loads((root / "studies" / copy / "metrics.json").read_text())
+    del old["curves"]  # a metrics.json written before the curves table: curves come from the fitted parameters
+    (root / "studies" / copy / "metrics.json").write_text(json.dumps(old))
     assert sorted(client.reindex(redis, ArtifactStore(root))) == [sid, copy]
 
     at = ok(page(RESULTS, study=copy))

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from core import scaling
-from core.scaling import NO_FIT_NOTE, fit_power_law, fit_study, from_error, to_error, trend_direction
+from core.scaling import NO_FIT_NOTE, POWER_LAW, fit_power_law, fit_study, from_error, to_error, trend_direction
+from core.scaling import optimize
+from core.scaling.law import AnchoredPoints, GroupPoints
 
 
 def make_points(curves: dict[str, tuple[float, float, float]], sizes, seeds=(0, 1), noise=0.0,
@@ -67,8 +69,16 @@ def test_fit_power_law_needs_two_sizes():
         fit_power_law([1000, 1000], [0.3, 0.31])
 
 
+class FailedOptimizer:
+    """What scipy's minimize returns when it does not converge."""
+
+    success = False
+    x = np.array([np.nan])
+    fun = np.inf
+
+
 def test_grid_fallback_when_optimizer_fails(monkeypatch):
-    monkeypatch.setattr(scaling, "_minimize", lambda d, starts: None)
+    monkeypatch.setattr(optimize, "minimize", lambda *a, **k: FailedOptimizer())
     sizes = np.array([250, 500, 1000, 2000, 4000, 8000, 16000])
     fit = fit_power_law(sizes, 0.2 + 5 * sizes ** -0.5)
     assert not fit.converged and fit.method == "grid"
@@ -346,7 +356,7 @@ def test_demo_study_ranks_worsening_arms_honestly(demo_fit):
         assert f.prediction.value <= DEMO[arm][-1] + 1e-9
         assert "no_improvement" in f.flags and "degenerate" not in f.flags
         assert any("worsening" in n for n in f.notes) and any("borrowed" in n for n in f.notes)
-        e = scaling._error_curve("power_law", f.params, [250, 1000, 4000, 1e6])
+        e = POWER_LAW.error(f.params, [250, 1000, 4000, 1e6])
         assert np.all(e > 0) and np.all(np.diff(e) > 0)
     # only the improving arms share the exponent, and it stays within [0, 1]
     for arm in ("baseline", "helpful", "partial"):
@@ -421,24 +431,29 @@ def test_study_with_no_improving_arm_fits_each_exponent():
 
 
 @pytest.mark.parametrize("s", [1.0, -1.0])
-def test_solo_gradient_matches_finite_differences(s):
+def test_anchored_gradient_matches_finite_differences(s):
     from scipy.optimize import check_grad
 
-    x = np.log(np.array([250, 500, 1000, 4000]) / 250)
-    logy = np.log(np.array([0.5, 0.45, 0.62, 0.7]))
+    d = AnchoredPoints.of(np.array([250, 500, 1000, 4000]), np.array([0.5, 0.45, 0.62, 0.7]), s, np.log(250))
+    fun = optimize.objective(lambda t: POWER_LAW.anchored_residuals(t, d))
     for theta in ([0.4, -0.3, 0.5], [0.9, 0.1, 0.2]):
-        err = check_grad(lambda t: scaling._solo_loss_grad(t, x, logy, s)[0],
-                         lambda t: scaling._solo_loss_grad(t, x, logy, s)[1], np.array(theta), epsilon=1e-7)
+        err = check_grad(lambda t: fun(t)[0], lambda t: fun(t)[1], np.array(theta), epsilon=1e-7)
+        assert err < 1e-4
+
+
+def test_shared_gradient_matches_finite_differences():
+    from scipy.optimize import check_grad
+
+    sizes = np.array([250, 1000, 4000])
+    d = GroupPoints.of([sizes, sizes], [np.array([0.5, 0.41, 0.35]), np.array([0.6, 0.44, 0.4])])
+    fun = optimize.objective(lambda t: POWER_LAW.shared_residuals(t, d))
+    for theta in ([0.4, -1.0, -1.5, -0.5, -0.8], [0.8, -2.0, -1.2, -1.0, -0.6]):
+        err = check_grad(lambda t: fun(t)[0], lambda t: fun(t)[1], np.array(theta), epsilon=1e-7)
         assert err < 1e-4
 
 
 def test_solo_grid_fallback_when_optimizer_fails(monkeypatch):
-    class Failed:
-        success = False
-        x = np.array([np.nan])
-        fun = np.inf
-
-    monkeypatch.setattr(scaling, "minimize", lambda *a, **k: Failed())
+    monkeypatch.setattr(optimize, "minimize", lambda *a, **k: FailedOptimizer())
     pts = pd.concat([make_points({"good": (0.2, 5.0, 0.5)}, SIZES3),
                      make_worsening({"bad": (0.7, 3.0, 0.5)}, SIZES3)])
     sf = fit_study(pts, metric="accuracy", higher_is_better=True, target_size=16000, n_boot=5)

@@ -54,7 +54,9 @@ def _print_ranking(summary: dict, out=sys.stdout) -> None:
     def fmt(x, spec="{:.3f}"):
         return spec.format(x) if x is not None else "-"
 
-    for r in summary["ranking"]:
+    from core.results import StudyResult
+
+    for r in StudyResult.from_dict(summary).ranking_summary():
         interval = f"[{fmt(r['low'])}, {fmt(r['high'])}]"
         print(
             f"{r['rank']:>2}  {r['candidate'][:20]:<20} {fmt(r['predicted']):>9} {interval:>17} "

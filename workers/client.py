@@ -335,6 +335,7 @@ def reindex(redis: Redis, artifacts: ArtifactStore | None = None) -> list[str]:
     """Recreate study and run records from the artifacts store (after Redis lost its data)."""
     import yaml
 
+    from core.results import StudyResult
     from core.spec import parse_spec
     from core.study import load_prepared, plan_runs
 
@@ -370,7 +371,7 @@ def reindex(redis: Redis, artifacts: ArtifactStore | None = None) -> list[str]:
             "reindexed": True,
         }
         if metrics:
-            record["ranking"] = [{k: r.get(k) for k in ("candidate", "predicted", "low", "high", "gain_over_baseline", "p_best", "rank")} for r in metrics.get("ranking", [])]
+            record["ranking"] = StudyResult.from_dict(metrics).ranking_summary()
             record["results_dir"] = str(artifacts.study_dir(study_id))
         store.create_study(study_id, record, records)
         rebuilt.append(study_id)

@@ -205,6 +205,7 @@ def rank_task(study_id: str) -> dict:
     from core.spec import parse_spec
     import yaml
 
+    from core.results import StudyResult
     from core.study import summarize_study, write_study_outputs
 
     store = _store()
@@ -238,7 +239,7 @@ def rank_task(study_id: str) -> dict:
         status="canceled" if canceled else "finished",
         phase="done",
         failed_runs=len(failed),
-        ranking=[{k: r[k] for k in ("candidate", "predicted", "low", "high", "gain_over_baseline", "p_best", "rank")} for r in out["ranking"]],
+        ranking=StudyResult.from_dict(out).ranking_summary(),
         results_dir=str(artifacts.study_dir(study_id)),
     )
     return {"study_id": study_id, "ranking": [r["candidate"] for r in out["ranking"]]}

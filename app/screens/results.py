@@ -6,11 +6,8 @@ writes atomically to the artifacts store with the chart it drew (scaling.json an
 Where the curves come from. The page must not refit (a fit with its bootstrap takes seconds, and a
 refit could disagree with the ranking it sits beside), so it draws what the study saved:
 - points: every finished run in metrics.json `runs` (seed means beyond a few thousand points);
-- fitted curves and their uncertainty bands: read back from the saved chart spec (scaling.json).
-  The bands come from the bootstrap replicates, which only that spec keeps; metrics.json holds
-  the fitted parameters and the band at the target size, not along the curve;
-- when a study has no saved spec (an older or partial output), the curves are evaluated from the
-  fitted parameters in metrics.json `fits` with core.scaling's own curve, without bands.
+- fitted curves and their uncertainty bands: metrics.json's curves table (core.results.StudyResult);
+  a file written before that table existed gets its curves from the fitted parameters, without bands.
 All of it is parsed once per file version (cached on the file's mtime and size), so a rerun of
 the page for a study of 10k runs only draws: no JSON parsing, no DataFrame building.
 User text (names, notes, paths) goes to tables and st.code/st.text: never Markdown or HTML.
@@ -27,8 +24,9 @@ from streamlit.errors import StreamlitAPIException
 
 from app import views
 from app.common import artifacts, redis
-from core.artifacts import ArtifactStore, read_json
+from core.artifacts import ArtifactStore
 from core.charts import ranking_chart, scaling_chart
+from core.results import StudyResult
 from core.spec import LOSS_METRICS
 from workers import client
 from workers.store import JobStore
@@ -47,8 +45,9 @@ class StudyResults:
     runs: pd.DataFrame
     points: pd.DataFrame
     thinned: bool
+    result: StudyResult
     curves: pd.DataFrame
-    curves_source: str  # "saved chart", "fitted parameters" or "none"
+    curves_source: str  # "saved table", "fitted parameters" or "none"
     version: tuple  # (artifacts root, study id, mtime_ns, size) of metrics.json: the cache key
 
 
@@ -63,19 +62,11 @@ def _parse(root: str, study_id: str, mtime_ns: int, size: int) -> StudyResults |
     primary = metrics.get("primary_metric") or "metric"
     runs = views.results_runs_frame(metrics)
     points, thinned = views.points_frame(runs, primary, max_points=MAX_POINTS)
-    curves, source = views.curves_from_chart_spec(_saved_spec(folder)), "saved chart"
-    if not curves.empty and not views.curves_match_fits(curves, metrics.get("fits") or {}, int(metrics.get("target_size") or 0)):
-        curves = curves.iloc[0:0]  # a chart from an earlier ranking of this study: not these fits
-    if curves.empty and not points.empty:
-        curves = views.curves_from_fits(
-            metrics.get("fits") or {}, metric=primary, higher_is_better=bool(metrics.get("higher_is_better", True)),
-            target_size=int(metrics.get("target_size") or points["size"].max()),
-            min_size=float(points["size"].min()), max_size=float(points["size"].max()),
-        )
-        source = "fitted parameters"
-    if curves.empty:
-        source = "none"
-    return StudyResults(study_id, folder, metrics, runs, points, thinned, curves, source, (root, study_id, mtime_ns, size))
+    result = StudyResult.from_dict(metrics)
+    curves = result.curves
+    source = "none" if curves.empty else "saved table" if "curves" in metrics else "fitted parameters"
+    return StudyResults(study_id, folder, metrics, runs, points, thinned, result, curves, source,
+                        (root, study_id, mtime_ns, size))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -113,14 +104,6 @@ def _ranking_rows(m: dict, metric: str) -> tuple[list[dict], dict | None]:
         return m.get("ranking") or [], m.get("baseline")
     other = (m.get("ranking_by_metric") or {}).get(metric) or {}
     return other.get("ranking") or [], other.get("baseline")
-
-
-def _saved_spec(folder: Path) -> dict | None:
-    """The scaling chart the ranking task saved beside metrics.json, if any (and readable)."""
-    try:
-        return read_json(folder / "scaling.json")
-    except (ValueError, OSError):
-        return None
 
 
 def load(study_id: str) -> StudyResults | None:
@@ -174,7 +157,7 @@ def _scaling(r: StudyResults, key: str) -> None:
     if r.thinned:
         notes.append(f"{len(m.get('runs') or []):,} runs: points are seed means per candidate and size")
     if r.curves_source == "fitted parameters":
-        notes.append("curves from the fitted parameters (no saved chart, so no uncertainty bands)")
+        notes.append("curves from the fitted parameters (written before curves were saved, so no uncertainty bands)")
     elif r.curves_source == "none":
         notes.append("no fitted curve (too few sizes)")
     else:
@@ -182,30 +165,29 @@ def _scaling(r: StudyResults, key: str) -> None:
     st.caption("; ".join(notes) + ".")
 
 
-def _ranking_table(rows: list[dict], baseline: dict | None, metric: str, target: int, compact: bool = False) -> None:
-    frame = views.ranking_frame(rows, baseline)
+def _ranking_table(r: StudyResults, metric: str, target: int, compact: bool = False) -> None:
+    frame = views.ranking_frame(r.result.ranking_summary(metric, with_baseline=True))
     columns = ["rank", "candidate", "predicted", "interval", "gain_over_baseline", "p_best",
                "rank_at_largest_size", "measured_at_largest", "flags", "backtest_error", "largest_size"]
     if compact:  # half a page wide: what decides, and the warnings
         columns = ["rank", "candidate", "predicted", "interval", "p_best", "rank_at_largest_size", "flags"]
     st.dataframe(
-        frame.assign(p_best=frame["p_best"] * 100.0),
+        views.ranking_styler(frame.assign(p_best=frame["p_best"] * 100.0)),
         hide_index=True,
         column_order=columns,
         column_config={
-            "rank": st.column_config.NumberColumn("Rank", format="%d"),
+            "rank": st.column_config.NumberColumn("Rank"),
             "candidate": st.column_config.TextColumn("Candidate"),
-            "predicted": st.column_config.NumberColumn(f"Predicted {metric} at {target:,}", format="%.4f"),
+            "predicted": st.column_config.NumberColumn(f"Predicted {metric} at {target:,}"),
             "interval": st.column_config.TextColumn("90% interval", help="bootstrap over seeds and points"),
-            "gain_over_baseline": st.column_config.NumberColumn("Gain over baseline", format="%+.4f",
+            "gain_over_baseline": st.column_config.NumberColumn("Gain over baseline",
                                                                 help="positive = better than D0 alone, for losses too"),
-            "p_best": st.column_config.ProgressColumn("P(best)", min_value=0.0, max_value=100.0, format="%.0f%%",
-                                                      help="share of bootstrap replicates in which it ranks first"),
-            "measured_at_largest": st.column_config.NumberColumn("Measured at largest size", format="%.4f"),
-            "largest_size": st.column_config.NumberColumn("Largest size", format="localized"),
-            "rank_at_largest_size": st.column_config.NumberColumn("Rank at largest size", format="%d",
+            "p_best": st.column_config.NumberColumn("P(best)", help="share of bootstrap replicates in which it ranks first"),
+            "measured_at_largest": st.column_config.NumberColumn("Measured at largest size"),
+            "largest_size": st.column_config.NumberColumn("Largest size"),
+            "rank_at_largest_size": st.column_config.NumberColumn("Rank at largest size",
                                                                   help="the plain ranking, no extrapolation"),
-            "backtest_error": st.column_config.NumberColumn("Backtest error", format="%.4f",
+            "backtest_error": st.column_config.NumberColumn("Backtest error",
                                                             help="|predicted − measured| at the largest size, fitted without it"),
             "flags": st.column_config.TextColumn("Warnings", width="medium"),
         },
@@ -252,7 +234,7 @@ def _ranking(r: StudyResults, key: str, compact: bool = False) -> None:
     if not rows:
         st.info("No candidate could be ranked on this metric (no finished candidate run).")
         return
-    _ranking_table(rows, baseline, metric, target, compact=compact)
+    _ranking_table(r, metric, target, compact=compact)
     if compact:
         return
     spec = _chart_spec(r.version, "ranking", metric)
