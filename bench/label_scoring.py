@@ -41,12 +41,12 @@ REPEATS = 2
 THREAD_PROBE_ROWS = 60
 
 
-def _check_same_scores(model, tok, rows, labels, device) -> None:
+def _check_same_scores(model, tok, prompts, labels, device) -> None:
     """score_labels returns score_labels_full's numbers (to float32 rounding), not just its argmax."""
     from core.evaluation import score_labels, score_labels_full
 
-    ref_s, ref_c = score_labels_full(model, tok, rows, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
-    got_s, got_c = score_labels(model, tok, rows, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
+    ref_s, ref_c = score_labels_full(model, tok, prompts, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
+    got_s, got_c = score_labels(model, tok, prompts, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
     assert got_c == ref_c, "token counts differ"
     worst = max(abs(a - b) for ra, rb in zip(got_s, ref_s) for a, b in zip(ra, rb))
     assert worst < 1e-3, f"scores differ by {worst}"
@@ -76,7 +76,7 @@ def main() -> dict:
     prompts = [prompt_text(r, "classification", tok) for r in rows]
 
     def batched() -> list[str]:
-        scores, _ = score_labels(model, tok, rows, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
+        scores, _ = score_labels(model, tok, prompts, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
         return [labels[max(range(len(labels)), key=lambda j: s[j])] for s in scores]
 
     gen_tokens = {"n": 0}
@@ -103,7 +103,7 @@ def main() -> dict:
         return [parse_label(t, labels) for t in texts]
 
     def full_pairs() -> list[str]:
-        scores, _ = score_labels_full(model, tok, rows, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
+        scores, _ = score_labels_full(model, tok, prompts, labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
         return [labels[max(range(len(labels)), key=lambda j: s[j])] for s in scores]
 
     methods = {
@@ -115,7 +115,7 @@ def main() -> dict:
     default_threads = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     # Warm-up (first-call allocations, generation config), not timed.
-    score_labels(model, tok, rows[:8], labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
+    score_labels(model, tok, prompts[:8], labels, batch_size=BATCH, max_len=MAX_LEN, device=device)
     with torch.inference_mode():
         enc = tok(prompts[0], return_tensors="pt", add_special_tokens=False).to(device)
         model.generate(**enc, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, pad_token_id=tok.pad_token_id)
@@ -133,7 +133,7 @@ def main() -> dict:
     parsed = sum(p is not None for p in preds["generate"])
     agree = sum(a == b for a, b in zip(preds["batched"], preds["generate"]))
     assert preds["full_pairs"] == preds["batched"], "the two scorers must predict the same labels"
-    _check_same_scores(model, tok, rows[:50], labels, device)
+    _check_same_scores(model, tok, prompts[:50], labels, device)
     new_tokens_per_row = gen_tokens["n"] / N_ROWS
 
     # Thread sensitivity: the same two methods with torch's default thread count, on fewer rows.

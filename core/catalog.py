@@ -15,9 +15,8 @@ from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core import paths
+from core import paths, tasks
 from core.artifacts import write_text
-from core.normalize import OPTIONAL_FIELDS, TASK_FIELDS
 from core.spec import SourceSpec, hub_id_problem
 
 CATALOG_VERSION = 1
@@ -44,15 +43,25 @@ class CatalogEntry(BaseModel):
     config: str | None = None
     split: str = "train"
     revision: str | None = None
-    task: Literal["classification", "qa", "generative"]
+    task: str
     license: str = Field(..., min_length=1)
     size_hint: int | None = Field(None, ge=0, description="approximate rows in the split")
     columns: dict[str, str] = Field(default_factory=dict, description="task field -> source column")
     label_names: list[str] | None = None
     label_map: dict[str, str] = Field(default_factory=dict)
     answer_extraction: Literal["none", "gsm8k", "boxed"] = "none"
+    options: dict[str, Any] = Field(default_factory=dict, description="the task's own source options (see core.tasks)")
     description: str = ""
     tags: list[str] = Field(default_factory=list)
+    checked: str | None = Field(
+        None, max_length=500, description="how the columns were checked (dataset card or viewer schema read), and when"
+    )
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, v: str) -> str:
+        tasks.get(v)  # ValueError naming the tasks
+        return v
 
     @field_validator("hub_id")
     @classmethod
@@ -77,14 +86,17 @@ class CatalogEntry(BaseModel):
         given = [k for k in ("hub_id", "path", "demo") if getattr(self, k)]
         if len(given) != 1:
             raise ValueError(f"give exactly one of 'hub_id', 'path' or 'demo'; got {given or 'none'}")
-        known = TASK_FIELDS[self.task] + OPTIONAL_FIELDS[self.task]
+        task = tasks.get(self.task)
+        known = task.known_fields
         unknown = [f for f in self.columns if f not in known]
         if unknown:
             raise ValueError(f"columns maps unknown field(s) {unknown} for task '{self.task}'; fields are {list(known)}")
-        if self.answer_extraction != "none" and self.task != "generative":
-            raise ValueError("answer_extraction applies to generative entries only")
-        if self.label_names is not None and self.task != "classification":
-            raise ValueError("label_names applies to classification entries only")
+        for option in tasks.SOURCE_OPTIONS:
+            unset = type(self).model_fields[option].get_default(call_default_factory=True)
+            if option not in task.source_options and getattr(self, option) != unset:
+                users = [t.name for t in tasks.all_tasks() if option in t.source_options]
+                raise ValueError(f"{option} applies to {' and '.join(users)} entries only")
+        task.check_options(self.options)
         return self
 
     def source_spec(self, **overrides: Any) -> SourceSpec:
@@ -215,7 +227,7 @@ def resolve(src: SourceSpec, catalog: Catalog | str | Path | None = None, *, tas
     """Turn a SourceSpec with `catalog=` into a concrete one (path or hub_id).
 
     Fields set explicitly on `src` (per `model_fields_set`) override the entry's: config, split,
-    revision, label_names, answer_extraction, max_rows, name. `columns` and `label_map` merge,
+    revision, label_names, answer_extraction, max_rows, name. `columns`, `label_map` and `options` merge,
     the user's keys winning. The name defaults to the catalog id. A SourceSpec without `catalog`
     is returned unchanged. With `task`, an entry for another task is an error.
     """
@@ -240,6 +252,7 @@ def resolve(src: SourceSpec, catalog: Catalog | str | Path | None = None, *, tas
         data[f] = getattr(src, f) if f in explicit else getattr(entry, f)
     data["columns"] = {**entry.columns, **src.columns}
     data["label_map"] = {**entry.label_map, **src.label_map}
+    data["options"] = {**entry.options, **src.options}
     return SourceSpec(**data)
 
 

@@ -15,6 +15,10 @@ D0 and the benchmark share one set of phrasings; candidates are written in anoth
 
 So the right ranking is helpful first, and offdomain and noisy below both helpful and the D0-only
 baseline. Generation is deterministic: same code, same files, on every machine.
+
+A small multiple-choice version of the same domain (`mc_*.jsonl`, for the multiple_choice task):
+which team handles a message, with three intents offered and one right; `mc_d0` and `mc_benchmark`
+in the first phrasing set, `mc_helpful` and `mc_offdomain` as above.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ INTENTS = ["billing", "shipping", "account", "technical", "refund", "cancel"]
 DEMO_VERSION = 1
 DEMO_SIZES = {"d0": 300, "benchmark": 600, "helpful": 9000, "partial": 9000, "offdomain": 9000, "noisy": 9000}
 CANDIDATES = ("helpful", "partial", "offdomain", "noisy")
+MC_DEMO_SIZES = {"mc_d0": 200, "mc_benchmark": 120, "mc_helpful": 2000, "mc_offdomain": 2000}
+MC_CHOICES = 3
 
 _REAL = {
     "billing": "invoice charge payment bill card statement fee receipt tax subscription price amount debit "
@@ -171,31 +177,65 @@ def tokenizer_corpus() -> list[str]:
     return lines
 
 
+def generate_multiple_choice(rows: list[dict], seed: int) -> list[dict]:
+    """{text, label} rows as multiple-choice rows {question, choices, answer}: the label among other intents."""
+    rng = random.Random(f"mc-{seed}-{DEMO_VERSION}")
+    out = []
+    for row in rows:
+        choices = rng.sample([i for i in INTENTS if i != row["label"]], MC_CHOICES - 1) + [row["label"]]
+        rng.shuffle(choices)
+        out.append({"question": row["text"], "choices": choices, "answer": choices.index(row["label"])})
+    return out
+
+
 def ensure_demo_data(folder: Path | None = None) -> Path:
     """Write the demo datasets as `<name>.jsonl` (once) and return their folder."""
     folder = Path(folder or demo_data_dir()) / f"v{DEMO_VERSION}"
-    stamp = folder / "COMPLETE"
-    if stamp.is_file():
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
+    # One stamp per group, so a folder written before the multiple-choice sets existed gains them.
+    for stamp, make in (("COMPLETE", _classification_sets), ("MC_COMPLETE", _multiple_choice_sets)):
+        if not (folder / stamp).is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            _write(folder, make())
+            (folder / stamp).write_text("ok\n")
+    return folder
+
+
+def _classification_sets() -> dict[str, list[dict]]:
     # D0 and benchmark come from one stream so they never share a row by accident.
-    base = generate("d0", DEMO_SIZES["d0"] + DEMO_SIZES["benchmark"] + 200, seed=0)
-    seen, unique = set(), []
-    for row in base:
-        if row["text"] not in seen:
-            seen.add(row["text"])
-            unique.append(row)
+    unique = _unique(generate("d0", DEMO_SIZES["d0"] + DEMO_SIZES["benchmark"] + 200, seed=0))
     data = {
         "d0": unique[: DEMO_SIZES["d0"]],
         "benchmark": unique[DEMO_SIZES["d0"] : DEMO_SIZES["d0"] + DEMO_SIZES["benchmark"]],
     }
     for kind in CANDIDATES:
         data[kind] = generate(kind, DEMO_SIZES[kind], seed=1)
+    return data
+
+
+def _multiple_choice_sets() -> dict[str, list[dict]]:
+    n_d0, n_bench = MC_DEMO_SIZES["mc_d0"], MC_DEMO_SIZES["mc_benchmark"]
+    unique = _unique(generate("d0", n_d0 + n_bench + 100, seed=2))
+    return {
+        "mc_d0": generate_multiple_choice(unique[:n_d0], seed=0),
+        "mc_benchmark": generate_multiple_choice(unique[n_d0 : n_d0 + n_bench], seed=1),
+        "mc_helpful": generate_multiple_choice(generate("helpful", MC_DEMO_SIZES["mc_helpful"], seed=3), seed=2),
+        "mc_offdomain": generate_multiple_choice(generate("offdomain", MC_DEMO_SIZES["mc_offdomain"], seed=3), seed=3),
+    }
+
+
+def _unique(rows: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for row in rows:
+        if row["text"] not in seen:
+            seen.add(row["text"])
+            out.append(row)
+    return out
+
+
+def _write(folder: Path, data: dict[str, list[dict]]) -> None:
     for name, rows in data.items():
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for row in rows:
                 fh.write(json.dumps(row) + "\n")
         os.replace(tmp, folder / f"{name}.jsonl")
-    stamp.write_text("ok\n")
-    return folder

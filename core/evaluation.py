@@ -1,10 +1,11 @@
-"""Score a trained model on the benchmark.
+"""Score a trained model on the benchmark: `evaluate_model` hands the rows to their task (core/tasks).
 
-Classification on a causal LM: the log-likelihood of each label as the continuation of the prompt
-(plus EOS), for all (row, label) pairs in length-sorted batches, then accuracy and macro F1 from
-the argmax. QA and generative: batched greedy generation with left padding, then SQuAD-normalized
-exact match and token F1. Loss everywhere: mean token loss on the gold completion, which predicts
-better than accuracy at small scale (DataDecide).
+The scorers the tasks share live here. Label scoring: the log-likelihood of each label as the
+continuation of the prompt (plus EOS), for all (row, label) pairs in length-sorted batches.
+Sequence scoring: the log-likelihood of any completions. Generation: batched greedy generation
+with left padding, then SQuAD-normalized exact match and token F1 (`generate_and_score`). Loss
+everywhere: mean token loss on the gold completion, which predicts better than accuracy at small
+scale (DataDecide).
 
 Tokenization matches TRL's: prompt and prompt+completion are tokenized whole and the completion
 starts where they diverge.
@@ -16,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from core.prompts import completion_text, prompt_text
+from core import tasks
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,11 @@ class EvalResult:
     predictions: list[str]
 
 
-def _encode_pair(tokenizer, prompt: str, completion: str, max_len: int) -> tuple[list[int], int]:
+def _encode_pair(tokenizer, prompt: str, completion: str, max_len: int, *, eos: bool = True) -> tuple[list[int], int]:
     """Token ids of prompt+completion(+EOS) and where the completion starts."""
     p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    full = tokenizer(prompt + completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    full = tokenizer(prompt + completion, add_special_tokens=False)["input_ids"]
+    full += [tokenizer.eos_token_id] if eos else []
     start = 0
     for a, b in zip(p, full):
         if a != b:
@@ -76,20 +78,28 @@ def _sequence_logprobs(model, sequences: list[tuple[list[int], int]], batch_size
     return sums, counts
 
 
-def score_labels_full(model, tokenizer, rows: list[dict], labels: list[str], *, batch_size: int, max_len: int, device: str):
-    """Reference scorer: every (row, label) pair as its own full sequence. Simple and general."""
+def score_sequences(
+    model, tokenizer, prompts: list[str], completions: list[str], *, batch_size: int, max_len: int, device: str,
+    eos: bool = True,
+) -> tuple[list[float], list[int]]:
+    """Per (prompt, completion): the completion's summed token log-likelihood (+EOS with `eos`) and token count."""
+    sequences = [_encode_pair(tokenizer, p, c, max_len, eos=eos) for p, c in zip(prompts, completions)]
+    return _sequence_logprobs(model, sequences, batch_size, tokenizer.pad_token_id, device)
+
+
+def score_labels_full(model, tokenizer, prompts: list[str], labels: list[str], *, batch_size: int, max_len: int, device: str):
+    """Reference scorer: every (prompt, label) pair as its own full sequence. Simple and general."""
     sequences = []
-    for row in rows:
-        p = prompt_text(row, "classification", tokenizer)
+    for p in prompts:
         for label in labels:
             sequences.append(_encode_pair(tokenizer, p, f" {label}", max_len))
     sums, counts = _sequence_logprobs(model, sequences, batch_size, tokenizer.pad_token_id, device)
     k = len(labels)
-    return [sums[i * k : (i + 1) * k] for i in range(len(rows))], [counts[i * k : (i + 1) * k] for i in range(len(rows))]
+    return [sums[i * k : (i + 1) * k] for i in range(len(prompts))], [counts[i * k : (i + 1) * k] for i in range(len(prompts))]
 
 
-def score_labels(model, tokenizer, rows: list[dict], labels: list[str], *, batch_size: int, max_len: int, device: str):
-    """Per row, the log-likelihood of every label (+EOS), and its token count.
+def score_labels(model, tokenizer, prompts: list[str], labels: list[str], *, batch_size: int, max_len: int, device: str):
+    """Per prompt, the log-likelihood of every label (+EOS), and its token count.
 
     Each prompt runs once (a left-padded batch, keeping its KV cache); the cache is repeated once per
     label and only the label tokens run through the model. Same numbers as `score_labels_full`
@@ -99,13 +109,13 @@ def score_labels(model, tokenizer, rows: list[dict], labels: list[str], *, batch
     """
     try:
         return _score_labels_shared_prefix(
-            model, tokenizer, rows, labels, batch_size=max(1, batch_size // max(len(labels), 1)), max_len=max_len, device=device
+            model, tokenizer, prompts, labels, batch_size=max(1, batch_size // max(len(labels), 1)), max_len=max_len, device=device
         )
     except (AttributeError, TypeError, NotImplementedError, ValueError) as err:
         # A model without a repeatable KV cache (or labels that do not share the prompt's tokens)
         # is scored the simple way; said in the log so a bug in the fast path cannot hide here.
         log.warning("label scoring falls back to the reference scorer: %s: %s", type(err).__name__, err)
-        return score_labels_full(model, tokenizer, rows, labels, batch_size=batch_size, max_len=max_len, device=device)
+        return score_labels_full(model, tokenizer, prompts, labels, batch_size=batch_size, max_len=max_len, device=device)
 
 
 def _shared_start(p_ids: list[int], full: list[int]) -> int:
@@ -117,14 +127,13 @@ def _shared_start(p_ids: list[int], full: list[int]) -> int:
     return start
 
 
-def _score_labels_shared_prefix(model, tokenizer, rows, labels, *, batch_size: int, max_len: int, device: str):
-    """`batch_size` counts rows here (each row brings len(labels) label continuations)."""
+def _score_labels_shared_prefix(model, tokenizer, prompts, labels, *, batch_size: int, max_len: int, device: str):
+    """`batch_size` counts prompts here (each brings len(labels) label continuations)."""
     import torch
 
     k = len(labels)
     pad = tokenizer.pad_token_id
     eos = tokenizer.eos_token_id
-    prompts = [prompt_text(r, "classification", tokenizer) for r in rows]
     p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     fulls = tokenizer([p + f" {lab}" for p in prompts for lab in labels], add_special_tokens=False)["input_ids"]
     items = []  # (shared prefix ids, [suffix ids per label], [completion offset in suffix per label])
@@ -143,8 +152,8 @@ def _score_labels_shared_prefix(model, tokenizer, rows, labels, *, batch_size: i
             raise ValueError("label continuations do not share the prompt prefix")
         items.append((prefix, [f[common:] for f, _ in pairs], [s - common for _, s in pairs]))
 
-    sums = [[0.0] * k for _ in rows]
-    counts = [[0] * k for _ in rows]
+    sums = [[0.0] * k for _ in prompts]
+    counts = [[0] * k for _ in prompts]
     model.eval()
     with torch.inference_mode():
         order = sorted(range(len(items)), key=lambda i: len(items[i][0]))
@@ -245,39 +254,12 @@ def evaluate_model(
     max_len: int = 256,
     device: str = "cpu",
 ) -> EvalResult:
-    from core.metrics import compute_metrics
-
     start = time.perf_counter()
-    results: dict[str, float] = {}
-    if task == "classification":
-        if not labels:
-            raise ValueError("classification evaluation needs the study's label names")
-        scores, counts = score_labels(model, tokenizer, rows, labels, batch_size=batch_size, max_len=max_len, device=device)
-        predictions = [labels[max(range(len(labels)), key=lambda j: s[j])] for s in scores]
-        references = [r["label"] for r in rows]
-        if "loss" in metrics:
-            gold = [labels.index(r["label"]) for r in rows]
-            nll = -sum(s[g] for s, g in zip(scores, gold))
-            n_tok = sum(c[g] for c, g in zip(counts, gold))
-            results["loss"] = nll / max(n_tok, 1)
-        results.update(compute_metrics(task, predictions, references, [m for m in metrics if m != "loss"], labels=labels))
-    else:
-        from core.normalize import extract_answer
-
-        prompts = [prompt_text(r, task, tokenizer) for r in rows]
-        generated = generate_answers(
-            model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, max_len=max_len, device=device
-        )
-        predictions = [_clean_generation(g, answer_extraction, extract_answer) for g in generated]
-        if task == "qa":
-            references = [list(r["answers"]["text"]) or [""] for r in rows]
-        else:
-            references = [[r["answer"]] for r in rows]
-        if "loss" in metrics:
-            seqs = [_encode_pair(tokenizer, p, completion_text(r, task, tokenizer), max_len) for p, r in zip(prompts, rows)]
-            sums, counts = _sequence_logprobs(model, seqs, batch_size, tokenizer.pad_token_id, device)
-            results["loss"] = -sum(sums) / max(sum(counts), 1)
-        results.update(compute_metrics(task, predictions, references, [m for m in metrics if m != "loss"]))
+    settings = tasks.EvalSettings(
+        labels=labels, answer_extraction=answer_extraction, batch_size=batch_size, max_new_tokens=max_new_tokens,
+        max_len=max_len, device=device,
+    )
+    results, predictions = tasks.get(task).evaluate(model, tokenizer, rows, list(metrics), settings)
     return EvalResult(
         metrics={k: float(v) for k, v in results.items()},
         seconds=round(time.perf_counter() - start, 3),
@@ -286,10 +268,30 @@ def evaluate_model(
     )
 
 
-def _clean_generation(text: str, extraction: str, extract_answer) -> str:
-    text = text.strip()
-    if extraction != "none":
-        found = extract_answer(text, extraction)
-        if found is not None:
-            return found
-    return text.split("\n", 1)[0].strip()
+def generate_and_score(
+    task, model, tokenizer, rows, references, metrics, settings, *, clean
+) -> tuple[dict[str, float], list[str]]:
+    """Greedy generations, `clean`ed into predictions and scored against `references` (lists of gold answers)."""
+    from core.metrics import compute_metrics
+
+    prompts = [task.prompt(r, tokenizer) for r in rows]
+    generated = generate_answers(
+        model, tokenizer, prompts, batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
+        max_len=settings.max_len, device=settings.device,
+    )
+    predictions = [clean(g) for g in generated]
+    results: dict[str, float] = {}
+    if "loss" in metrics:
+        completions = [task.completion(r, tokenizer) for r in rows]
+        sums, counts = score_sequences(
+            model, tokenizer, prompts, completions, batch_size=settings.batch_size, max_len=settings.max_len,
+            device=settings.device,
+        )
+        results["loss"] = -sum(sums) / max(sum(counts), 1)
+    results.update(compute_metrics(task.name, predictions, references, [m for m in metrics if m != "loss"]))
+    return results, predictions
+
+
+def first_line(text: str) -> str:
+    """A generation's answer: its first non-blank line, stripped."""
+    return text.strip().split("\n", 1)[0].strip()

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from core.normalize import text_key
+from core.normalize import text_keys
 
 BASELINE = "baseline"
 
@@ -128,6 +128,6 @@ def decontaminate(rows: list[dict], benchmark: list[dict], task: str) -> tuple[l
     Returns the kept rows, their indices in `rows` (for provenance) and the count removed.
     A candidate must not win by leaking the test set.
     """
-    keys = {text_key(r, task) for r in benchmark}
-    kept_index = [i for i, r in enumerate(rows) if text_key(r, task) not in keys]
+    keys = set(text_keys(benchmark, task))
+    kept_index = [i for i, k in enumerate(text_keys(rows, task)) if k not in keys]
     return [rows[i] for i in kept_index], kept_index, len(rows) - len(kept_index)

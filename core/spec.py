@@ -15,17 +15,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from core import tasks
 from core.hashing import stable_hash
 from core.tiny_model import BUILTIN_PREFIX, TINY_LM
 
-TASKS = ("classification", "qa", "generative")
-TASK_METRICS = {
-    "classification": ("macro_f1", "accuracy", "loss"),
-    "qa": ("exact_match", "f1", "loss"),
-    "generative": ("exact_match", "f1", "loss"),
-}
+TASKS = tasks.names()
+TASK_METRICS = {t.name: t.metric_names for t in tasks.all_tasks()}
 # Metrics where lower is better; every other metric is a score in [0, 1].
-LOSS_METRICS = ("loss",)
+LOSS_METRICS = tasks.lower_is_better()
 MAX_SIZE = 10_000_000
 MAX_TARGET_SIZE = 10_000_000_000
 # A study is (candidates + baseline) x sizes x seeds runs, each a fine-tuning job: past these
@@ -91,6 +88,7 @@ class SourceSpec(_Model):
     label_names: list[str] | None = Field(None, description="names for integer labels, in index order")
     label_map: dict[str, str] = Field(default_factory=dict, description="source label -> study label")
     answer_extraction: Literal["none", "gsm8k", "boxed"] = "none"
+    options: dict[str, Any] = Field(default_factory=dict, description="the task's own source options (see core.tasks)")
     max_rows: int | None = Field(None, gt=0, description="cap on rows read; large Hub sets are sampled by streaming")
     revision: str | None = None
 
@@ -151,7 +149,7 @@ class TrainingSettings(_Model):
 class StudySpec(_Model):
     name: str = Field(..., min_length=1, max_length=200)
     model: str = Field(..., min_length=1, description="Hub id, local folder, or builtin:tiny-lm")
-    task: Literal["classification", "qa", "generative"]
+    task: str
     d0: SourceSpec
     benchmark: SourceSpec | None = None
     benchmark_holdout: int | None = Field(
@@ -189,6 +187,12 @@ class StudySpec(_Model):
         problem = hub_id_problem(v, "model")
         if problem:
             raise ValueError(f"{problem}; or give a local folder, or {TINY_LM}")
+        return v
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, v: str) -> str:
+        tasks.get(v)  # ValueError naming the tasks
         return v
 
     @field_validator("sizes")
@@ -232,6 +236,7 @@ class StudySpec(_Model):
                 problems.append(f"primary_metric: '{primary}' must be one of the study's metrics {metrics}")
             object.__setattr__(self, "metrics", metrics)
             object.__setattr__(self, "primary_metric", primary)
+        problems += _option_problems(self)
         if self.benchmark is None and self.benchmark_holdout is None:
             problems.append("benchmark: give a 'benchmark' source, or 'benchmark_holdout' (rows of D0 kept out for evaluation)")
         if self.benchmark is not None and self.benchmark_holdout is not None:
@@ -273,7 +278,26 @@ class StudySpec(_Model):
 
     def study_id(self) -> str:
         """Content hash of the spec (the output_dir does not change what is computed)."""
-        return "st-" + stable_hash(self.model_dump(exclude={"output_dir"}))[:12]
+        data = self.model_dump(exclude={"output_dir"})
+        for src in (data["d0"], data["benchmark"], *data["candidates"]):
+            if src is not None and not src["options"]:
+                del src["options"]  # specs without task options keep the ids they had before options existed
+        return "st-" + stable_hash(data)[:12]
+
+
+def _option_problems(spec: StudySpec) -> list[str]:
+    """Each source's task options checked by the task, one "field: fix" line per problem."""
+    task = tasks.get(spec.task)
+    sources = [("d0", spec.d0), ("benchmark", spec.benchmark)]
+    sources += [(f"candidates.{i}", c) for i, c in enumerate(spec.candidates)]
+    problems = []
+    for where, src in sources:
+        if src is not None and src.options:
+            try:
+                task.check_options(src.options)
+            except ValueError as err:
+                problems.append(f"{where}.options: {err}")
+    return problems
 
 
 def _format_errors(err: ValidationError) -> list[str]:

@@ -114,9 +114,8 @@ def prepare_study(spec: StudySpec) -> PreparedStudy:
         d0 = _subset(d0, kept, d0.name)
         extraction = d0_src.answer_extraction
         notes.append(f"benchmark: {n} rows held out of D0 (seed 0)")
-    labels = None
-    if spec.task == "classification":
-        labels = sorted(set(d0.labels or []) | set(bench.labels or []))
+    # Tasks with labels (classification) evaluate over the labels of D0 and the benchmark together.
+    labels = None if d0.labels is None else sorted(set(d0.labels) | set(bench.labels or []))
     candidates, index, contamination = {}, {}, {}
     for src in spec.candidates:
         data, _ = _load(src, spec.task, seed=0, labels=labels)
@@ -169,6 +168,7 @@ def _check_sizes(spec: StudySpec, d0: NormalizedData, candidates: dict[str, Norm
 
 
 def _subset(data: NormalizedData, idx: list[int], name: str) -> NormalizedData:
+    from core import tasks
     from core.normalize import fingerprint_rows
 
     rows = [data.rows[i] for i in idx]
@@ -176,7 +176,7 @@ def _subset(data: NormalizedData, idx: list[int], name: str) -> NormalizedData:
         name=name,
         task=data.task,
         rows=rows,
-        labels=sorted({r["label"] for r in rows}) if data.task == "classification" else None,
+        labels=tasks.get(data.task).labels(rows),
         fingerprint=fingerprint_rows(rows, data.task),
         dropped=0,
         indices=[data.indices[i] for i in idx] if data.indices else idx,

@@ -124,7 +124,9 @@ def test_renders_the_catalog_with_demo_entries_marked(catalog_copy):
     df = table(at)
     shipped = load_catalog(catalog_copy)
     assert list(df["id"]) == shipped.ids()
-    for col in ("kind", "id", "task", "source", "config", "split", "license", "size hint", "columns", "labels", "tags", "description"):
+    cols = ("kind", "id", "task", "source", "config", "split", "license", "size hint", "columns", "labels", "tags",
+            "description", "checked")
+    for col in cols:
         assert col in df.columns
     demo = df[df["id"].str.startswith("demo/")]
     assert len(demo) == 6 and all("offline demo" in k for k in demo["kind"])
@@ -154,6 +156,7 @@ def test_filter_by_task_and_search(catalog_copy):
 def test_new_local_entry_is_checked_previewed_and_saved(catalog_copy, reviews):
     at = page()
     fill_local(at)
+    at.text_input(key="cat_f_checked").input("columns read in the file, 2026-12-01")
     assert at.button(key="cat_save_btn").disabled
     check(at)
     assert not at.error, errors(at)
@@ -169,10 +172,12 @@ def test_new_local_entry_is_checked_previewed_and_saved(catalog_copy, reviews):
     assert entry.path == "data/reviews.jsonl" and entry.task == "classification"
     assert entry.columns == {"text": "body", "label": "stars"}
     assert entry.license == "cc-by-4.0" and entry.tags == ["reviews", "english"]
+    assert entry.checked == "columns read in the file, 2026-12-01"
     assert len(on_disk) == len(load_catalog(SHIPPED)) + 1
     # The new entry is in the table, its description as plain text, and the form now edits it.
     df = table(at)
     assert "Product reviews **not markdown** <b>nor html</b>" in set(df["description"])
+    assert "columns read in the file, 2026-12-01" in set(df["checked"])
     assert at.selectbox(key="cat_target").value == "local/reviews"
     assert at.text_input(key="cat_f_id").disabled
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core import paths
+from core import paths, tasks
 from core.catalog import Catalog, CatalogEntry, CatalogError, load_catalog, resolve
 from core.normalize import normalize
 from core.sources import load_source
@@ -72,7 +72,7 @@ def test_shipped_catalog_validates_and_has_the_entries():
     assert cat.get("gsm8k").answer_extraction == "gsm8k" and cat.get("hendrycks_math/algebra").answer_extraction == "boxed"
     chat = cat.get("ultrachat_200k")
     assert chat.split == "train_sft" and chat.columns == {"prompt": "messages"}
-    assert {e.task for e in cat.entries} == {"classification", "qa", "generative"}
+    assert {e.task for e in cat.entries} == set(tasks.names())  # every task has entries to start from
     # every shipped entry resolves to a valid SourceSpec (demo entries need core.demo: checked below)
     for e in cat.entries:
         if not e.demo:
@@ -193,12 +193,14 @@ def test_catalog_path_entry_loads_end_to_end(cat, tmp_path):
 
 
 def test_add_save_load_roundtrip(cat, tmp_path):
-    cat.add({"id": "new/set", "hub_id": "me/new", "task": "qa", "license": "cc-by-4.0", "size_hint": 10})
+    cat.add({"id": "new/set", "hub_id": "me/new", "task": "qa", "license": "cc-by-4.0", "size_hint": 10,
+             "checked": "dataset card read, 2026-12-01"})
     path = cat.save()
     assert path == tmp_path / "candidates.json"
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
     again = load_catalog(path)
     assert again.ids() == cat.ids() and again.get("new/set").size_hint == 10
+    assert again.get("new/set").checked == "dataset card read, 2026-12-01"
     data = json.loads(path.read_text())
     assert data["version"] == 1 and data["entries"][-1]["id"] == "new/set"
 
@@ -221,6 +223,23 @@ def test_add_invalid_entry_names_the_field(cat):
         cat.add({"id": "a", "hub_id": "o/a", "task": "qa", "license": "mit", "colums": {}})
     with pytest.raises(CatalogError, match="unknown field.*'txt'"):
         cat.add({"id": "a", "hub_id": "o/a", "task": "classification", "license": "mit", "columns": {"txt": "t"}})
+    with pytest.raises(CatalogError, match="unknown task 'regression'"):
+        cat.add({"id": "a", "hub_id": "o/a", "task": "regression", "license": "mit"})
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"task": "qa", "answer_extraction": "gsm8k"}, "answer_extraction applies to generative entries only"),
+        ({"task": "qa", "label_map": {"a": "b"}}, "label_map applies to classification entries only"),
+        ({"task": "generative", "label_names": ["a"]}, "label_names applies to classification entries only"),
+        ({"task": "classification", "options": {"choices": ["a", "b"]}},
+         "do not apply to task 'classification'; it takes none"),
+    ],
+)
+def test_source_options_of_another_task_are_errors(cat, extra, message):
+    with pytest.raises(CatalogError, match=message):
+        cat.add({"id": "a", "hub_id": "o/a", "license": "mit", **extra})
 
 
 def test_load_errors(tmp_path):

@@ -9,8 +9,6 @@ import pytest
 from core.normalize import (
     DataError,
     NormalizedData,
-    extract_boxed,
-    extract_gsm8k,
     fingerprint_rows,
     normalize,
     normalize_text,
@@ -19,6 +17,7 @@ from core.normalize import (
 )
 from core.sources import LoadedSource
 from core.spec import SourceSpec
+from core.tasks.generative import extract_boxed, extract_gsm8k
 
 
 def loaded(rows, name="ds", label_names=None, columns=None, indices=None) -> LoadedSource:
@@ -275,7 +274,7 @@ def test_classification_speed():
 
 
 def test_extract_answer_dispatch():
-    from core.normalize import extract_answer
+    from core.tasks.generative import extract_answer
 
     assert extract_answer("steps\n#### 3,000", "gsm8k") == "3000"
     assert extract_answer("so \\boxed{x+1}", "boxed") == "x+1"

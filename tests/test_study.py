@@ -99,3 +99,27 @@ def test_unknown_candidate_labels_fail_before_any_run(tmp_path):
     path.write_text("text,label\nhello,billing\nbye,weather\n")
     with pytest.raises(DataError, match="weather"):
         prepare_study(_spec(candidates=[{"path": str(path), "name": "weird"}]))
+
+
+def test_multiple_choice_study_runs_offline_end_to_end(tmp_path, store, demo_folder):
+    spec = _spec(
+        task="multiple_choice",
+        d0={"path": str(demo_folder / "mc_d0.jsonl"), "name": "d0"},
+        benchmark={"path": str(demo_folder / "mc_benchmark.jsonl"), "name": "benchmark", "max_rows": 60},
+        candidates=[
+            {"path": str(demo_folder / "mc_helpful.jsonl"), "name": "helpful", "max_rows": 300},
+            {"path": str(demo_folder / "mc_offdomain.jsonl"), "name": "offdomain", "max_rows": 300},
+        ],
+        sizes=[40, 80, 160],
+    )
+    out = tmp_path / "out"
+    run_study(spec, out, store=store)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["primary_metric"] == "accuracy"
+    assert len(metrics["runs"]) == 9 and not metrics["failed_runs"]
+    for run in metrics["runs"]:
+        assert set(run["metrics"]) == {"accuracy", "accuracy_raw", "gold_prob", "loss"}
+        assert 0 < run["metrics"]["gold_prob"] < 1 and run["metrics"]["loss"] > 0
+        assert run["eval"]["rows"] == 60
+    assert {r["candidate"] for r in metrics["ranking"]} == {"helpful", "offdomain"}
+    assert "gold_prob" in metrics["ranking_by_metric"] and "loss" in metrics["ranking_by_metric"]

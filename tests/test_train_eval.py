@@ -74,17 +74,18 @@ def test_batched_label_scores_equal_one_at_a_time(tiny_lm_path, demo_folder):
 
     rows = [json.loads(line) for line in (demo_folder / "benchmark.jsonl").read_text().splitlines()[:7]]
     loaded = load_model(TINY_LM, TrainingSettings(method="full"))
-    scores, counts = score_labels(loaded.model, loaded.tokenizer, rows, LABELS, batch_size=5, max_len=64, device="cpu")
+    prompts = [prompt_text(row, "classification") for row in rows]
+    scores, counts = score_labels(loaded.model, loaded.tokenizer, prompts, LABELS, batch_size=5, max_len=64, device="cpu")
     tok, model = loaded.tokenizer, loaded.model
-    for row, row_scores, row_counts in zip(rows, scores, counts):
+    for prompt, row_scores, row_counts in zip(prompts, scores, counts):
         for label, got, n in zip(LABELS, row_scores, row_counts):
-            ids, start = _encode_pair(tok, prompt_text(row, "classification"), f" {label}", 64)
+            ids, start = _encode_pair(tok, prompt, f" {label}", 64)
             with torch.inference_mode():
                 logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
             want = sum(logp[t - 1, ids[t]].item() for t in range(start, len(ids)))
             assert got == pytest.approx(want, abs=1e-4)
             assert n == len(ids) - start >= 2  # the label's tokens and EOS
-    full_scores, full_counts = score_labels_full(loaded.model, loaded.tokenizer, rows, LABELS, batch_size=7, max_len=64, device="cpu")
+    full_scores, full_counts = score_labels_full(loaded.model, loaded.tokenizer, prompts, LABELS, batch_size=7, max_len=64, device="cpu")
     assert full_counts == counts
     for a, b in zip(full_scores, scores):
         assert a == pytest.approx(b, abs=1e-4)

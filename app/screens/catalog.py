@@ -25,11 +25,13 @@ if str(ROOT) not in sys.path:  # when the page is run on its own (tests, `stream
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from core import paths  # noqa: E402
+from core import paths, tasks  # noqa: E402
 from core.catalog import Catalog, CatalogEntry, CatalogError, load_catalog, resolve  # noqa: E402
-from core.normalize import OPTIONAL_FIELDS, TASK_FIELDS, DataError, normalize  # noqa: E402
+from core.normalize import DataError, normalize  # noqa: E402
 from core.sources import SourceError, load_source  # noqa: E402
-from core.spec import TASKS, SourceSpec, stable_hash  # noqa: E402
+from core.spec import SourceSpec, stable_hash  # noqa: E402
+
+TASKS = tasks.names()
 
 PREVIEW_ROWS = 50  # rows read from the source when checking an entry
 PREVIEW_SHOWN = 20  # normalized rows shown
@@ -65,8 +67,10 @@ F = {
     "label_names": "cat_f_label_names",
     "label_map": "cat_f_label_map",
     "answer_extraction": "cat_f_answer_extraction",
+    "options": "cat_f_options",
     "description": "cat_f_description",
     "tags": "cat_f_tags",
+    "checked": "cat_f_checked",
 }
 BLANK: dict[str, Any] = {
     "id": "",
@@ -83,8 +87,10 @@ BLANK: dict[str, Any] = {
     "label_names": "",
     "label_map": "",
     "answer_extraction": "none",
+    "options": "",
     "description": "",
     "tags": "",
+    "checked": "",
 }
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:^=&])")
@@ -124,9 +130,13 @@ def catalog_frame(entries: list[CatalogEntry]) -> pd.DataFrame:
                 "labels": ", ".join(e.label_names or []),
                 "tags": ", ".join(e.tags),
                 "description": e.description,
+                "checked": e.checked or "",
             }
         )
-    columns = ["kind", "id", "task", "license", "size hint", "source", "config", "split", "columns", "labels", "tags", "description"]
+    columns = [
+        "kind", "id", "task", "license", "size hint", "source", "config", "split", "columns", "labels", "tags",
+        "description", "checked",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     frame["size hint"] = frame["size hint"].astype("Int64")  # blanks stay blank, numbers stay integers
     return frame
@@ -191,8 +201,10 @@ def entry_values(e: CatalogEntry) -> dict[str, Any]:
         "label_names": "\n".join(e.label_names or []),
         "label_map": "\n".join(f"{k}={v}" for k, v in e.label_map.items()),
         "answer_extraction": e.answer_extraction,
+        "options": "\n".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in e.options.items()),
         "description": e.description,
         "tags": ", ".join(e.tags),
+        "checked": e.checked or "",
     }
 
 
@@ -200,6 +212,7 @@ def build_entry(v: dict[str, Any], folder: Path) -> tuple[CatalogEntry | None, l
     """The CatalogEntry the form describes, or the problems to fix (one line each)."""
     problems: list[str] = []
     task = v["task"]
+    task_def = tasks.get(task)
     data: dict[str, Any] = {
         "id": (v["id"] or "").strip(),
         "split": (v["split"] or "").strip() or "train",
@@ -208,6 +221,8 @@ def build_entry(v: dict[str, Any], folder: Path) -> tuple[CatalogEntry | None, l
         "description": (v["description"] or "").strip(),
         "tags": [t.strip() for t in (v["tags"] or "").split(",") if t.strip()],
     }
+    if (v["checked"] or "").strip():
+        data["checked"] = v["checked"].strip()
     if not data["id"]:
         problems.append("id: give the entry an id (letters, digits and . _ / : + -), e.g. 'owner/name'")
     if not data["license"]:
@@ -238,15 +253,20 @@ def build_entry(v: dict[str, Any], folder: Path) -> tuple[CatalogEntry | None, l
     if v["size_hint"] is not None:
         data["size_hint"] = int(v["size_hint"])
     data["columns"] = _pairs(v["columns"], "column mapping", problems)
-    if task == "classification":
-        names = _lines(v["label_names"])
-        if names:
-            data["label_names"] = names
+    if "label_names" in task_def.source_options and _lines(v["label_names"]):
+        data["label_names"] = _lines(v["label_names"])
+    if "label_map" in task_def.source_options:
         data["label_map"] = _pairs(v["label_map"], "label map", problems)
     elif _lines(v["label_map"]):
-        problems.append("label map: applies to classification entries only; clear it or set the task to classification")
-    if task == "generative":
+        users = " and ".join(t.name for t in tasks.all_tasks() if "label_map" in t.source_options)
+        problems.append(f"label map: applies to {users} entries only; clear it or set the task to {users}")
+    if "answer_extraction" in task_def.source_options:
         data["answer_extraction"] = v["answer_extraction"]
+    if task_def.options:
+        try:
+            data["options"] = tasks.parse_options(v["options"])
+        except ValueError as err:
+            problems.append(str(err))
     if problems:
         return None, problems
     try:
@@ -472,40 +492,61 @@ def _form(catalog: Catalog, editing: str) -> None:
     c4.number_input("Size hint (rows)", key=F["size_hint"], min_value=0, step=1, format="%d", help="approximate rows in the split")
     st.text_input("License", key=F["license"], placeholder="e.g. cc-by-4.0, mit, unknown")
     task = values["task"]
-    fields = list(TASK_FIELDS[task]) + list(OPTIONAL_FIELDS[task])
+    _task_inputs(tasks.get(task))
+    st.text_area("Description", key=F["description"], height=80)
+    st.text_input("Tags", key=F["tags"], placeholder="comma-separated, e.g. english, reviews")
+    st.text_input(
+        "Checked",
+        key=F["checked"],
+        placeholder="e.g. columns read on the dataset viewer, 2026-12-01",
+        help="How the entry's columns were checked (the dataset card or viewer schema read), and when.",
+    )
+
+
+def _task_inputs(task: tasks.Task) -> None:
+    """The task's inputs: column mapping, and the source options that apply to it (others disabled)."""
+    fields = list(task.known_fields)
     c1, c2, c3 = st.columns(3)
     c1.text_area(
         "Column mapping",
         key=F["columns"],
         placeholder="\n".join(f"{f}=<column>" for f in fields),
-        help=f"One field=column per line. Fields for {task}: {', '.join(fields)}. "
-        "A field named like a column needs no line.",
+        help=f"One field=column per line. Fields for {task.name}: "
+        + "; ".join(f"{f} ({task.field_help[f]})" if f in task.field_help else f for f in fields)
+        + ". A field named like a column needs no line.",
     )
-    is_cls = task == "classification"
+    only = {o: " and ".join(t.name for t in tasks.all_tasks() if o in t.source_options) for o in tasks.SOURCE_OPTIONS}
+    on = {o: o in task.source_options for o in tasks.SOURCE_OPTIONS}
     c2.text_area(
         "Label names",
         key=F["label_names"],
-        disabled=not is_cls,
-        placeholder="negative\npositive" if is_cls else "(classification only)",
-        help="Names of integer labels, one per line in index order (classification only).",
+        disabled=not on["label_names"],
+        placeholder="negative\npositive" if on["label_names"] else f"({only['label_names']} only)",
+        help=f"Names of integer labels, one per line in index order ({only['label_names']} only).",
     )
     c3.text_area(
         "Label map",
         key=F["label_map"],
-        disabled=not is_cls,
-        placeholder="source label=study label" if is_cls else "(classification only)",
-        help="Rename labels: one source=label per line (classification only).",
+        disabled=not on["label_map"],
+        placeholder="source label=study label" if on["label_map"] else f"({only['label_map']} only)",
+        help=f"Rename labels: one source=label per line ({only['label_map']} only).",
     )
     st.selectbox(
         "Answer extraction",
         EXTRACTIONS,
         key=F["answer_extraction"],
-        disabled=task != "generative",
-        help="How the final answer is taken from the answer text (generative only): "
+        disabled=not on["answer_extraction"],
+        help=f"How the final answer is taken from the answer text ({only['answer_extraction']} only): "
         "gsm8k takes what follows '####', boxed the last \\boxed{...}.",
     )
-    st.text_area("Description", key=F["description"], height=80)
-    st.text_input("Tags", key=F["tags"], placeholder="comma-separated, e.g. english, reviews")
+    st.text_area(
+        "Task options",
+        key=F["options"],
+        disabled=not task.options,
+        placeholder="\n".join(f"{k}=..." for k in task.options) or f"(none for {task.name})",
+        help="One name=value per line, values as YAML (e.g. [a, b]). "
+        + ("; ".join(f"{k}: {v}" for k, v in task.options.items()) or f"{task.name} has no options."),
+    )
 
 
 def _check_result(current_hash: str | None) -> bool:

@@ -28,11 +28,12 @@ from app.uploads import (
     read_spec,
     save_upload,
 )
+from core import tasks
 from core.catalog import Catalog, CatalogError, load_catalog
-from core.normalize import OPTIONAL_FIELDS, TASK_FIELDS, DataError
+from core.normalize import DataError
 from core.paths import PROJECT_ROOT
 from core.sources import SUPPORTED_EXTENSIONS, SourceError
-from core.spec import TASK_METRICS, TASKS, SpecError, StudySpec, TrainingSettings, dump_spec, load_spec, parse_spec
+from core.spec import SpecError, StudySpec, TrainingSettings, dump_spec, load_spec, parse_spec
 from core.tiny_model import TINY_LM
 from workers import client
 from workers.client import SubmitError, SubmitOptions
@@ -57,8 +58,8 @@ SOURCE_EXTRAS = ("label_names", "label_map", "answer_extraction", "revision")  #
 
 _T = TrainingSettings()
 DEFAULTS: dict = {
-    "name": "my study", "task": "classification", "model": TINY_LM, "model_pick": None,
-    "metrics": list(TASK_METRICS["classification"]), "primary": TASK_METRICS["classification"][0],
+    "name": "my study", "task": tasks.names()[0], "model": TINY_LM, "model_pick": None,
+    "metrics": list(tasks.all_tasks()[0].metric_names), "primary": tasks.all_tasks()[0].metric_names[0],
     "candidates": [], "sizes": "1k, 2k, 4k", "d0_share": 0.3, "seeds": "0", "target": "200k",
     "backend": "local", "hf_flavor": "t4-small", "hf_timeout": "2h", "bench.holdout": 200,
     "t.method": _T.method, "t.epochs": float(_T.epochs), "t.min_steps": _T.min_steps, "t.max_steps": 0,
@@ -70,6 +71,7 @@ for _p, _kind in (("d0", "upload"), ("bench", "holdout"), ("cand", "upload")):
     DEFAULTS.update({
         f"{_p}.kind": _kind, f"{_p}.path": "", f"{_p}.hub_id": "", f"{_p}.config": "", f"{_p}.split": "train",
         f"{_p}.catalog": None, f"{_p}.columns": "", f"{_p}.name": "", f"{_p}.max_rows": 0, f"{_p}.answer_extraction": "none",
+        f"{_p}.options": "",
     })
 # Not widgets: custom candidates (option key -> source), fields of a loaded spec the form has no input for.
 STATE_DEFAULTS = {"custom": {}, "extra": {"sources": {}, "training": {}, "top": {}}}
@@ -170,6 +172,7 @@ def _fill_source(prefix: str, src: dict, extras: dict) -> None:
     _set(f"{prefix}.name", src.get("name") or "")
     _set(f"{prefix}.max_rows", int(src.get("max_rows") or 0))
     _set(f"{prefix}.answer_extraction", src.get("answer_extraction") or "none")
+    _set(f"{prefix}.options", tasks.format_options(src.get("options") or {}))
     kept = {k: src[k] for k in SOURCE_EXTRAS if k in src and k != "answer_extraction"}
     if kept:
         extras[_sig(src)] = kept
@@ -181,7 +184,7 @@ def _fill(spec: StudySpec) -> None:
     _set("name", spec.name)
     _set("task", spec.task)
     _set("model", spec.model)
-    _set("metrics", list(spec.metrics or TASK_METRICS[spec.task]))
+    _set("metrics", list(spec.metrics or tasks.get(spec.task).metric_names))
     _set("primary", spec.primary_metric)
     _fill_source("d0", spec.d0.model_dump(exclude_unset=True), extras["sources"])
     if spec.benchmark is not None:
@@ -267,8 +270,8 @@ def _on_upload(prefix: str) -> None:
 def _on_task() -> None:
     task = ss[W + "task"]
     _set("task", task)
-    _set("metrics", list(TASK_METRICS[task]))
-    _set("primary", TASK_METRICS[task][0])
+    _set("metrics", list(tasks.get(task).metric_names))
+    _set("primary", tasks.get(task).metric_names[0])
     ss.pop("setup.preview", None)
 
 
@@ -325,7 +328,7 @@ def _parse_counts(text: str, what: str) -> list[int]:
 
 
 def _parse_columns(text: str, task: str, label: str) -> dict[str, str]:
-    known = TASK_FIELDS[task] + OPTIONAL_FIELDS[task]
+    known = tasks.get(task).known_fields
     out: dict[str, str] = {}
     for part in [p.strip() for p in re.split(r"[,\n]+", text or "") if p.strip()]:
         field, eq, column = (s.strip() for s in part.partition("="))
@@ -380,8 +383,17 @@ def _source(prefix: str, task: str, problems: list, label: str) -> dict | None:
         src["name"] = _get(f"{prefix}.name").strip()
     if int(_get(f"{prefix}.max_rows") or 0) > 0:
         src["max_rows"] = int(_get(f"{prefix}.max_rows"))
-    if task == "generative" and _get(f"{prefix}.answer_extraction") != "none":
+    task_def = tasks.get(task)
+    if "answer_extraction" in task_def.source_options and _get(f"{prefix}.answer_extraction") != "none":
         src["answer_extraction"] = _get(f"{prefix}.answer_extraction")
+    if task_def.options:
+        try:
+            options = tasks.parse_options(_get(f"{prefix}.options"))
+        except ValueError as err:
+            problems.append((field, f"{label}: {err}"))
+            return None
+        if options:
+            src["options"] = options
     for k, v in (_get("extra")["sources"].get(_sig(src)) or {}).items():
         src.setdefault(k, v)
     return src
@@ -550,14 +562,21 @@ def _source_inputs(prefix: str, kinds: dict[str, str], catalog: Catalog, task: s
         _keep(f"{prefix}.catalog", st.selectbox("Catalog entry", ids, key=_bind(f"{prefix}.catalog", ids),
                                                 format_func=lambda i: _entry_label(catalog, i), help="Entries for this task; the Catalog page lists them all."))
     c1, c2, c3 = st.columns([3, 2, 1])
-    fields = ", ".join(TASK_FIELDS[task] + OPTIONAL_FIELDS[task])
+    task_def = tasks.get(task)
+    fields = ", ".join(task_def.known_fields)
     _keep(f"{prefix}.columns", c1.text_input("Column mapping (optional)", key=_bind(f"{prefix}.columns"), placeholder="field=column, ...",
                                              help=f"Map the task's fields ({fields}) onto this dataset's columns, e.g. text=sentence, label=label. "
                                              "Columns already named like the fields need no mapping."))
     _keep(f"{prefix}.name", c2.text_input("Display name (optional)", key=_bind(f"{prefix}.name"), help="Defaults to the catalog id, Hub id or file name."))
     _keep(f"{prefix}.max_rows", c3.number_input("Max rows", min_value=0, step=1000, key=_bind(f"{prefix}.max_rows"),
                                                 help="0 = all rows. Large Hub sets are sampled by streaming with a fixed seed."))
-    if task == "generative":
+    if task_def.options:
+        described = "; ".join(f"{k}: {v}" for k, v in task_def.options.items())
+        _keep(f"{prefix}.options", st.text_input(
+            "Task options (optional)", key=_bind(f"{prefix}.options"), placeholder="name=value; ...",
+            help=f"Options of the {task} task, name=value separated by ';'. {described}",
+        ))
+    if "answer_extraction" in task_def.source_options:
         opts = ["none", "gsm8k", "boxed"]
         _keep(f"{prefix}.answer_extraction", st.selectbox("Answer extraction", opts, key=_bind(f"{prefix}.answer_extraction", opts),
                                                           help="gsm8k: the answer after '####'; boxed: the last \\boxed{...}."))
@@ -657,8 +676,9 @@ def main() -> None:
     st.subheader("Study")
     c1, c2 = st.columns([3, 2])
     _keep("name", c1.text_input("Study name", key=_bind("name"), max_chars=200, help="Shown on the Jobs and Results pages."))
-    task = _keep("task", c2.selectbox("Task", list(TASKS), key=_bind("task", list(TASKS)), on_change=_on_task,
-                                      help="classification: text → label. qa: question + context → answer span. generative: prompt → answer."))
+    names = list(tasks.names())
+    task = _keep("task", c2.selectbox("Task", names, key=_bind("task", names), on_change=_on_task,
+                                      help=" ".join(f"{t.name}: {t.summary}." for t in tasks.all_tasks())))
 
     st.subheader("Your data (D0)")
     _source_inputs("d0", SOURCE_KINDS, catalog, task, "D0 source", "The data you train on today; every mixture keeps a share of it.")
@@ -680,7 +700,7 @@ def main() -> None:
         (st.success if check["ok"] else st.warning if check["kind"] == "unreachable" else st.error)(_md(check["message"]))
 
     st.subheader("Metrics")
-    allowed = list(TASK_METRICS[task])
+    allowed = list(tasks.get(task).metric_names)
     c1, c2 = st.columns([3, 2])
     metrics = _keep("metrics", c1.multiselect("Metrics", allowed, key=_bind("metrics", allowed),
                                               help="loss predicts best at small sizes; scores are what you report."))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.paths import workbench_home
-from core.spec import LOSS_METRICS, TASK_METRICS
+from core import tasks
 
 if TYPE_CHECKING:
     import evaluate
@@ -108,13 +108,15 @@ def compute_metrics(
     list of all gold answers. "loss" is accepted and skipped (it comes from the model, not from
     predictions).
     """
-    if task not in TASK_METRICS:
-        raise ValueError(f"unknown task '{task}'; choose from {list(TASK_METRICS)}")
-    wanted = [m for m in metrics if m not in LOSS_METRICS]
-    unknown = [m for m in wanted if m not in TASK_METRICS[task]]
+    kind = tasks.get(task)
+    lower = tasks.lower_is_better()
+    wanted = [m for m in metrics if m not in lower]
+    unknown = [m for m in wanted if m not in kind.metrics]
     if unknown:
-        allowed = list(TASK_METRICS[task])
-        raise ValueError(f"metrics {unknown} are not available for task '{task}'; choose from {allowed}")
+        raise ValueError(f"metrics {unknown} are not available for task '{task}'; choose from {list(kind.metrics)}")
+    own = [m for m in wanted if m not in MODULE_FOR_METRIC]
+    if own:
+        raise ValueError(f"metrics {own} come from task '{task}''s own evaluation (core.tasks), not from predictions")
     predictions = list(predictions)
     references = list(references)
     if len(predictions) != len(references):
@@ -123,14 +125,8 @@ def compute_metrics(
         return {}
     if not predictions:
         raise ValueError("cannot compute metrics on empty inputs: no predictions and no references")
-
-    if task == "classification":
-        predictions, references, labels = _same_label_type(predictions, references, labels)
-        inputs: dict[str, Any] = {"predictions": predictions, "references": references}
-    else:
-        predictions = ["" if p is None else str(p) for p in predictions]
-        references = [[r] if isinstance(r, str) else [str(g) for g in r] for r in references]
-        inputs = {"predictions": predictions, "references": references}
+    predictions, references, labels = kind.metric_inputs(predictions, references, labels)
+    inputs: dict[str, Any] = {"predictions": predictions, "references": references}
 
     results: dict[str, float] = {}
     for module_name in dict.fromkeys(MODULE_FOR_METRIC[m] for m in wanted):
@@ -140,16 +136,3 @@ def compute_metrics(
             scores = metric.compute(**inputs, **kwargs)
         results.update({k: float(v) for k, v in scores.items()})
     return {m: results[m] for m in wanted}
-
-
-def _same_label_type(predictions: list, references: list, labels: Sequence[Any] | None):
-    """Labels are names (str) or ids (int); if both kinds appear, compare them as strings."""
-    values = predictions + references + list(labels or [])
-    if all(isinstance(v, str) for v in values) or all(_is_int(v) for v in values):
-        return predictions, references, (list(labels) if labels is not None else None)
-    as_str = lambda seq: [str(v) for v in seq]  # noqa: E731
-    return as_str(predictions), as_str(references), (as_str(labels) if labels is not None else None)
-
-
-def _is_int(value: Any) -> bool:
-    return not isinstance(value, bool) and hasattr(value, "__index__")

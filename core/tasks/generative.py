@@ -1,0 +1,249 @@
+"""generative: prompt -> answer, scored on greedy generations (exact match, token F1).
+
+Rows: {"prompt": str | [{"role": str, "content": str}, ...], "answer": str, "answer_full": str}.
+`answer` is what evaluation compares (the extracted final answer with answer_extraction, e.g.
+GSM8K's "#### 42" -> "42"); `answer_full` is the original answer text, the completion to train on.
+"""
+
+from __future__ import annotations
+
+import re
+
+from core.normalize import DataError, type_error
+from core.tasks.base import EvalSettings, Task
+
+_GSM8K_COMMA = re.compile(r"(?<=\d),(?=\d)")
+_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+
+
+class Generative(Task):
+    name = "generative"
+    position = 2
+    summary = "prompt → answer"
+    fields = ("prompt", "answer")
+    optional_fields = ("context",)  # folded into a string prompt: "<prompt>\n\n<context>" (e.g. Dolly)
+    aliases = {
+        "prompt": ("question", "instruction", "problem", "messages"),
+        "answer": ("solution", "response", "output"),
+    }
+    field_help = {
+        "prompt": "the prompt: text, or chat messages [{role, content}] (the last assistant turn can be the answer)",
+        "answer": "the answer text (answer_extraction takes the final answer from it)",
+        "context": "optional text appended to a string prompt",
+    }
+    metrics = {"exact_match": True, "f1": True, "loss": False}
+    source_options = ("answer_extraction",)
+
+    def missing_fields(self, mapping, rows, src):
+        missing = super().missing_fields(mapping, rows, src)
+        # A chat prompt whose last message is the assistant's carries its own answer.
+        if missing == ["answer"] and _looks_like_chat(rows, mapping["prompt"]):
+            return []
+        return missing
+
+    def normalize_rows(self, name, rows, mapping, src, loaded, labels, notes):
+        pcol, acol, ccol = mapping["prompt"], mapping.get("answer"), mapping.get("context")
+        extract = _EXTRACTORS.get(src.answer_extraction)
+        out: list[dict] = []
+        skipped: list[int] = []  # row positions dropped (rare: cheaper to track than the kept ones)
+        counts = {"empty_prompt": 0, "no_answer": 0, "not_extracted": 0, "context_ignored": 0}
+        for i, row in enumerate(rows):
+            p = _prompt(name, i, pcol, row.get(pcol))
+            if p is None:
+                counts["empty_prompt"] += 1
+                skipped.append(i)
+                continue
+            p, a = _answer(name, i, acol, row, p)
+            if not a:
+                counts["no_answer"] += 1
+                skipped.append(i)
+                continue
+            if ccol is not None:
+                p = _with_context(name, i, ccol, row.get(ccol), p, counts)
+            final = extract(a) if extract is not None else a
+            if final is None:
+                counts["not_extracted"] += 1
+                skipped.append(i)
+                continue
+            out.append({"prompt": p, "answer": final, "answer_full": a})
+        _notes(notes, counts, src.answer_extraction)
+        return out, skipped
+
+    def text(self, row: dict) -> str:
+        return prompt_text(row["prompt"])
+
+    def prompt(self, row: dict, tokenizer=None) -> str:
+        prompt = row["prompt"]
+        template = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
+        if template:
+            messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if isinstance(prompt, list):
+            return _render_messages(prompt)
+        return f"{prompt}\nAnswer:"
+
+    def completion(self, row: dict, tokenizer=None) -> str:
+        """Plain layouts put a space after the colon; chat templates do not."""
+        answer = row.get("answer_full") or row["answer"]
+        template = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
+        return answer if template else f" {answer}"
+
+    def evaluate(self, model, tokenizer, rows, metrics, settings: EvalSettings):
+        from core.evaluation import first_line, generate_and_score
+
+        def clean(text: str) -> str:
+            if settings.answer_extraction != "none":
+                found = extract_answer(text.strip(), settings.answer_extraction)
+                if found is not None:
+                    return found
+            return first_line(text)
+
+        references = [[r["answer"]] for r in rows]
+        return generate_and_score(self, model, tokenizer, rows, references, metrics, settings, clean=clean)
+
+    def metric_inputs(self, predictions, references, labels):
+        predictions = ["" if p is None else str(p) for p in predictions]
+        references = [[r] if isinstance(r, str) else [str(g) for g in r] for r in references]
+        return predictions, references, labels
+
+
+def _prompt(name, i, col, p):
+    """The stripped prompt text or chat messages; None when empty."""
+    if p.__class__ is str:
+        return p.strip() or None
+    if isinstance(p, list):
+        return _messages(name, i, col, p) or None
+    if p is None:
+        return None
+    raise type_error(name, i, col, "prompt", p, "text or a list of chat messages")
+
+
+def _answer(name, i, col, row, p):
+    """(prompt, stripped answer); the answer is "" when there is none."""
+    if col is None:
+        # Chat rows carry the answer as the last assistant turn.
+        if not isinstance(p, list) or p[-1]["role"] != "assistant" or len(p) < 2:
+            return p, ""
+        return p[:-1], p[-1]["content"].strip()
+    a = row.get(col)
+    if a is None:
+        return p, ""
+    if a.__class__ is not str:
+        if isinstance(a, (int, float)) and not isinstance(a, bool):
+            a = str(a)
+        else:
+            raise type_error(name, i, col, "answer", a, "text (a string)")
+    return p, a.strip()
+
+
+def _with_context(name, i, col, c, p, counts):
+    if c is not None and c.__class__ is not str:
+        raise type_error(name, i, col, "context", c, "text (a string)")
+    if c and c.strip():
+        if isinstance(p, str):
+            return p + "\n\n" + c.strip()
+        counts["context_ignored"] += 1
+    return p
+
+
+def _notes(notes, counts, extraction):
+    if counts["empty_prompt"]:
+        notes.append(f"{counts['empty_prompt']:,} rows with an empty prompt dropped")
+    if counts["no_answer"]:
+        notes.append(f"{counts['no_answer']:,} rows without an answer dropped")
+    if counts["not_extracted"]:
+        marker = "'####'" if extraction == "gsm8k" else "\\boxed{...}"
+        notes.append(
+            f"{counts['not_extracted']:,} rows whose answer has no {marker} dropped (answer_extraction: {extraction})"
+        )
+    if counts["context_ignored"]:
+        notes.append(f"context ignored on {counts['context_ignored']:,} chat-message prompts")
+
+
+def _looks_like_chat(rows: list[dict], col: str) -> bool:
+    for row in rows[:50]:
+        v = row.get(col)
+        if v is not None:
+            return isinstance(v, list) and bool(v) and isinstance(v[-1], dict)
+    return False
+
+
+def _messages(name, i, col, value) -> list[dict]:
+    msgs = []
+    for m in value:
+        if not isinstance(m, dict):
+            raise type_error(name, i, col, "prompt", m, "a chat message {role, content}")
+        role = m.get("role")
+        content = m.get("content")
+        if role is None and "from" in m:  # ShareGPT {from, value}
+            role = _SHAREGPT_ROLES.get(m.get("from"), m.get("from"))
+            content = m.get("value")
+        if not isinstance(role, str) or not isinstance(content, str):
+            raise DataError(
+                f"{name}: row {i}: column '{col}' has a chat message without string 'role' and 'content' ({m!r:.120}); "
+                "chat prompts must be lists of {role, content}"
+            )
+        msgs.append({"role": role, "content": content})
+    return msgs
+
+
+def _render_messages(messages: list[dict]) -> str:
+    lines = [f"{m.get('role', 'user').capitalize()}: {m.get('content', '')}" for m in messages]
+    return "\n".join(lines) + "\nAssistant:"
+
+
+def prompt_text(prompt: str | list[dict]) -> str:
+    """A prompt as plain text: a string as is, chat messages' contents joined by newlines."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(m["content"] for m in prompt)
+
+
+def extract_gsm8k(text: str) -> str | None:
+    """GSM8K's final answer: the text after the last '####', stripped, with thousands commas removed."""
+    pos = text.rfind("####")
+    if pos < 0:
+        return None
+    ans = _GSM8K_COMMA.sub("", text[pos + 4 :].strip())
+    return ans or None
+
+
+def extract_boxed(text: str) -> str | None:
+    """The content of the last \\boxed{...} (or \\fbox{...}), braces balanced; None if there is none."""
+    best = -1
+    for marker in ("\\boxed{", "\\fbox{"):
+        pos = text.rfind(marker)
+        if pos > best:
+            best, start = pos, pos + len(marker)
+    if best < 0:
+        return None
+    depth = 1
+    for j in range(start, len(text)):
+        ch = text[j]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                ans = text[start:j].strip()
+                return ans or None
+    return None
+
+
+_EXTRACTORS = {"gsm8k": extract_gsm8k, "boxed": extract_boxed}
+
+
+def extract_answer(text: str, method: str) -> str | None:
+    """The final answer in `text` by `method` ("none": the stripped text; "gsm8k"; "boxed").
+
+    Used on dataset answers when normalizing and on model generations when evaluating; None when not found.
+    """
+    if method == "none":
+        return text.strip() or None
+    try:
+        return _EXTRACTORS[method](text)
+    except KeyError:
+        raise ValueError(f"unknown answer_extraction '{method}'; choose none, gsm8k or boxed") from None
+
+
+TASK = Generative()
