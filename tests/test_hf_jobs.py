@@ -121,7 +121,7 @@ class Worker:
 
 
 def _submit(redis: Redis, artifacts: ArtifactStore, spec=None, **options) -> str:
-    opts = SubmitOptions(backend="hf_jobs", hf_flavor="a10g-small", hf_timeout="45m", run_timeout=900)
+    opts = SubmitOptions(backend="hf_jobs", backend_options={"hf_flavor": "a10g-small", "hf_timeout": "45m"}, run_timeout=900)
     for k, v in options.items():
         setattr(opts, k, v)
     return client.submit(redis, spec or _spec(), opts, artifacts=artifacts)
