@@ -122,7 +122,8 @@ def resume_submits(redis: Redis) -> list[str]:
         records = store.study_runs(sid)
         existing = {r["id"] for r in records if Job.exists(run_job_id(r["id"]), connection=redis)}
         missing = {r["id"] for r in records if r.get("status") == "queued" and r["id"] not in existing}
-        _enqueue(redis, study, records, enqueue=missing, depend_on=existing | missing, with_ranking=not study.get("rank_job_id"))
+        _enqueue(redis, study, records, enqueue=missing, depend_on=existing | missing,
+                 with_ranking=not study.get("rank_job_id"))
         store.finish_submit(sid)
         resumed.append(sid)
     return resumed
@@ -134,7 +135,8 @@ def enqueue_run(redis: Redis, study: Mapping, run_id: str, *, attempt: int = 0, 
     return Queue(backend.queue, connection=redis).enqueue_call(
         backend.job_function, args=(study["id"], run_id), job_id=run_job_id(run_id, attempt),
         timeout=backend.job_timeout(int(study.get("run_timeout") or DEFAULT_RUN_TIMEOUT)),
-        result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES, enqueue_at_front=True), pipeline=pipeline,
+        result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES, enqueue_at_front=True),
+        pipeline=pipeline,
     )
 
 

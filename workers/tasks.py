@@ -82,7 +82,8 @@ def run_task(study_id: str, run_id: str) -> dict:
 
 def _finish(store: JobStore, run_id: str, key: str, result: dict, rows: int) -> dict:
     """Mark a run finished from its stored result; the writes wait out a Redis restart rather than fail it."""
-    if (patiently(store.run, run_id) or {}).get("status") == "canceled":  # canceled while evaluating: keep the user's word
+    # Canceled while evaluating: the user's word stands.
+    if (patiently(store.run, run_id) or {}).get("status") == "canceled":
         return {"run_id": run_id, "status": "canceled", "key": key}
     patiently(
         store.set_run_status, run_id, "finished", metrics=result["metrics"], phase="done", step=rows, total=rows,

@@ -491,15 +491,17 @@ def _backend_section() -> None:
     st.subheader("Where it runs")
     registry = backends()
     names = list(registry)
-    name = _keep("backend", st.radio("Backend", names, format_func=lambda n: registry[n].label, key=_bind("backend", names),
-                                     horizontal=True, help=" ".join(f"{b.label}: {b.help}." for b in registry.values())))
+    picked = st.radio("Backend", names, format_func=lambda n: registry[n].label, key=_bind("backend", names),
+                      horizontal=True, help=" ".join(f"{b.label}: {b.help}." for b in registry.values()))
+    name = _keep("backend", picked)
     fields = registry[name].form_options()
     for column, option in zip(st.columns(len(fields)) if fields else [], fields):
         if option.choices:
             choices = list(option.choices)
-            _keep(option.name, column.selectbox(option.label, choices, key=_bind(option.name, choices), help=option.help))
+            value = column.selectbox(option.label, choices, key=_bind(option.name, choices), help=option.help)
         else:
-            _keep(option.name, column.text_input(option.label, key=_bind(option.name), help=option.help))
+            value = column.text_input(option.label, key=_bind(option.name), help=option.help)
+        _keep(option.name, value)
 
 
 def _data_errors(fn):
