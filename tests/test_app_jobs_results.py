@@ -439,3 +439,36 @@ def test_results_compares_two_studies_and_draws_without_a_saved_spec(redis, fini
     tables = [d.value for d in ok(at).dataframe if "p_best" in d.value.columns]
     assert len(tables) >= 3  # one per study side by side, and the detailed one
     assert all(list(t["candidate"])[:2] == ["helpful", "offdomain"] for t in tables)
+
+
+def test_study_picker_labels_come_from_the_live_run_counts(redis):
+    store = JobStore(redis)
+    # The record still says "running" (the last word a task wrote) but every run finished and the ranking is done.
+    done = make_study(store, "done", 3, name="done one", phase="done")
+    for rid in done:
+        store.set_run_status(rid, "finished", phase="done", metrics={"macro_f1": 0.5})
+    # The record says "queued" but a run has started; another study waits for its ranking.
+    busy = make_study(store, "busy", 3, name="busy one", status="queued")
+    store.set_run_status(busy[0], "running", phase="training")
+    store.touch_alive(busy[0])
+    ranking = make_study(store, "ranking", 2, name="ranking one")
+    for rid in ranking:
+        store.set_run_status(rid, "failed", phase="failed", error="boom")
+
+    at = ok(page(JOBS, study="done"))
+    picker = at.selectbox(key="jobs.study")
+    labels = {option.split(" · ")[0]: option.split(" · ")[1] for option in picker.options}
+    assert labels == {"done one": "finished", "busy one": "running", "ranking one": "ranking"}
+    assert picker.value == "done"
+
+
+def test_jobs_follows_a_study_the_way_its_backend_says(redis):
+    store = JobStore(redis)
+    ids = make_study(store, "hf", 2, status="queued", backend="hf_jobs", hf_flavor="a10g-small", hf_timeout="45m")
+    at = ok(page(JOBS, study="hf"))
+    header = views.md_escape("backend: Hugging Face Jobs (flavor a10g-small, timeout 45m)")
+    assert any(header in c.value for c in at.caption), [c.value for c in at.caption]
+    assert any("`default` queue" in w.value for w in at.warning)  # HF Jobs runs are followed from the default queue
+    at.button(key="jobs.cancel_run").click().run()
+    assert store.run(ids[0])["status"] == "canceled"
+    assert any("cancels the Job on the Hub" in s.value for s in ok(at).success)

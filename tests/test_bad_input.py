@@ -505,6 +505,13 @@ CASES = [
       ("benchmark_holdout (500) must be smaller than D0's 60 rows",), DataError),
     C("submit-unknown-backend", API, lambda c: client.submit(c.redis, parse_spec(c.w.spec()), SubmitOptions(backend="cloud")),
       ("backend 'cloud' is unknown", "hf_jobs"), SubmitError),
+    C("submit-hf-flavor-unknown", API, lambda c: client.submit(c.redis, parse_spec(c.w.spec()), SubmitOptions(
+        backend="hf_jobs", backend_options={"hf_flavor": "h100"})),
+      ("flavor 'h100' is unknown", "a10g-small"), SubmitError),
+    C("submit-hf-timeout-not-a-duration", CLI_IN, lambda c: [*cli(c), "--backend", "hf_jobs", "--hf-timeout", "soon"],
+      ("timeout 'soon' is not valid", "30m, 2h or 1d"), rc=1),
+    C("submit-option-of-another-backend", API, lambda c: client.submit(c.redis, parse_spec(c.w.spec()), SubmitOptions(
+        backend_options={"hf_flavor": "t4-small"})), ("backend 'local' takes no option 'hf_flavor'",), SubmitError),
 ]
 assert len({_id for _id in (f"{c.path}:{c.id}" for c in CASES)}) == len(CASES), "duplicate case ids"
 

@@ -120,10 +120,9 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
 
-def _submit(redis: Redis, artifacts: ArtifactStore, spec=None, **options) -> str:
-    opts = SubmitOptions(backend="hf_jobs", hf_flavor="a10g-small", hf_timeout="45m", run_timeout=900)
-    for k, v in options.items():
-        setattr(opts, k, v)
+def _submit(redis: Redis, artifacts: ArtifactStore, spec=None, **backend_options) -> str:
+    options = {"hf_flavor": "a10g-small", "hf_timeout": "45m", **backend_options}
+    opts = SubmitOptions(backend="hf_jobs", backend_options=options, run_timeout=900)
     return client.submit(redis, spec or _spec(), opts, artifacts=artifacts)
 
 

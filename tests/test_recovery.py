@@ -18,7 +18,6 @@ from rq import Queue
 from tests.specs import tiny_spec
 from tests.test_queue import PROJECT_ROOT, Workers
 from workers import client
-from workers.client import SubmitOptions
 from tests.conftest import redis_test_url
 from workers.store import JobStore
 
@@ -70,7 +69,7 @@ def test_a_submit_whose_submitter_died_is_finished_by_a_worker(redis, workers, a
     store.create_study(sid, {"name": spec.name, "spec": dump_spec(spec), "status": "submitting", "backend": "local",
                              "primary_metric": spec.primary_metric, "target_size": spec.target_size}, records, submitting=True)
     if died_after == "run_jobs":
-        client._enqueue(redis, sid, records, SubmitOptions(), with_ranking=False)
+        client._enqueue(redis, store.study(sid), records, with_ranking=False)
         assert Queue("gpu", connection=redis).count == len(records)
     assert store.submitting() == [sid]
     # Its submitter still holds the lock: nothing is resumed behind a live submitter's back.

@@ -181,8 +181,9 @@ def world(tmp_path_factory):
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "HOME": str(container), "WORKBENCH_HOME": str(home), "HF_HOME": str(container / "hf-home"),
         }
-        hf_study = client.submit(redis, hf_spec(), SubmitOptions(backend="hf_jobs", hf_flavor="a10g-small", hf_timeout="45m", run_timeout=900),
-                                 artifacts=artifacts)
+        hf_options = SubmitOptions(backend="hf_jobs", backend_options={"hf_flavor": "a10g-small", "hf_timeout": "45m"},
+                                   run_timeout=900)
+        hf_study = client.submit(redis, hf_spec(), hf_options, artifacts=artifacts)
         hf_env = _env(HF_TOKEN=TOKEN, HF_ENDPOINT=hub.url, HF_HOME=str(tmp / "worker-hf-home"), WORKBENCH_HF_POLL="0.2", **places)
         for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # a worker serving HF Jobs reaches the (fake) Hub
             hf_env.pop(k, None)

@@ -353,12 +353,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from core.spec import load_spec
+    from workers.backends import get_backend
     from workers.client import SubmitOptions, submit
 
     spec = load_spec(args.spec)
+    given = {o.name: getattr(args, o.name) for o in get_backend(args.backend).options if o.flag}
     options = SubmitOptions(
         backend=args.backend, submitted_by=args.user or os.environ.get("USER") or "", run_timeout=args.run_timeout,
-        hf_flavor=args.flavor, hf_timeout=args.hf_timeout, hf_image=args.image, hf_namespace=args.namespace,
+        backend_options={name: value for name, value in given.items() if value is not None},
     )
     study_id = submit(_redis(), spec, options)
     print(f"submitted '{spec.name}': {len(spec.sizes) * len(spec.seeds) * (len(spec.candidates) + 1)} runs on backend {args.backend}")
@@ -479,7 +481,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 def cmd_remote_run(args: argparse.Namespace) -> int:
     """One run inside a Hugging Face Job: prepared data from the results repo in, result and manifest out."""
-    from workers.hf_jobs import remote_run
+    from workers.backends.hf_jobs import remote_run
 
     def out(line: str) -> None:
         print(line, flush=True)
@@ -493,6 +495,8 @@ def cmd_remote_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from workers.backends.base import DEFAULT_BACKEND, backends
+
     parser = argparse.ArgumentParser(prog="workbench", description="Data Curation Workbench: which candidate dataset is worth adding?",
                                      allow_abbrev=False)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -532,13 +536,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("submit", allow_abbrev=False, help="validate a study spec and enqueue it; prints the study id last")
     p.add_argument("spec")
-    p.add_argument("--backend", choices=["local", "hf_jobs"], default="local")
+    p.add_argument("--backend", choices=list(backends()), default=DEFAULT_BACKEND)
     p.add_argument("--user", help="who submits (recorded with the study)")
     p.add_argument("--run-timeout", type=int, default=6 * 3600, help="seconds one run may take (default 6 h)")
-    p.add_argument("--flavor", default="t4-small", help="HF Jobs hardware flavor")
-    p.add_argument("--hf-timeout", default="2h", help="HF Jobs timeout per job (always set)")
-    p.add_argument("--image", help="container image for HF Jobs")
-    p.add_argument("--namespace", help="HF Jobs namespace (user or org)")
+    for backend in backends().values():
+        for option in (o for o in backend.options if o.flag):
+            default = f" (default {option.default})" if option.default else ""
+            p.add_argument(option.flag, dest=option.name, help=f"{backend.label}: {option.help}{default}")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("status", allow_abbrev=False, help="studies, or one study's runs")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from redis import Redis
 from rq import Queue, Retry
@@ -17,15 +18,14 @@ from rq.exceptions import NoSuchJobError
 
 from core.artifacts import ArtifactStore, read_json, write_text
 from core.spec import StudySpec, dump_spec
+from workers.backends import BackendError, get_backend
+from workers.backends.base import DEFAULT_BACKEND, QUEUE_DEFAULT, QUEUE_GPU  # noqa: F401 (callers name queues here)
 from workers.store import LIVE, TERMINAL, JobStore
 
-QUEUE_GPU = "gpu"
-QUEUE_DEFAULT = "default"
 RUN_RETRIES = 2  # automatic retries when a worker dies mid-run
 DEFAULT_RUN_TIMEOUT = 6 * 3600
 RESULT_TTL = 7 * 24 * 3600
 SUBMIT_LOCK_TTL = 60  # a submitter silent this long is dead: a worker finishes its submit
-BACKENDS = ("local", "hf_jobs")
 
 
 class SubmitError(ValueError):
@@ -34,19 +34,20 @@ class SubmitError(ValueError):
 
 @dataclass
 class SubmitOptions:
-    backend: str = "local"
+    backend: str = DEFAULT_BACKEND
     submitted_by: str | None = None
     run_timeout: int = DEFAULT_RUN_TIMEOUT
-    hf_flavor: str = "t4-small"
-    hf_timeout: str = "2h"
-    hf_image: str | None = None
-    hf_namespace: str | None = None
+    backend_options: dict = field(default_factory=dict)  # the backend's options by name, e.g. {"hf_flavor": "t4-small"}
 
-    def validate(self) -> None:
-        if self.backend not in BACKENDS:
-            raise SubmitError(f"backend '{self.backend}' is unknown; choose one of {list(BACKENDS)}")
+    def validate(self) -> dict:
+        """The backend's fields for the study record; SubmitError says what to fix."""
+        try:
+            fields = get_backend(self.backend).parse_options(self.backend_options)
+        except BackendError as err:
+            raise SubmitError(str(err)) from None
         if not (60 <= self.run_timeout <= 7 * 24 * 3600):
             raise SubmitError("run_timeout must be between 60 s and 7 days")
+        return fields
 
 
 def run_id(study_id: str, index: int) -> str:
@@ -62,7 +63,7 @@ def submit(redis: Redis, spec: StudySpec, options: SubmitOptions | None = None, 
     from core.study import plan_runs, prepare_study, save_prepared
 
     options = options or SubmitOptions()
-    options.validate()
+    backend_fields = options.validate()
     artifacts = artifacts or ArtifactStore()
     prepared = prepare_study(spec)  # raises SpecError / SourceError / DataError with the fix
     study_id = f"{spec.study_id()}-{secrets.token_hex(3)}"
@@ -80,27 +81,20 @@ def submit(redis: Redis, spec: StudySpec, options: SubmitOptions | None = None, 
         records.append(rec)
     store = JobStore(redis)
     store.take_submit_lock(study_id, "submitter", SUBMIT_LOCK_TTL)
-    store.create_study(
-        study_id,
-        {
-            "name": spec.name,
-            "spec": dump_spec(spec),
-            "status": "submitting",
-            "backend": options.backend,
-            "submitted_by": options.submitted_by or "",
-            "primary_metric": spec.primary_metric,
-            "target_size": spec.target_size,
-            "run_timeout": options.run_timeout,
-            "hf_flavor": options.hf_flavor if options.backend == "hf_jobs" else None,
-            "hf_timeout": options.hf_timeout if options.backend == "hf_jobs" else None,
-            "hf_image": options.hf_image,
-            "hf_namespace": options.hf_namespace,
-        },
-        records,
-        submitting=True,
-    )
+    record = {
+        "name": spec.name,
+        "spec": dump_spec(spec),
+        "status": "submitting",
+        "backend": options.backend,
+        "submitted_by": options.submitted_by or "",
+        "primary_metric": spec.primary_metric,
+        "target_size": spec.target_size,
+        "run_timeout": options.run_timeout,
+        **backend_fields,
+    }
+    store.create_study(study_id, record, records, submitting=True)
     try:
-        _enqueue(redis, study_id, records, options)
+        _enqueue(redis, {**record, "id": study_id}, records)
     except Exception:
         store.delete_study(study_id)  # all or nothing: no half-enqueued study
         raise
@@ -126,41 +120,42 @@ def resume_submits(redis: Redis) -> list[str]:
             store.finish_submit(sid)
             continue
         records = store.study_runs(sid)
-        options = SubmitOptions(backend=study.get("backend") or "local", run_timeout=int(study.get("run_timeout") or DEFAULT_RUN_TIMEOUT))
         existing = {r["id"] for r in records if Job.exists(run_job_id(r["id"]), connection=redis)}
         missing = {r["id"] for r in records if r.get("status") == "queued" and r["id"] not in existing}
-        _enqueue(redis, sid, records, options, enqueue=missing, depend_on=existing | missing, with_ranking=not study.get("rank_job_id"))
+        _enqueue(redis, study, records, enqueue=missing, depend_on=existing | missing,
+                 with_ranking=not study.get("rank_job_id"))
         store.finish_submit(sid)
         resumed.append(sid)
     return resumed
 
 
-def _enqueue(redis: Redis, study_id: str, records: list[dict], options: SubmitOptions, *,
+def enqueue_run(redis: Redis, study: Mapping, run_id: str, *, attempt: int = 0, pipeline=None) -> Job:
+    """Enqueue one run's job on its study's backend: the one way a run is queued (submit, resume, retry, requeue)."""
+    backend = get_backend(study.get("backend"))
+    return Queue(backend.queue, connection=redis).enqueue_call(
+        backend.job_function, args=(study["id"], run_id), job_id=run_job_id(run_id, attempt),
+        timeout=backend.job_timeout(int(study.get("run_timeout") or DEFAULT_RUN_TIMEOUT)),
+        result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES, enqueue_at_front=True),
+        pipeline=pipeline,
+    )
+
+
+def _enqueue(redis: Redis, study: Mapping, records: list[dict], *,
              enqueue: set[str] | None = None, depend_on: set[str] | None = None, with_ranking: bool = True) -> None:
     """Enqueue run jobs (default: every queued run) in one transaction, then each arm's fit (after
     the run jobs in `depend_on`, default the same) and the ranking (after the fits)."""
+    study_id = study["id"]
     queued = {r["id"] for r in records if r["status"] == "queued"}
     enqueue = queued if enqueue is None else enqueue
     depend_on = queued if depend_on is None else depend_on
-    gpu, default = Queue(QUEUE_GPU, connection=redis), Queue(QUEUE_DEFAULT, connection=redis)
+    default = Queue(QUEUE_DEFAULT, connection=redis)
     by_arm: dict[str, list[str]] = {}
     with redis.pipeline() as pipe:
         for rec in records:
-            job_id = run_job_id(rec["id"])
             if rec["id"] in depend_on:
-                by_arm.setdefault(rec["arm"], []).append(job_id)
-            if rec["id"] not in enqueue:
-                continue
-            if options.backend == "hf_jobs":
-                default.enqueue_call(
-                    "workers.hf_jobs.hf_run_task", args=(study_id, rec["id"]), job_id=job_id, timeout=options.run_timeout + 600,
-                    result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES, enqueue_at_front=True), pipeline=pipe,
-                )
-            else:
-                gpu.enqueue_call(
-                    "workers.tasks.run_task", args=(study_id, rec["id"]), job_id=job_id, timeout=options.run_timeout,
-                    result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES, enqueue_at_front=True), pipeline=pipe,
-                )
+                by_arm.setdefault(rec["arm"], []).append(run_job_id(rec["id"]))
+            if rec["id"] in enqueue:
+                enqueue_run(redis, study, rec["id"], pipeline=pipe)
         pipe.execute()
     if not with_ranking:
         return
@@ -194,11 +189,6 @@ def study_status(redis: Redis, study_id: str) -> dict:
         counts[r.get("status", "queued")] = counts.get(r.get("status", "queued"), 0) + 1
     study.pop("spec", None)
     return {"study": study, "counts": counts, "runs": runs}
-
-
-def run_queue(backend: str | None) -> str:
-    """The queue a study's runs wait on: `gpu` for local training, `default` for HF Jobs followers."""
-    return QUEUE_DEFAULT if backend == "hf_jobs" else QUEUE_GPU
 
 
 def queue_workers(redis: Redis) -> dict[str, int]:
@@ -282,13 +272,9 @@ def cancel(redis: Redis, target: str, *, force: bool = False) -> list[str]:
         store.set_run_status(rid, "canceled", phase="canceled", error="canceled by user")
         store.log(rid, "canceled by user")
         if force:
-            from rq.command import send_stop_job_command
-
             run = store.run(rid) or {}
-            try:
-                send_stop_job_command(redis, run.get("job_id") or run_job_id(rid))
-            except Exception:
-                pass  # not executing: the soft cancel above is enough
+            backend = get_backend((store.study(run.get("study_id", "")) or {}).get("backend"))
+            backend.stop(redis, run.get("job_id") or run_job_id(rid))
     return ids
 
 
@@ -307,17 +293,7 @@ def retry(redis: Redis, run_id: str) -> str:
     store.log(run_id, "retry requested")
     if study.get("status") == "canceled":
         store.update_study(study_id, status="running")
-    job_id = run_job_id(run_id, attempt)
-    if study.get("backend") == "hf_jobs":
-        job = Queue(QUEUE_DEFAULT, connection=redis).enqueue_call(
-            "workers.hf_jobs.hf_run_task", args=(study_id, run_id), job_id=job_id, timeout=int(study.get("run_timeout") or DEFAULT_RUN_TIMEOUT) + 600,
-            retry=Retry(max=RUN_RETRIES, enqueue_at_front=True), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
-        )
-    else:
-        job = Queue(QUEUE_GPU, connection=redis).enqueue_call(
-            "workers.tasks.run_task", args=(study_id, run_id), job_id=job_id, timeout=int(study.get("run_timeout") or DEFAULT_RUN_TIMEOUT),
-            retry=Retry(max=RUN_RETRIES, enqueue_at_front=True), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
-        )
+    job = enqueue_run(redis, {**study, "id": study_id}, run_id, attempt=attempt)
     store.update_run(run_id, job_id=job.id)
     rank = Queue(QUEUE_DEFAULT, connection=redis).enqueue_call(
         "workers.tasks.rank_task", args=(study_id,), job_id=f"wb-rank-{study_id}-{secrets.token_hex(2)}",
@@ -365,7 +341,7 @@ def reindex(redis: Redis, artifacts: ArtifactStore | None = None) -> list[str]:
             "spec": dump_spec(spec),
             "status": "finished" if metrics else "failed",
             "phase": "done",
-            "backend": "local",
+            "backend": DEFAULT_BACKEND,
             "primary_metric": spec.primary_metric,
             "target_size": spec.target_size,
             "reindexed": True,

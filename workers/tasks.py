@@ -3,7 +3,9 @@
 - `run_task`: one run (train + evaluate) on this worker — queue `gpu`.
 - `fit_task`: a candidate's points and a preliminary solo fit, once its runs are done — `default`.
 - `rank_task`: the study's joint fit, ranking and outputs, once the fits are done — `default`.
-- `hf_run_task` (workers/hf_jobs.py): a run on Hugging Face Jobs, submitted and followed — `default`.
+- `hf_run_task` (workers/backends/hf_jobs.py): a run on Hugging Face Jobs, submitted and followed — `default`.
+
+A run's record-keeping (cancel, cache, heartbeat, failure) is `workers.run_lifecycle`, shared by both.
 
 Progress goes to the job store; results go to the artifacts store (first write wins, so a run
 that two workers finished is stored once). Tokens are read from the worker's environment only.
@@ -13,45 +15,20 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import socket
-import threading
 import time
 from pathlib import Path
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import get_current_job
 
 from core.artifacts import ArtifactStore
-from workers.store import ALIVE_TTL, JobStore
+from workers.backends.base import RunCanceled
+from workers.run_lifecycle import REDIS_AWAY, patiently, run_lifecycle
+from workers.store import JobStore
 
 log = logging.getLogger(__name__)
 
 _PREPARED: dict[str, object] = {}
 CANCEL_CHECK_SECONDS = 1.0
-
-
-class RunCanceled(Exception):
-    """Raised inside the training loop when the user canceled the run; the task then ends cleanly."""
-
-
-REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
-REDIS_WAIT_SECONDS = 120.0
-
-
-def _patient(fn, *args, **kwargs):
-    """A Redis write that waits out a Redis restart (up to REDIS_WAIT_SECONDS) instead of failing."""
-    deadline = time.monotonic() + REDIS_WAIT_SECONDS
-    delay = 0.25
-    while True:
-        try:
-            return fn(*args, **kwargs)
-        except REDIS_AWAY:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 def _store() -> JobStore:
@@ -70,67 +47,8 @@ def prepared_for(study_id: str, artifacts: ArtifactStore):
     return _PREPARED[study_id]
 
 
-class _Heartbeat:
-    """Keeps `wb:alive:<run>` fresh from a thread, so a dead work horse is noticed in seconds."""
-
-    def __init__(self, store: JobStore, run_id: str):
-        self.store, self.run_id = store, run_id
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        while not self.stop.wait(ALIVE_TTL / 4):
-            try:
-                self.store.touch_alive(self.run_id)
-            except Exception:  # Redis briefly away: the next beat tries again
-                pass
-
-    def __enter__(self):
-        self.store.touch_alive(self.run_id)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=2)
-        self.store.clear_alive(self.run_id)
-
-
-def run_task(study_id: str, run_id: str) -> dict:
-    """Train and evaluate one run of a study, reporting progress to the job store."""
-    from core.study import RunSpec, execute_run
-
-    store = _store()
-    job = get_current_job()
-    record = store.run(run_id)
-    if record is None:
-        raise RuntimeError(f"run {run_id} has no record in Redis (flushed?); run `workbench reindex` and retry")
-    if record.get("status") == "canceled":
-        return {"run_id": run_id, "status": "canceled"}
-    artifacts = ArtifactStore()
-    run = RunSpec(record["arm"], int(record["size"]), int(record["seed"]), record["key"])
-    cached = artifacts.get_result(run.key)
-    if cached is not None:
-        store.set_run_status(run_id, "finished", metrics=cached["metrics"], cached=True, phase="done", error="")
-        return {"run_id": run_id, "key": run.key, "metrics": cached["metrics"], "cached": True}
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    store.set_run_status(
-        run_id,
-        "running",
-        worker=job.worker_name or worker,
-        pid=os.getpid(),
-        host=socket.gethostname(),
-        job_id=job.id,
-        attempts=int(record.get("attempts") or 0) + 1,
-        phase="loading",
-        error="",
-        step=0,
-        total=0,
-    )
-    store.log(run_id, f"started on {worker} (attempt {int(record.get('attempts') or 0) + 1})")
-    study = store.study(study_id) or {}
-    if study.get("status") in ("submitting", "queued"):
-        store.update_study(study_id, status="running", phase="running")
+def _progress_reporter(store: JobStore, run_id: str):
+    """Training progress to the store; raises RunCanceled (checked at most once a second) after a cancel."""
     last_check = [0.0]
 
     def progress(phase: str, step: int, total: int, loss: float | None) -> None:
@@ -144,35 +62,36 @@ def run_task(study_id: str, run_id: str) -> dict:
         except REDIS_AWAY:
             pass  # Redis restarting: progress is best effort, training goes on (the next step reports again)
 
-    try:
-        with _Heartbeat(store, run_id):
-            prepared = prepared_for(study_id, artifacts)
+    return progress
+
+
+def run_task(study_id: str, run_id: str) -> dict:
+    """Train and evaluate one run of a study on this worker (the local backend's job)."""
+    from core.study import RunSpec, execute_run
+
+    with run_lifecycle(study_id, run_id, phase="loading") as run:
+        if run.outcome is None:
+            record = run.record
+            spec = RunSpec(record["arm"], int(record["size"]), int(record["seed"]), record["key"])
+            prepared = prepared_for(study_id, run.artifacts)
             gc.freeze()  # the study's data lives as long as this work horse: keep it out of every collection
-            result = execute_run(prepared, run, store=artifacts, progress=progress)
-    except RunCanceled:
-        store.log(run_id, "stopped: canceled by user")
-        return {"run_id": run_id, "status": "canceled"}
-    except Exception as err:
-        _patient(store.set_run_status, run_id, "failed", error=f"{type(err).__name__}: {err}", phase="failed")
-        _patient(store.log, run_id, f"failed: {type(err).__name__}: {err}", kind="error")
-        raise
-    # The result is stored; the records below wait out a Redis restart rather than fail the run.
-    if (_patient(store.run, run_id) or {}).get("status") == "canceled":  # canceled while evaluating: keep the user's word
-        return {"run_id": run_id, "status": "canceled", "key": run.key}
-    _patient(
-        store.set_run_status,
-        run_id,
-        "finished",
-        metrics=result["metrics"],
-        phase="done",
-        step=len(prepared.benchmark.rows),
-        total=len(prepared.benchmark.rows),
-        cached=bool(result.get("cached")),
-        steps=result.get("train", {}).get("steps"),
+            result = execute_run(prepared, spec, store=run.artifacts, progress=_progress_reporter(run.store, run_id))
+            run.outcome = _finish(run.store, run_id, spec.key, result, len(prepared.benchmark.rows))
+    return run.outcome
+
+
+def _finish(store: JobStore, run_id: str, key: str, result: dict, rows: int) -> dict:
+    """Mark a run finished from its stored result; the writes wait out a Redis restart rather than fail it."""
+    # Canceled while evaluating: the user's word stands.
+    if (patiently(store.run, run_id) or {}).get("status") == "canceled":
+        return {"run_id": run_id, "status": "canceled", "key": key}
+    patiently(
+        store.set_run_status, run_id, "finished", metrics=result["metrics"], phase="done", step=rows, total=rows,
+        cached=bool(result.get("cached")), steps=result.get("train", {}).get("steps"),
         seconds=result.get("timings", {}).get("total_seconds"),
     )
-    _patient(store.log, run_id, "finished: " + ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items()))
-    return {"run_id": run_id, "key": run.key, "metrics": result["metrics"], "cached": bool(result.get("cached"))}
+    patiently(store.log, run_id, "finished: " + ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items()))
+    return {"run_id": run_id, "key": key, "metrics": result["metrics"], "cached": bool(result.get("cached"))}
 
 
 def fit_task(study_id: str, arm: str) -> dict:

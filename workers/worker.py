@@ -25,7 +25,8 @@ from rq import Queue, Worker
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from workers.client import QUEUE_DEFAULT, QUEUE_GPU, resume_submits
+from workers.backends.base import QUEUE_DEFAULT, QUEUE_GPU
+from workers.client import resume_submits
 from workers.store import ALIVE_TTL, JobStore
 
 log = logging.getLogger(__name__)
@@ -152,9 +153,7 @@ def requeue_orphans(redis: Redis, grace: float = ORPHAN_GRACE) -> list[str]:
                     continue
                 Queue(job.origin, connection=redis).enqueue_job(job, at_front=True)
             else:
-                options = client.SubmitOptions(backend=study.get("backend") or "local",
-                                               run_timeout=int(study.get("run_timeout") or client.DEFAULT_RUN_TIMEOUT))
-                client._enqueue(redis, study["id"], [run], options, enqueue={run["id"]}, depend_on=set(), with_ranking=False)
+                client.enqueue_run(redis, study, run["id"])
             store.log(run["id"], "its job was in no queue (lost in a Redis crash); queued again", kind="error")
             store.update_run(run["id"], phase="requeued")
             handled.append(run["id"])

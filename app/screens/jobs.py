@@ -21,6 +21,7 @@ from app import views
 from app.common import redis
 from core.charts import loss_curve_chart
 from workers import client
+from workers.backends import get_backend
 from workers.store import STATUSES, TERMINAL, JobStore
 
 REFRESH = "2s"
@@ -40,6 +41,25 @@ def study_is_live(study: dict, counts: dict[str, int]) -> bool:
     return views.is_live(counts) or (study.get("status") in ("submitting", "queued", "running") and study.get("phase") != "done")
 
 
+def live_status(study: dict, counts: dict[str, int]) -> str:
+    """A study's status as its runs' counts say now; the record's word (written by the tasks) once none is live."""
+    if counts.get("running"):
+        return "running"
+    if counts.get("queued"):
+        return "queued"
+    stored = study.get("status") or "queued"
+    if stored not in ("submitting", "queued", "running"):
+        return stored  # finished, failed or canceled
+    if study.get("phase") != "done":
+        return "ranking"  # every run has ended: the fits and the ranking are being written
+    return "finished" if counts.get("finished") else "failed"
+
+
+def study_labels(studies: list[dict], counts: dict[str, dict[str, int]]) -> dict[str, str]:
+    """The study picker's labels, with each study's live status."""
+    return {s["id"]: views.study_label(dict(s, status=live_status(s, counts.get(s["id"], {})))) for s in studies}
+
+
 def _flash(kind: str, message: str) -> None:
     st.session_state[FLASH] = (kind, message)
 
@@ -55,7 +75,8 @@ def _show_flash() -> None:
 # -- actions (callbacks: they run before the rerun, so the table already shows their effect) ------
 
 
-def _cancel(target: str, what: str) -> None:
+def _cancel(target: str, what: str, how: str) -> None:
+    """Cancel a study or a run; `how` is the backend's word on what happens to a running run."""
     try:
         ids = client.cancel(redis(), target)
     except (KeyError, ValueError) as err:
@@ -63,9 +84,9 @@ def _cancel(target: str, what: str) -> None:
         return
     if what == "the study":
         _flash("success", f"Canceled the study: {len(ids):,} queued or running runs stopped; finished runs keep their "
-                          "results and the ranking is computed from them.")
+                          f"results and the ranking is computed from them. {how}")
     else:
-        _flash("success", f"Canceled run {target}. A running run stops at its next progress report (seconds).")
+        _flash("success", f"Canceled run {target}. {how}")
 
 
 def _retry(run_id: str) -> None:
@@ -87,13 +108,12 @@ def _page_link(page: str, label: str, icon: str) -> None:
         pass
 
 
-def _pick_study(studies: list[dict]) -> str:
+def _pick_study(studies: list[dict], labels: dict[str, str]) -> str:
     ids = [s["id"] for s in studies]
     if st.session_state.get("jobs.study") not in ids:
         # The study this session last looked at (or submitted), else the link's ?study=, else the newest.
         wanted = [st.session_state.get("study_id"), st.query_params.get("study")]
         st.session_state["jobs.study"] = next((w for w in wanted if w in ids), ids[0])
-    labels = {s["id"]: views.study_label(s) for s in studies}
     sid = st.selectbox("Study", ids, key="jobs.study", format_func=lambda i: labels.get(i, i))
     st.session_state["study_id"] = sid
     if st.query_params.get("study") != sid:
@@ -122,12 +142,9 @@ def _studies_table(frame) -> None:
 
 
 def _study_header(study: dict) -> None:
-    backend = study.get("backend") or "local"
-    if backend == "hf_jobs":
-        backend = f"Hugging Face Jobs ({study.get('hf_flavor') or '?'}, timeout {study.get('hf_timeout') or '?'})"
     bits = [
         f"id {study.get('id')}",
-        f"backend: {backend}",
+        f"backend: {get_backend(study.get('backend')).describe(study)}",
         f"submitted by {study.get('submitted_by') or 'unknown'}",
         f"primary metric: {study.get('primary_metric') or '?'}",
         f"target size: {int(float(study['target_size'])):,}" if study.get("target_size") else "",
@@ -135,12 +152,13 @@ def _study_header(study: dict) -> None:
     st.caption(views.md_escape(" · ".join(b for b in bits if b)))
 
 
-def _runs_table(frame, metric: str) -> None:
+def _runs_table(frame, metric: str, link_label: str) -> None:
+    """The runs; `link_label` names the column of each run's page on its backend ("" when it has none)."""
     st.dataframe(
         views.runs_display(frame),
         hide_index=True,
         column_order=["id", "arm", "size", "seed", "status", "progress", "steps", "phase", "elapsed", "value",
-                      "error", "worker", "backend_url", "attempts", "cached"],
+                      "error", "worker", *(["backend_url"] if link_label else []), "attempts", "cached"],
         column_config={
             "id": st.column_config.TextColumn("Run"),
             "arm": st.column_config.TextColumn("Candidate"),
@@ -152,7 +170,7 @@ def _runs_table(frame, metric: str) -> None:
             "steps": st.column_config.TextColumn("Step", help="step / total of the current phase"),
             "elapsed": st.column_config.TextColumn("Elapsed"),
             "worker": st.column_config.TextColumn("Worker"),
-            "backend_url": st.column_config.LinkColumn("HF Job", display_text="open job"),
+            "backend_url": st.column_config.LinkColumn(link_label or "Link", display_text="open job"),
             "value": st.column_config.NumberColumn(metric, format="%.4f"),
             "attempts": st.column_config.NumberColumn("Attempts", format="%d"),
             "cached": st.column_config.CheckboxColumn(
@@ -162,10 +180,10 @@ def _runs_table(frame, metric: str) -> None:
     )
 
 
-def _run_details(store: JobStore, row: dict) -> None:
+def _run_details(store: JobStore, row: dict, cancel_note: str) -> None:
     rid, status = row["id"], row["status"]
     c1, c2, c3 = st.columns([1, 1, 4])
-    c1.button("Cancel run", key="jobs.cancel_run", on_click=_cancel, args=(rid, f"run {rid}"),
+    c1.button("Cancel run", key="jobs.cancel_run", on_click=_cancel, args=(rid, f"run {rid}", cancel_note),
               disabled=status in TERMINAL, help="Only a queued or running run can be canceled.")
     c2.button("Retry run", key="jobs.retry_run", on_click=_retry, args=(rid,),
               disabled=status not in ("failed", "canceled"), help="Only a failed or canceled run can be retried.")
@@ -196,6 +214,7 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
                    "`workbench reindex` rebuilds finished studies from the artifacts.")
         return
     runs = client.reconcile(conn, sid)
+    backend = get_backend(study.get("backend"))
     metric = study.get("primary_metric") or "metric"
     frame = views.runs_frame(runs, metric=study.get("primary_metric"), now=time.time())
     counts = views.status_counts(frame["status"])
@@ -218,7 +237,7 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
     if study.get("error"):
         st.error(views.md_escape(f"Study error: {study['error']}"))
     if counts["queued"] and not counts["running"]:
-        queue = client.run_queue(study.get("backend"))
+        queue = backend.queue
         if not client.queue_workers(conn).get(queue):
             st.warning(f"{counts['queued']:,} runs wait on the `{queue}` queue, but no worker listens on it. Start one: "
                        f"`workbench worker --queues {queue}` on a machine that shares this Redis and artifacts folder "
@@ -230,7 +249,7 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
         with st.popover("Cancel study…"):
             st.text(f"Cancel the {counts['queued'] + counts['running']:,} queued and running runs of this study?")
             st.button("Yes, cancel the study", key="jobs.cancel_study", type="primary",
-                      on_click=_cancel, args=(sid, "the study"))
+                      on_click=_cancel, args=(sid, "the study", backend.cancel_note))
 
     if frame.empty:
         st.info("This study has no runs.")
@@ -253,7 +272,7 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
     if rows.empty:
         st.info("No run matches these filters.")
         return
-    _runs_table(rows, metric)
+    _runs_table(rows, metric, backend.link_label)
 
     st.subheader("Run")
     records = rows.to_dict("records")
@@ -265,15 +284,21 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
         st.session_state["jobs.run"] = pick
     rid = st.selectbox("Run", list(by_id), key="jobs.run", format_func=lambda i: views.run_label(by_id[i]),
                        label_visibility="collapsed")
-    _run_details(store, by_id[rid])
+    _run_details(store, by_id[rid], backend.cancel_note)
 
 
-def _studies_overview(ids: list[str], first_frame) -> None:
-    """The studies table; on the first pass the frame main() built, on refreshes a fresh read."""
+def _studies_overview(ids: list[str], first_frame, picker_labels: dict[str, str]) -> None:
+    """The studies table; on the first pass the frame main() built, on refreshes a fresh read.
+
+    A refresh that finds a study's label changed (it finished, say) reruns the page, so the picker shows it too.
+    """
     if st.session_state.get("_jobs_overview_drawn"):
         conn = redis()
         studies = [s for s in JobStore(conn).studies() if s["id"] in ids]
-        first_frame = views.studies_frame(studies, status_counts(conn, ids))
+        counts = status_counts(conn, ids)
+        if study_labels(studies, counts) != picker_labels:
+            st.rerun()
+        first_frame = views.studies_frame(studies, counts)
     st.session_state["_jobs_overview_drawn"] = True
     _studies_table(first_frame)
 
@@ -298,10 +323,11 @@ def main() -> None:
     listed_ids = [s["id"] for s in listed]
     any_live = any(study_is_live(s, counts.get(s["id"], {})) for s in listed)
     # The overview refreshes on its own while any listed study is live, like the runs below.
+    labels = study_labels(listed, counts)
     overview = st.fragment(run_every=REFRESH if any_live else None)(_studies_overview)
-    overview(listed_ids, frame[frame["id"].isin(listed_ids)])
+    overview(listed_ids, frame[frame["id"].isin(listed_ids)], labels)
 
-    sid = _pick_study(listed)
+    sid = _pick_study(listed, labels)
     study = next(s for s in listed if s["id"] == sid)
     _study_header(study)
     live = study_is_live(study, counts.get(sid, {}))

@@ -36,6 +36,8 @@ from core.sources import SUPPORTED_EXTENSIONS, SourceError
 from core.spec import SpecError, StudySpec, TrainingSettings, dump_spec, load_spec, parse_spec
 from core.tiny_model import TINY_LM
 from workers import client
+from workers.backends import BackendError, backends, get_backend
+from workers.backends.base import DEFAULT_BACKEND
 from workers.client import SubmitError, SubmitOptions
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,6 @@ log = logging.getLogger(__name__)
 DEMOS = {"fast": PROJECT_ROOT / "catalog" / "demo_study_fast.yaml", "full": PROJECT_ROOT / "catalog" / "demo_study.yaml"}
 JOBS_PAGE = Path(__file__).resolve().parent / "jobs.py"
 MODEL_SUGGESTIONS = [TINY_LM, "HuggingFaceTB/SmolLM2-135M", "Qwen/Qwen2.5-0.5B", "meta-llama/Llama-3.2-1B"]
-HF_FLAVORS = ["cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large", "a100-large", "h100"]
-BACKENDS = {"local": "Local GPU workers", "hf_jobs": "Hugging Face Jobs"}
 SOURCE_KINDS = {"upload": "Upload a file", "hub": "Hub dataset", "catalog": "Catalog entry"}
 BENCH_KINDS = {"holdout": "Hold out rows of D0", **SOURCE_KINDS}
 DATA_FILE_TYPES = [e.lstrip(".") for e in SUPPORTED_EXTENSIONS]
@@ -61,7 +61,7 @@ DEFAULTS: dict = {
     "name": "my study", "task": tasks.names()[0], "model": TINY_LM, "model_pick": None,
     "metrics": list(tasks.all_tasks()[0].metric_names), "primary": tasks.all_tasks()[0].metric_names[0],
     "candidates": [], "sizes": "1k, 2k, 4k", "d0_share": 0.3, "seeds": "0", "target": "200k",
-    "backend": "local", "hf_flavor": "t4-small", "hf_timeout": "2h", "bench.holdout": 200,
+    "backend": DEFAULT_BACKEND, "bench.holdout": 200,
     "t.method": _T.method, "t.epochs": float(_T.epochs), "t.min_steps": _T.min_steps, "t.max_steps": 0,
     "t.learning_rate": f"{_T.learning_rate:g}", "t.batch_size": _T.batch_size, "t.grad_accum": _T.grad_accum,
     "t.max_seq_length": _T.max_seq_length, "t.eval_batch_size": _T.eval_batch_size, "t.lora_r": _T.lora_r,
@@ -73,6 +73,7 @@ for _p, _kind in (("d0", "upload"), ("bench", "holdout"), ("cand", "upload")):
         f"{_p}.catalog": None, f"{_p}.columns": "", f"{_p}.name": "", f"{_p}.max_rows": 0, f"{_p}.answer_extraction": "none",
         f"{_p}.options": "",
     })
+DEFAULTS.update({o.name: o.default for b in backends().values() for o in b.form_options()})  # each backend's fields
 # Not widgets: custom candidates (option key -> source), fields of a loaded spec the form has no input for.
 STATE_DEFAULTS = {"custom": {}, "extra": {"sources": {}, "training": {}, "top": {}}}
 
@@ -464,8 +465,10 @@ def _form_data() -> tuple[dict, list[tuple[str, str]]]:
         problems.append(("training", f"Training settings: learning rate '{_get('t.learning_rate')}' is not a number (e.g. 2e-4)"))
     data["training"] = training
     data.update(extra["top"])
-    if _get("backend") == "hf_jobs" and not re.fullmatch(r"\d+(\.\d+)?\s*[smhd]?", (_get("hf_timeout") or "").strip()):
-        problems.append(("backend", "Backend: the HF Jobs timeout must be a duration like 30m, 2h or 1d"))
+    try:
+        get_backend(_get("backend")).parse_options(_backend_options())
+    except BackendError as err:
+        problems.append(("backend", f"Backend: {err}"))
     return data, problems
 
 
@@ -486,14 +489,31 @@ def _build() -> tuple[StudySpec | None, list[str]]:
     return (spec, []) if not messages else (None, messages)
 
 
+def _backend_options() -> dict:
+    """The chosen backend's form fields, by option name."""
+    return {o.name: _get(o.name) for o in get_backend(_get("backend")).form_options()}
+
+
 def _options() -> SubmitOptions:
-    hf = _get("backend") == "hf_jobs"
-    return SubmitOptions(
-        backend=_get("backend"),
-        submitted_by=current_user(),
-        hf_flavor=_get("hf_flavor") if hf else SubmitOptions.hf_flavor,
-        hf_timeout=(_get("hf_timeout") or "").strip() if hf else SubmitOptions.hf_timeout,
-    )
+    return SubmitOptions(backend=_get("backend"), submitted_by=current_user(), backend_options=_backend_options())
+
+
+def _backend_section() -> None:
+    """The backend picker and the chosen backend's own fields, as the backend declares them."""
+    st.subheader("Where it runs")
+    registry = backends()
+    names = list(registry)
+    picked = st.radio("Backend", names, format_func=lambda n: registry[n].label, key=_bind("backend", names),
+                      horizontal=True, help=" ".join(f"{b.label}: {b.help}." for b in registry.values()))
+    name = _keep("backend", picked)
+    fields = registry[name].form_options()
+    for column, option in zip(st.columns(len(fields)) if fields else [], fields):
+        if option.choices:
+            choices = list(option.choices)
+            value = column.selectbox(option.label, choices, key=_bind(option.name, choices), help=option.help)
+        else:
+            value = column.text_input(option.label, key=_bind(option.name), help=option.help)
+        _keep(option.name, value)
 
 
 def _data_errors(fn):
@@ -742,13 +762,7 @@ def main() -> None:
     _keep("seeds", c3.text_input("Seeds", key=_bind("seeds"), help="Comma-separated, e.g. 0, 1, 2: more seeds, tighter intervals."))
     _keep("target", c4.text_input("Target size", key=_bind("target"), help="The size the ranking predicts for, e.g. 200k; at least the largest size."))
 
-    st.subheader("Where it runs")
-    backend = _keep("backend", st.radio("Backend", list(BACKENDS), format_func=BACKENDS.get, key=_bind("backend", list(BACKENDS)), horizontal=True,
-                                        help="Local: the workers started by `make run` / `workbench worker`. HF Jobs: one Hugging Face Job per run (needs HF_TOKEN on the workers)."))
-    if backend == "hf_jobs":
-        c1, c2 = st.columns(2)
-        _keep("hf_flavor", c1.selectbox("Flavor", HF_FLAVORS, key=_bind("hf_flavor", HF_FLAVORS), help="The Job's hardware."))
-        _keep("hf_timeout", c2.text_input("Timeout", key=_bind("hf_timeout"), help="Per Job, e.g. 30m, 2h, 1d."))
+    _backend_section()
 
     with st.expander("Training settings"):
         c1, c2, c3, c4 = st.columns(4)

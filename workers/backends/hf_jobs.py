@@ -1,7 +1,7 @@
 """The Hugging Face Jobs backend: a run trains in a Job container; this worker submits and follows it.
 
 `hf_run_task(study_id, run_id)` runs on the `default` queue and holds no GPU. It does for a remote run
-what `run_task` does for a local one, with the same record-keeping:
+what `run_task` does for a local one, with the same record-keeping (`workers.run_lifecycle`):
 
 1. reads the study and run records; a canceled run ends at once, a run whose key already has a
    result is marked finished from it;
@@ -40,15 +40,18 @@ import logging
 import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rq import get_current_job
+from huggingface_hub import JobHardware
 
-from core.artifacts import ArtifactStore
-from workers.store import JobStore
+from workers.backends.base import QUEUE_DEFAULT, Backend, Option, RunFailed, register
+
+if TYPE_CHECKING:  # imported where used: the registry loads this module for `workbench --help` too
+    from core.artifacts import ArtifactStore
+    from workers.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +81,33 @@ exec workbench remote-run "$@"
 """
 
 
-class RunFailed(Exception):
-    """A run that cannot succeed as configured (no token, missing or gated model): fail it, don't retry."""
+FOLLOW_MARGIN = 600  # seconds the follower may outlive the run's own timeout (submission, collecting the result)
+
+
+class HFJobsBackend(Backend):
+    def job_timeout(self, run_timeout: int) -> int:
+        return run_timeout + FOLLOW_MARGIN
+
+
+HF_JOBS = register(HFJobsBackend(
+    name="hf_jobs",
+    label="Hugging Face Jobs",
+    help="one Hugging Face Job per run (needs HF_TOKEN on the workers)",
+    queue=QUEUE_DEFAULT,
+    job_function="workers.backends.hf_jobs.hf_run_task",
+    cancel_note="The worker following its Job cancels the Job on the Hub at its next poll.",
+    link_label="HF Job",
+    options=(
+        Option("hf_flavor", "Flavor", "The Job's hardware.", DEFAULT_FLAVOR,
+               choices=tuple(h.value for h in JobHardware), flag="--flavor"),
+        Option("hf_timeout", "Timeout", "Per Job, e.g. 30m, 2h, 1d.", DEFAULT_TIMEOUT,
+               pattern=r"\d+(\.\d+)?\s*[smhd]|\d+", hint="give a duration like 30m, 2h or 1d", flag="--hf-timeout"),
+        Option("hf_image", "Image", "Container image with the workbench installed (default: a stock PyTorch image).",
+               flag="--image", form=False),
+        Option("hf_namespace", "Namespace", "The user or organization the Jobs run under (default: the token's user).",
+               flag="--namespace", form=False),
+    ),
+))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -165,55 +193,14 @@ class _Follower:
 
 def hf_run_task(study_id: str, run_id: str) -> dict:
     """Run one run of a study on Hugging Face Jobs and follow it to the end (RQ task, `default` queue)."""
-    from workers.tasks import _Heartbeat
+    from workers.run_lifecycle import run_lifecycle
 
-    job = get_current_job()
-    if job is None:
-        raise RuntimeError("task functions run inside an RQ worker")
-    store = JobStore(job.connection)
-    record = store.run(run_id)
-    if record is None:
-        raise RuntimeError(f"run {run_id} has no record in Redis (flushed?); run `workbench reindex` and retry")
-    if record.get("status") == "canceled":
-        return {"run_id": run_id, "status": "canceled"}
-    study = store.study(study_id)
-    if study is None:
-        raise RuntimeError(f"study {study_id} has no record in Redis")
-    artifacts = ArtifactStore()
-    key = record["key"]
-    cached = artifacts.get_result(key)
-    if cached is not None:
-        store.set_run_status(run_id, "finished", metrics=cached["metrics"], cached=True, phase="done", error="")
-        return {"run_id": run_id, "key": key, "metrics": cached["metrics"], "cached": True}
-
-    attempt = int(record.get("attempts") or 0) + 1
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    store.set_run_status(
-        run_id, "running", worker=job.worker_name or worker, pid=os.getpid(), host=socket.gethostname(), job_id=job.id,
-        attempts=attempt, phase="submitting", error="", step=0, total=0, backend="hf_jobs",
-    )
-    store.log(run_id, f"started on {worker} (attempt {attempt}): submitting to Hugging Face Jobs")
-    if study.get("status") in ("submitting", "queued"):
-        store.update_study(study_id, status="running", phase="running")
-
-    token = None
-    try:
-        with _Heartbeat(store, run_id):
-            token = _token()
-            return _run_remote(store, artifacts, study_id, study, run_id, record, token)
-    except RunFailed as err:
-        message = _redact(str(err), token)
-        store.set_run_status(run_id, "failed", error=message, phase="failed")
-        store.log(run_id, f"failed: {message}", kind="error")
-        return {"run_id": run_id, "status": "failed", "error": message}
-    except Exception as err:
-        message = _redact(f"{type(err).__name__}: {err}", token)
-        if (store.run(run_id) or {}).get("status") == "canceled":  # the user's word stands
-            store.log(run_id, f"stopped after cancel: {message}")
-            return {"run_id": run_id, "status": "canceled"}
-        store.set_run_status(run_id, "failed", error=message, phase="failed")
-        store.log(run_id, f"failed: {message}", kind="error")
-        raise RuntimeError(message) from None  # RQ retries (bounded); never carry the token in a traceback
+    note = "submitting to Hugging Face Jobs"
+    with run_lifecycle(study_id, run_id, phase="submitting", note=note, backend=HF_JOBS.name) as run:
+        if run.outcome is None:
+            run.secret = _token()
+            run.outcome = _run_remote(run.store, run.artifacts, study_id, run.study, run_id, run.record, run.secret)
+    return run.outcome
 
 
 def _token() -> str:
@@ -272,7 +259,7 @@ def _run_remote(store: JobStore, artifacts: ArtifactStore, study_id: str, study:
 
 def _reattach(api, record: dict, token: str):
     job_id, namespace = record.get("backend_job_id"), record.get("backend_namespace")
-    if not job_id or not namespace or record.get("backend") != "hf_jobs" or record.get("backend_canceled") == job_id:
+    if not job_id or not namespace or record.get("backend") != HF_JOBS.name or record.get("backend_canceled") == job_id:
         return None
     try:
         job = api.inspect_job(job_id=job_id, namespace=namespace, token=token)
@@ -438,7 +425,7 @@ def _collect(api, store: JobStore, artifacts: ArtifactStore, study_id: str, run_
     result = files["result.json"]
     if result.get("key") != key:
         raise RunFailed(f"HF Job {job_id} wrote a result for key {result.get('key')!r}, not {key!r}: the image runs another workbench version")
-    result = dict(result, backend="hf_jobs", backend_job_id=job_id)
+    result = dict(result, backend=HF_JOBS.name, backend_job_id=job_id)
     if "manifest.json" in files:
         artifacts.put_manifest(key, files["manifest.json"])
     artifacts.put_result(key, result)
@@ -462,6 +449,7 @@ def remote_run(repo: str, study_id: str, run_id: str, arm: str, size: int, seed:
     """Download the prepared data, run one run, upload its result and manifest. What the Job executes."""
     from huggingface_hub import CommitOperationAdd, HfApi, get_token, hf_hub_download
 
+    from core.artifacts import ArtifactStore
     from core.study import RunSpec, execute_run, load_prepared, run_key
 
     token = get_token()
