@@ -46,7 +46,3 @@ def current_user() -> str:
     if auth_configured() and getattr(st, "user", None) is not None and st.user.get("is_logged_in"):
         return str(st.user.get("email") or st.user.get("name") or "signed-in user")
     return os.environ.get("WORKBENCH_USER") or os.environ.get("USER") or "anonymous"
-
-
-def fmt(x, spec: str = "{:.3f}") -> str:
-    return "–" if x is None else spec.format(x)

@@ -27,11 +27,12 @@ if auth_configured() and not st.user.is_logged_in:
     st.button("Sign in", on_click=st.login, type="primary")
     st.stop()
 
+SCREENS = ROOT / "app" / "screens"
 pages = [
-    st.Page(str(ROOT / "app" / "screens" / "setup.py"), title="Setup", icon=":material/tune:", url_path="setup", default=True),
-    st.Page(str(ROOT / "app" / "screens" / "jobs.py"), title="Jobs", icon=":material/pending_actions:", url_path="jobs"),
-    st.Page(str(ROOT / "app" / "screens" / "results.py"), title="Results", icon=":material/monitoring:", url_path="results"),
-    st.Page(str(ROOT / "app" / "screens" / "catalog.py"), title="Catalog", icon=":material/library_books:", url_path="catalog"),
+    st.Page(str(SCREENS / "setup.py"), title="Setup", icon=":material/tune:", url_path="setup", default=True),
+    st.Page(str(SCREENS / "jobs.py"), title="Jobs", icon=":material/pending_actions:", url_path="jobs"),
+    st.Page(str(SCREENS / "results.py"), title="Results", icon=":material/monitoring:", url_path="results"),
+    st.Page(str(SCREENS / "catalog.py"), title="Catalog", icon=":material/library_books:", url_path="catalog"),
 ]
 nav = st.navigation(pages)
 with st.sidebar:

@@ -251,7 +251,8 @@ def check_utf8(path: Path, shown: str) -> None:
             except UnicodeDecodeError as err:
                 raise UploadError(
                     f"'{shown}' is not UTF-8 text (byte 0x{err.object[err.start:err.start + 1].hex()} near offset "
-                    f"{offset + err.start:,}); re-save it as UTF-8 (spreadsheets: 'CSV UTF-8'; or `iconv -f latin1 -t utf-8`)"
+                    f"{offset + err.start:,}); re-save it as UTF-8 (spreadsheets: 'CSV UTF-8'; "
+                    "or `iconv -f latin1 -t utf-8`)"
                 ) from None
             if not chunk:
                 return
@@ -317,7 +318,8 @@ def read_spec(data: bytes | str, filename: str = "spec.yaml") -> StudySpec:
     try:
         parsed = json.loads(text) if ext == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise SpecError([f"{shown}: not valid {'JSON' if ext == '.json' else 'YAML'}{syntax_error_detail(err)}; fix the syntax"]) from None
+        kind = "JSON" if ext == ".json" else "YAML"
+        raise SpecError([f"{shown}: not valid {kind}{syntax_error_detail(err)}; fix the syntax"]) from None
     return parse_spec(parsed)
 
 

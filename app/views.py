@@ -1,4 +1,4 @@
-"""Tables for the Jobs and Results pages: records in, DataFrames out, no Streamlit and no I/O.
+"""Tables for the Jobs and Results pages: records in, DataFrames out, no Streamlit calls and no I/O.
 
 The pages read the job store and metrics.json; these functions turn what they read into the frames
 that the pages show and chart. Kept pure so that they are unit-tested without a browser, and so
@@ -9,7 +9,6 @@ the rows a page actually shows).
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -18,10 +17,11 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from app.ui import duration
+from workers.backends.base import DEFAULT_BACKEND
 from workers.store import LIVE, STATUSES
 
 BASELINE = "baseline"
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$])")
 PAGE_SIZE = 200
 
 # What the ranking's machine flags mean, in the words the Results page uses.
@@ -71,7 +71,7 @@ def studies_frame(studies: Sequence[Mapping], counts: Mapping[str, Mapping[str, 
             "runs": n,
             "submitted_by": str(s.get("submitted_by") or ""),
             "submitted_at": _datetime(s.get("submitted_at")),
-            "backend": str(s.get("backend") or "local"),
+            "backend": str(s.get("backend") or DEFAULT_BACKEND),
         })
     frame = pd.DataFrame(rows, columns=STUDY_COLUMNS)
     for k in STATUSES:
@@ -140,7 +140,7 @@ def runs_frame(runs: Sequence[Mapping], *, metric: str | None = None, now: float
     return frame.reset_index(drop=True)
 
 
-def status_counts(statuses: Iterable[str]) -> dict[str, int]:
+def count_by_status(statuses: Iterable[str]) -> dict[str, int]:
     """{status: n} over every known status (zeros kept, so tables have stable columns)."""
     out = {s: 0 for s in STATUSES}
     for s, n in pd.Series(list(statuses), dtype=object).fillna("queued").value_counts().items():
@@ -187,16 +187,11 @@ def runs_display(page: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns=["elapsed_s"])
 
 
-def duration(seconds: float | None) -> str:
-    """12s, 3m 05s, 2h 04m; empty for no time."""
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return ""
-    s = int(round(float(seconds)))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+def runs_styler(shown: pd.DataFrame, metric_format: str = "{:.4f}") -> Styler:
+    """The shown runs' number formats, with an em dash where a run has no value yet (its metric before it
+    finishes), rather than the grid's "None"."""
+    formats = {"value": metric_format, "size": "{:,}", "seed": "{:d}", "attempts": "{:d}"}
+    return shown.style.format(formats, na_rep=EMPTY_CELL)
 
 
 def run_label(row: Mapping) -> str:
@@ -357,11 +352,6 @@ def warning_lines(metrics_json: Mapping) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-def md_escape(text: str) -> str:
-    """User text made safe for a Markdown element: no formatting, links or HTML survive."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
 def _datetime(ts) -> datetime | None:

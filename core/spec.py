@@ -122,28 +122,36 @@ class SourceSpec(_Model):
 
 
 class TrainingSettings(_Model):
-    """How one run trains. One dataclass-like record, as in TRL's examples."""
+    """How one run trains. One dataclass-like record, as in TRL's examples.
+
+    The dashboard draws one input per field, labelled with its title (else its name) and its description as help.
+    """
 
     method: Literal["auto", "lora", "qlora", "full"] = Field(
-        "auto", description="auto: full fine-tuning for the built-in tiny model, LoRA otherwise"
+        "auto", description="auto: full fine-tuning for the built-in tiny model, LoRA otherwise; qlora needs CUDA"
     )
-    epochs: float = Field(1.0, gt=0, le=100)
+    epochs: float = Field(1.0, gt=0, le=100, description="passes over the mixture, so the budget grows with the data")
     max_steps: int | None = Field(None, gt=0, description="fixed step budget; overrides epochs")
     min_steps: int = Field(0, ge=0, description="floor of optimizer steps (a random-init model needs one)")
-    learning_rate: float = Field(2e-4, gt=0, lt=1)
-    lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"
-    warmup_ratio: float = Field(0.0, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0, lt=1)
-    batch_size: int = Field(8, gt=0, le=4096)
-    grad_accum: int = Field(1, gt=0, le=1024)
-    max_seq_length: int = Field(256, ge=8, le=131072)
-    lora_r: int = Field(16, gt=0, le=1024)
-    lora_alpha: int = Field(32, gt=0, le=4096)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    lora_target_modules: list[str] | Literal["all-linear"] = "all-linear"
-    bf16: Literal["auto", "on", "off"] = "auto"
-    eval_batch_size: int = Field(64, gt=0, le=4096)
-    max_new_tokens: int = Field(32, gt=0, le=4096)
+    learning_rate: float = Field(2e-4, gt=0, lt=1, description="e.g. 2e-4 (LoRA), 1e-3 (built-in model)")
+    lr_scheduler: Literal["linear", "cosine", "constant"] = Field(
+        "linear", title="LR scheduler", description="how the learning rate decays after warmup"
+    )
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the steps spent warming the learning rate up")
+    weight_decay: float = Field(0.0, ge=0, lt=1, description="AdamW weight decay")
+    batch_size: int = Field(8, gt=0, le=4096, description="examples per device per optimizer step")
+    grad_accum: int = Field(1, gt=0, le=1024, title="Gradient accumulation", description="batches per optimizer step")
+    max_seq_length: int = Field(256, ge=8, le=131072, title="Max sequence length",
+                                description="longer examples are truncated to this many tokens")
+    lora_r: int = Field(16, gt=0, le=1024, title="LoRA r", description="rank of the LoRA update")
+    lora_alpha: int = Field(32, gt=0, le=4096, title="LoRA alpha", description="LoRA scaling (alpha / r)")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, title="LoRA dropout", description="dropout on the LoRA layers")
+    lora_target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", title="LoRA target modules", description="all-linear, or module names such as q_proj, v_proj"
+    )
+    bf16: Literal["auto", "on", "off"] = Field("auto", title="bf16", description="auto: bf16 where the GPU supports it")
+    eval_batch_size: int = Field(64, gt=0, le=4096, description="examples per evaluation batch")
+    max_new_tokens: int = Field(32, gt=0, le=4096, description="longest generated answer (generative tasks)")
 
 
 class StudySpec(_Model):

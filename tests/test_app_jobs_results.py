@@ -25,7 +25,7 @@ import pytest
 from rq import Queue
 from streamlit.testing.v1 import AppTest
 
-from app import views
+from app import ui, views
 from core.artifacts import ArtifactStore, write_text
 from core.results import StudyResult
 from core.spec import dump_spec
@@ -159,6 +159,9 @@ def test_runs_frame_progress_elapsed_metric_and_link():
     assert f["error"][3] == "<b>CUDA</b> out of memory"  # kept as text; the page shows it in a table
     shown = views.runs_display(views.page_of(f, 1))
     assert list(shown["elapsed"]) == ["1m 30s", "1m 00s", "", "5s"]
+    cells = [line.split("|") for line in views.runs_styler(shown).to_string(delimiter="|").splitlines()[1:]]
+    value = shown.columns.get_loc("value") + 1  # after the index
+    assert [row[value] for row in cells] == ["0.5000", "—", "—", "—"]  # no metric yet: a dash, not "None"
     assert views.runs_frame([], metric="x").empty
 
 
@@ -171,10 +174,10 @@ def test_filters_pages_counts_and_liveness():
     assert list(views.filter_runs(f, search="BOOM")["id"]) == ["s-r3"]
     assert list(views.filter_runs(f, search="s-r44")["id"]) == ["s-r44"] + [f"s-r44{i}" for i in range(10)]
     assert views.n_pages(450) == 3 and len(views.page_of(f, 3)) == 50 and len(views.page_of(f, 9)) == 50
-    counts = views.status_counts(f["status"])
+    counts = views.count_by_status(f["status"])
     assert counts == {"queued": 0, "running": 0, "finished": 300, "failed": 150, "canceled": 0}
     assert not views.is_live(counts) and views.is_live({**counts, "queued": 1})
-    assert views.duration(59.6) == "1m 00s" and views.duration(7325) == "2h 02m" and views.duration(None) == ""
+    assert ui.duration(59.6) == "1m 00s" and ui.duration(7325) == "2h 02m" and ui.duration(None) == ""
 
 
 def test_studies_frame_and_labels():
@@ -197,7 +200,7 @@ def test_log_text_and_loss_frame():
     assert "ERROR failed: boom" in text and "1.5" not in text
     assert views.loss_frame(events).to_dict("list") == {"step": [1.0, 2.0], "loss": [2.5, 1.5]}
     assert views.loss_frame([]).empty
-    assert views.md_escape("my_study *v2* [x](y) <b>") == r"my\_study \*v2\* \[x\]\(y\) \<b\>"
+    assert ui.md_escape("my_study *v2* [x](y) <b>") == r"my\_study \*v2\* \[x\]\(y\) \<b\>"
 
 
 def test_ranking_frame_words_baseline_and_disagreement():
@@ -312,6 +315,18 @@ def test_jobs_shows_the_statuses_the_store_holds(redis):
     assert JobStore(redis).study("s1")["status"] == "running"  # reading changes nothing
 
 
+def test_jobs_shows_a_dash_not_none_where_a_run_has_no_metric_yet(redis):
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    store = JobStore(redis)
+    ids = make_study(store, "dash", 2)
+    store.set_run_status(ids[0], "finished", metrics={"macro_f1": 0.75})
+    runs = next(d for d in ok(page(JOBS, study="dash")).dataframe if "value" in d.value.columns)
+    shown = convert_arrow_bytes_to_pandas_df(runs.proto.arrow_data.styler.display_values)  # what the grid draws
+    value = list(runs.value.columns).index("value")
+    assert shown.iloc[:, value].tolist() == ["0.7500", "—"]
+
+
 def test_jobs_warns_when_no_worker_listens_on_the_runs_queue(redis):
     from rq import Worker
 
@@ -340,7 +355,7 @@ def test_jobs_cancel_and_retry_change_the_store(redis):
 
     at.button(key="jobs.cancel_run").click().run()
     assert store.run(ids[0])["status"] == "canceled"
-    assert any(views.md_escape(f"Canceled run {ids[0]}") in s.value for s in ok(at).success)
+    assert any(ui.md_escape(f"Canceled run {ids[0]}") in s.value for s in ok(at).success)
 
     at.selectbox(key="jobs.run").set_value(ids[0]).run()
     at.button(key="jobs.retry_run").click().run()
@@ -351,7 +366,7 @@ def test_jobs_cancel_and_retry_change_the_store(redis):
     at.button(key="jobs.cancel_study").click().run()
     assert {r["status"] for r in store.study_runs("s2")} == {"canceled"}
     assert store.study("s2")["status"] == "canceled"
-    assert any("Canceled the study: 4" in s.value for s in ok(at).success)
+    assert any(ui.md_escape("Canceled the study: 4") in s.value for s in ok(at).success)
 
     # The page said "running" but the run finished meanwhile: the refusal is shown, nothing changes.
     store.set_run_status(ids[1], "running")
@@ -466,7 +481,7 @@ def test_jobs_follows_a_study_the_way_its_backend_says(redis):
     store = JobStore(redis)
     ids = make_study(store, "hf", 2, status="queued", backend="hf_jobs", hf_flavor="a10g-small", hf_timeout="45m")
     at = ok(page(JOBS, study="hf"))
-    header = views.md_escape("backend: Hugging Face Jobs (flavor a10g-small, timeout 45m)")
+    header = ui.md_escape("backend: Hugging Face Jobs (flavor a10g-small, timeout 45m)")
     assert any(header in c.value for c in at.caption), [c.value for c in at.caption]
     assert any("`default` queue" in w.value for w in at.warning)  # HF Jobs runs are followed from the default queue
     at.button(key="jobs.cancel_run").click().run()

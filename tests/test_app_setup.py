@@ -109,6 +109,21 @@ def test_page_renders_with_defaults(redis):
     _nothing_enqueued(redis)
 
 
+def test_column_mapping_help_describes_each_task_field_and_training_shows_every_setting(redis):
+    from core import tasks
+    from core.spec import TrainingSettings
+
+    at = _app()
+    help_text = at.text_input(key=W + "d0.columns").help
+    for field, described in tasks.get("classification").field_help.items():
+        assert f"{field} ({described})" in help_text
+    at.selectbox(key=W + "task").set_value("qa").run()
+    assert all(d in at.text_input(key=W + "d0.columns").help for d in tasks.get("qa").field_help.values())
+    keys = {w.key for w in [*at.text_input, *at.number_input, *at.selectbox, *at.checkbox]}
+    assert {W + "t." + name for name in TrainingSettings.model_fields} <= keys
+    assert at.selectbox(key=W + "t.lr_scheduler").options == ["linear", "cosine", "constant"]
+
+
 def test_load_demo_fills_the_whole_form(redis):
     at = _demo(_app())
     assert at.text_input(key=W + "name").value == "offline demo, fast (support intents)"
@@ -197,7 +212,7 @@ BAD_INPUTS = {
     "empty model": (_set_text("model", ""), ["Model", "model"]),
     "bad column mapping": (_set_text("d0.columns", "text"), ["D0 column mapping", "field=column"]),
     "unknown mapped field": (_set_text("d0.columns", "prompt=text"), ["not a classification field"]),
-    "learning rate": (_set_text("t.learning_rate", "fast"), ["learning rate", "not a number"]),
+    "learning rate": (_set_text("t.learning_rate", "fast"), ["Learning rate", "not a number"]),
     "qlora on builtin": (lambda at: at.selectbox(key=W + "t.method").set_value("qlora"), ["training.method", "qlora"]),
     "d0 upload missing": (lambda at: at.radio(key=W + "d0.kind").set_value("upload"), ["D0", "upload a file"]),
     "hub id missing": (lambda at: at.radio(key=W + "bench.kind").set_value("hub"), ["Benchmark", "Hub dataset id"]),

@@ -13,7 +13,6 @@ st.error/st.success/st.info are markdown-escaped first.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ if str(ROOT) not in sys.path:  # when the page is run on its own (tests, `stream
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from app.ui import flash, md_escape, show_flash  # noqa: E402
 from core import paths, tasks  # noqa: E402
 from core.catalog import Catalog, CatalogEntry, CatalogError, load_catalog, resolve  # noqa: E402
 from core.normalize import DataError, normalize  # noqa: E402
@@ -50,9 +50,9 @@ except Exception:  # noqa: BLE001 - the page still works without the demo module
 # Session state keys (all prefixed, so other pages' keys never collide).
 K_TARGET = "cat_target"
 K_CHECK = "cat_check"
-K_FLASH = "cat_flash"
+PAGE = "cat"  # the key of the page's flash message
 K_CONFIRM = "cat_confirm_delete"
-F = {
+FORM_KEYS = {
     "id": "cat_f_id",
     "kind": "cat_f_kind",
     "source": "cat_f_source",
@@ -92,14 +92,6 @@ BLANK: dict[str, Any] = {
     "tags": "",
     "checked": "",
 }
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:^=&])")
-
-
-def plain(text: object) -> str:
-    """Escape markdown so that user text shows literally inside st.error/st.success/st.info."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
-
 
 def is_demo(entry: CatalogEntry) -> bool:
     return entry.demo is not None
@@ -172,7 +164,8 @@ def _pairs(text: str, what: str, problems: list[str]) -> dict[str, str]:
         key, sep, value = line.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not key or not value:
-            problems.append(f"{what}, line {i} ('{line}'): write one {'field=column' if what == 'column mapping' else 'source=label'} per line")
+            pair = "field=column" if what == "column mapping" else "source=label"
+            problems.append(f"{what}, line {i} ('{line}'): write one {pair} per line")
             continue
         if key in out:
             problems.append(f"{what}: '{key}' is given twice; keep one line for it")
@@ -182,7 +175,7 @@ def _pairs(text: str, what: str, problems: list[str]) -> dict[str, str]:
 
 
 def form_values() -> dict[str, Any]:
-    return {name: st.session_state.get(key, BLANK[name]) for name, key in F.items()}
+    return {name: st.session_state.get(key, BLANK[name]) for name, key in FORM_KEYS.items()}
 
 
 def entry_values(e: CatalogEntry) -> dict[str, Any]:
@@ -283,12 +276,8 @@ def entry_hash(entry: CatalogEntry, editing: str) -> str:
 # Check, save, delete (button callbacks: they run before the page is drawn)
 
 
-def _flash(kind: str, message: str) -> None:
-    st.session_state[K_FLASH] = (kind, message)
-
-
 def _fill(values: dict[str, Any]) -> None:
-    for name, key in F.items():
+    for name, key in FORM_KEYS.items():
         st.session_state[key] = values[name]
 
 
@@ -302,7 +291,7 @@ def _on_target_change() -> None:
     try:
         _fill(entry_values(load_catalog().get(target)))
     except CatalogError as err:
-        _flash("error", str(err))
+        flash(PAGE, "error", str(err))
 
 
 def _cell(value: Any) -> Any:
@@ -312,7 +301,8 @@ def _cell(value: Any) -> Any:
 def check_entry(entry: CatalogEntry, catalog: Catalog, editing: str) -> dict:
     """Read the entry's source with a row cap and normalize it; a dict for session_state."""
     if not editing and entry.id in catalog:
-        return {"ok": False, "error": f"catalog id '{entry.id}' already exists; choose another id, or pick it above to edit it"}
+        return {"ok": False,
+                "error": f"catalog id '{entry.id}' already exists; choose another id, or pick it above to edit it"}
     if editing and entry.id != editing:
         return {"ok": False, "error": f"the id of '{editing}' cannot change; add a new entry instead"}
     scratch = Catalog([entry], path=catalog.path or paths.catalog_file())
@@ -323,7 +313,8 @@ def check_entry(entry: CatalogEntry, catalog: Catalog, editing: str) -> dict:
     except (CatalogError, SourceError, DataError) as err:
         return {"ok": False, "error": str(err)}
     except Exception as err:  # noqa: BLE001 - never a traceback on the page
-        return {"ok": False, "error": f"{entry.id}: the source could not be read ({type(err).__name__}: {str(err)[:300]})"}
+        reason = f"{type(err).__name__}: {str(err)[:300]}"
+        return {"ok": False, "error": f"{entry.id}: the source could not be read ({reason})"}
     counts: dict[str, int] = {}
     for row in data.rows:
         if "label" in row:
@@ -353,7 +344,8 @@ def _run_check() -> None:
         return
     entry, problems = build_entry(form_values(), catalog.folder)
     if entry is None:
-        st.session_state[K_CHECK] = {"ok": False, "error": "fix the form:\n" + "\n".join(f"- {p}" for p in problems), "hash": None}
+        listed = "\n".join(f"- {p}" for p in problems)
+        st.session_state[K_CHECK] = {"ok": False, "error": "fix the form:\n" + listed, "hash": None}
         return
     result = check_entry(entry, catalog, editing)
     result["hash"] = entry_hash(entry, editing)
@@ -366,23 +358,25 @@ def _on_save() -> None:
     try:
         catalog = load_catalog()
     except CatalogError as err:
-        _flash("error", str(err))
+        flash(PAGE, "error", str(err))
         return
     entry, problems = build_entry(form_values(), catalog.folder)
     check = st.session_state.get(K_CHECK) or {}
     if entry is None or not check.get("ok") or check.get("hash") != entry_hash(entry, editing):
-        _flash("error", "Not saved: check the entry against a preview first (the form must match the last successful check).")
+        flash(PAGE, "error",
+              "Not saved: check the entry against a preview first (the form must match the last successful check).")
         return
     if editing and editing not in catalog:
-        _flash("error", f"Not saved: '{editing}' is no longer in the catalog (deleted elsewhere?); add it as a new entry.")
+        flash(PAGE, "error",
+              f"Not saved: '{editing}' is no longer in the catalog (deleted elsewhere?); add it as a new entry.")
         return
     try:
         catalog.add(entry, replace=bool(editing))
         target = catalog.save()
     except (CatalogError, OSError) as err:
-        _flash("error", f"Not saved: {err}")
+        flash(PAGE, "error", f"Not saved: {err}")
         return
-    _flash("success", f"Saved '{entry.id}' to {target}.")
+    flash(PAGE, "success", f"Saved '{entry.id}' to {target}.")
     st.session_state[K_CHECK] = None
     st.session_state[K_TARGET] = entry.id  # go on editing what was just saved
     _fill(entry_values(entry))
@@ -405,14 +399,15 @@ def _on_delete_confirm() -> None:
         catalog = load_catalog()
         entry = catalog.get(target)
         if is_demo(entry):
-            _flash("error", f"'{target}' is an offline demo entry: the built-in demo study needs it, so it cannot be deleted.")
+            flash(PAGE, "error",
+                  f"'{target}' is an offline demo entry: the built-in demo study needs it, so it cannot be deleted.")
             return
         catalog.remove(target)
         catalog.save()
     except (CatalogError, OSError) as err:
-        _flash("error", f"Not deleted: {err}")
+        flash(PAGE, "error", f"Not deleted: {err}")
         return
-    _flash("success", f"Deleted '{target}' from the catalog.")
+    flash(PAGE, "success", f"Deleted '{target}' from the catalog.")
     st.session_state[K_CHECK] = None
     st.session_state[K_TARGET] = NEW
     _fill(BLANK)
@@ -425,15 +420,8 @@ def _on_delete_confirm() -> None:
 def _init_state() -> None:
     st.session_state.setdefault(K_CHECK, None)
     st.session_state.setdefault(K_CONFIRM, None)
-    for name, key in F.items():
+    for name, key in FORM_KEYS.items():
         st.session_state.setdefault(key, BLANK[name])
-
-
-def _show_flash() -> None:
-    flash = st.session_state.pop(K_FLASH, None)
-    if flash:
-        kind, message = flash
-        (st.success if kind == "success" else st.error)(plain(message))
 
 
 def _browse(catalog: Catalog) -> None:
@@ -465,18 +453,19 @@ def _form(catalog: Catalog, editing: str) -> None:
     c1, c2 = st.columns(2)
     c1.text_input(
         "Id",
-        key=F["id"],
+        key=FORM_KEYS["id"],
         disabled=bool(editing),
         help="A unique name, e.g. 'owner/name'; the id of an existing entry cannot change.",
     )
-    c2.selectbox("Task", TASKS, key=F["task"])
-    kind = st.radio("Source", KINDS, key=F["kind"], horizontal=True)
+    c2.selectbox("Task", TASKS, key=FORM_KEYS["task"])
+    kind = st.radio("Source", KINDS, key=FORM_KEYS["kind"], horizontal=True)
     if kind == KINDS[2]:
-        st.selectbox("Offline demo set", DEMO_NAMES, key=F["demo"], help="A dataset generated by the built-in demo.")
+        st.selectbox("Offline demo set", DEMO_NAMES, key=FORM_KEYS["demo"],
+                     help="A dataset generated by the built-in demo.")
     elif kind == KINDS[1]:
         st.text_input(
             "Local file or folder",
-            key=F["source"],
+            key=FORM_KEYS["source"],
             placeholder="data/my_set.jsonl",
             help="csv, json, jsonl or parquet file, or a folder laid out like a Hub dataset repo, "
             "relative to the catalog folder (shown below).",
@@ -484,20 +473,21 @@ def _form(catalog: Catalog, editing: str) -> None:
         st.caption("Relative to the catalog folder:")
         st.text(str(catalog.folder))
     else:
-        st.text_input("Hub dataset id", key=F["source"], placeholder="owner/name")
+        st.text_input("Hub dataset id", key=FORM_KEYS["source"], placeholder="owner/name")
     c1, c2, c3, c4 = st.columns(4)
-    c1.text_input("Config", key=F["config"], placeholder="(default)")
-    c2.text_input("Split", key=F["split"])
-    c3.text_input("Revision", key=F["revision"], placeholder="(main)")
-    c4.number_input("Size hint (rows)", key=F["size_hint"], min_value=0, step=1, format="%d", help="approximate rows in the split")
-    st.text_input("License", key=F["license"], placeholder="e.g. cc-by-4.0, mit, unknown")
+    c1.text_input("Config", key=FORM_KEYS["config"], placeholder="(default)")
+    c2.text_input("Split", key=FORM_KEYS["split"])
+    c3.text_input("Revision", key=FORM_KEYS["revision"], placeholder="(main)")
+    c4.number_input("Size hint (rows)", key=FORM_KEYS["size_hint"], min_value=0, step=1, format="%d",
+                    help="approximate rows in the split")
+    st.text_input("License", key=FORM_KEYS["license"], placeholder="e.g. cc-by-4.0, mit, unknown")
     task = values["task"]
     _task_inputs(tasks.get(task))
-    st.text_area("Description", key=F["description"], height=80)
-    st.text_input("Tags", key=F["tags"], placeholder="comma-separated, e.g. english, reviews")
+    st.text_area("Description", key=FORM_KEYS["description"], height=80)
+    st.text_input("Tags", key=FORM_KEYS["tags"], placeholder="comma-separated, e.g. english, reviews")
     st.text_input(
         "Checked",
-        key=F["checked"],
+        key=FORM_KEYS["checked"],
         placeholder="e.g. columns read on the dataset viewer, 2026-12-01",
         help="How the entry's columns were checked (the dataset card or viewer schema read), and when.",
     )
@@ -509,7 +499,7 @@ def _task_inputs(task: tasks.Task) -> None:
     c1, c2, c3 = st.columns(3)
     c1.text_area(
         "Column mapping",
-        key=F["columns"],
+        key=FORM_KEYS["columns"],
         placeholder="\n".join(f"{f}=<column>" for f in fields),
         help=f"One field=column per line. Fields for {task.name}: "
         + "; ".join(f"{f} ({task.field_help[f]})" if f in task.field_help else f for f in fields)
@@ -519,14 +509,14 @@ def _task_inputs(task: tasks.Task) -> None:
     on = {o: o in task.source_options for o in tasks.SOURCE_OPTIONS}
     c2.text_area(
         "Label names",
-        key=F["label_names"],
+        key=FORM_KEYS["label_names"],
         disabled=not on["label_names"],
         placeholder="negative\npositive" if on["label_names"] else f"({only['label_names']} only)",
         help=f"Names of integer labels, one per line in index order ({only['label_names']} only).",
     )
     c3.text_area(
         "Label map",
-        key=F["label_map"],
+        key=FORM_KEYS["label_map"],
         disabled=not on["label_map"],
         placeholder="source label=study label" if on["label_map"] else f"({only['label_map']} only)",
         help=f"Rename labels: one source=label per line ({only['label_map']} only).",
@@ -534,14 +524,14 @@ def _task_inputs(task: tasks.Task) -> None:
     st.selectbox(
         "Answer extraction",
         EXTRACTIONS,
-        key=F["answer_extraction"],
+        key=FORM_KEYS["answer_extraction"],
         disabled=not on["answer_extraction"],
         help=f"How the final answer is taken from the answer text ({only['answer_extraction']} only): "
         "gsm8k takes what follows '####', boxed the last \\boxed{...}.",
     )
     st.text_area(
         "Task options",
-        key=F["options"],
+        key=FORM_KEYS["options"],
         disabled=not task.options,
         placeholder="\n".join(f"{k}=..." for k in task.options) or f"(none for {task.name})",
         help="One name=value per line, values as YAML (e.g. [a, b]). "
@@ -558,12 +548,13 @@ def _check_result(current_hash: str | None) -> bool:
         st.info("The form changed since the last check; check it again before saving.")
         return False
     if not check["ok"]:
-        st.error(plain(check["error"]))
+        st.error(md_escape(check["error"]))
         return False
     total = f" of {check['total']:,}" if check.get("total") else ""
     st.success(
-        plain(
-            f"Preview OK: read {check['read']:,}{total} rows; {check['kept']:,} normalized, {check['dropped']:,} dropped. "
+        md_escape(
+            f"Preview OK: read {check['read']:,}{total} rows; {check['kept']:,} normalized, "
+            f"{check['dropped']:,} dropped. "
             "Save is enabled for exactly these fields."
         )
     )
@@ -623,9 +614,9 @@ def _manage(catalog: Catalog) -> None:
                    help="Offline demo entries cannot be deleted." if is_demo(current) else "Asks for confirmation.")
     if not ok:
         st.caption("Save is enabled after a successful check of exactly the fields above.")
-    _show_flash()
+    show_flash(PAGE)
     if current is not None and st.session_state.get(K_CONFIRM) == editing and not is_demo(current):
-        st.warning(plain(f"Delete '{editing}' from the catalog? This cannot be undone."))
+        st.warning(md_escape(f"Delete '{editing}' from the catalog? This cannot be undone."))
         confirm = st.container(horizontal=True)
         confirm.button("Yes, delete", key="cat_delete_yes", on_click=_on_delete_confirm, type="primary")
         confirm.button("Cancel", key="cat_delete_no", on_click=_on_delete_cancel)
@@ -635,11 +626,12 @@ def _manage(catalog: Catalog) -> None:
 def main() -> None:
     _init_state()
     st.title("Catalog")
-    st.caption("Candidate datasets a study can add to its training data. Every entry is checked against a preview of its source before it is saved.")
+    st.caption("Candidate datasets a study can add to its training data. Every entry is checked against a preview "
+               "of its source before it is saved.")
     try:
         catalog = load_catalog()
     except CatalogError as err:
-        st.error(plain(err))
+        st.error(md_escape(err))
         st.stop()
     _browse(catalog)
     st.divider()

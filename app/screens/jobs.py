@@ -12,13 +12,12 @@ User text (names, errors, logs) goes to tables, st.code or st.text: never Markdo
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from app import views
 from app.common import redis
+from app.ui import flash, md_escape, page_link, pick_study, show_flash
 from core.charts import loss_curve_chart
 from workers import client
 from workers.backends import get_backend
@@ -26,19 +25,20 @@ from workers.store import STATUSES, TERMINAL, JobStore
 
 REFRESH = "2s"
 LOG_TAIL = 200
-PAGES = Path(__file__).resolve().parent
-ICONS = {"ok": ":material/check_circle:", "error": ":material/error:", "wait": ":material/hourglass_top:",
-         "results": ":material/insights:", "stop": ":material/block:", "setup": ":material/tune:"}
-FLASH = "jobs.flash"
+ICONS = {"wait": ":material/hourglass_top:", "results": ":material/insights:", "stop": ":material/block:",
+         "setup": ":material/tune:"}
+PAGE = "jobs"
 
-def status_counts(conn, study_ids: list[str]) -> dict[str, dict[str, int]]:
+
+def run_counts_by_study(conn, study_ids: list[str]) -> dict[str, dict[str, int]]:
     """{study id: {status: n}}, counted inside Redis: one small reply per study, not every run."""
     return JobStore(conn).status_counts(study_ids) if study_ids else {}
 
 
 def study_is_live(study: dict, counts: dict[str, int]) -> bool:
     """Runs still queued or running, or the study's fits and ranking not written yet."""
-    return views.is_live(counts) or (study.get("status") in ("submitting", "queued", "running") and study.get("phase") != "done")
+    unranked = study.get("status") in ("submitting", "queued", "running") and study.get("phase") != "done"
+    return views.is_live(counts) or unranked
 
 
 def live_status(study: dict, counts: dict[str, int]) -> str:
@@ -60,18 +60,6 @@ def study_labels(studies: list[dict], counts: dict[str, dict[str, int]]) -> dict
     return {s["id"]: views.study_label(dict(s, status=live_status(s, counts.get(s["id"], {})))) for s in studies}
 
 
-def _flash(kind: str, message: str) -> None:
-    st.session_state[FLASH] = (kind, message)
-
-
-def _show_flash() -> None:
-    flash = st.session_state.pop(FLASH, None)
-    if flash:
-        kind, message = flash
-        show = st.success if kind == "success" else st.error
-        show(views.md_escape(message), icon=ICONS["ok" if kind == "success" else "error"])
-
-
 # -- actions (callbacks: they run before the rerun, so the table already shows their effect) ------
 
 
@@ -80,45 +68,25 @@ def _cancel(target: str, what: str, how: str) -> None:
     try:
         ids = client.cancel(redis(), target)
     except (KeyError, ValueError) as err:
-        _flash("error", f"Could not cancel {what}: {err}")
+        flash(PAGE, "error", f"Could not cancel {what}: {err}")
         return
     if what == "the study":
-        _flash("success", f"Canceled the study: {len(ids):,} queued or running runs stopped; finished runs keep their "
-                          f"results and the ranking is computed from them. {how}")
+        flash(PAGE, "success", f"Canceled the study: {len(ids):,} queued or running runs stopped; finished runs "
+                               f"keep their results and the ranking is computed from them. {how}")
     else:
-        _flash("success", f"Canceled run {target}. {how}")
+        flash(PAGE, "success", f"Canceled run {target}. {how}")
 
 
 def _retry(run_id: str) -> None:
     try:
         job_id = client.retry(redis(), run_id)
     except (KeyError, ValueError) as err:
-        _flash("error", f"Could not retry: {err}")
+        flash(PAGE, "error", f"Could not retry: {err}")
         return
-    _flash("success", f"Run {run_id} is queued again (job {job_id}); the ranking is recomputed after it.")
+    flash(PAGE, "success", f"Run {run_id} is queued again (job {job_id}); the ranking is recomputed after it.")
 
 
 # -- the page ------------------------------------------------------------------------------------
-
-
-def _page_link(page: str, label: str, icon: str) -> None:
-    try:
-        st.page_link(str(PAGES / page), label=label, icon=icon)
-    except (StreamlitAPIException, KeyError):  # the page runs on its own (tests): no navigation
-        pass
-
-
-def _pick_study(studies: list[dict], labels: dict[str, str]) -> str:
-    ids = [s["id"] for s in studies]
-    if st.session_state.get("jobs.study") not in ids:
-        # The study this session last looked at (or submitted), else the link's ?study=, else the newest.
-        wanted = [st.session_state.get("study_id"), st.query_params.get("study")]
-        st.session_state["jobs.study"] = next((w for w in wanted if w in ids), ids[0])
-    sid = st.selectbox("Study", ids, key="jobs.study", format_func=lambda i: labels.get(i, i))
-    st.session_state["study_id"] = sid
-    if st.query_params.get("study") != sid:
-        st.query_params["study"] = sid
-    return sid
 
 
 def _studies_table(frame) -> None:
@@ -149,21 +117,21 @@ def _study_header(study: dict) -> None:
         f"primary metric: {study.get('primary_metric') or '?'}",
         f"target size: {int(float(study['target_size'])):,}" if study.get("target_size") else "",
     ]
-    st.caption(views.md_escape(" · ".join(b for b in bits if b)))
+    st.caption(md_escape(" · ".join(b for b in bits if b)))
 
 
 def _runs_table(frame, metric: str, link_label: str) -> None:
     """The runs; `link_label` names the column of each run's page on its backend ("" when it has none)."""
     st.dataframe(
-        views.runs_display(frame),
+        views.runs_styler(views.runs_display(frame)),
         hide_index=True,
         column_order=["id", "arm", "size", "seed", "status", "progress", "steps", "phase", "elapsed", "value",
                       "error", "worker", *(["backend_url"] if link_label else []), "attempts", "cached"],
         column_config={
             "id": st.column_config.TextColumn("Run"),
             "arm": st.column_config.TextColumn("Candidate"),
-            "size": st.column_config.NumberColumn("Rows", format="localized"),
-            "seed": st.column_config.NumberColumn("Seed", format="%d"),
+            "size": st.column_config.NumberColumn("Rows"),
+            "seed": st.column_config.NumberColumn("Seed"),
             "status": st.column_config.TextColumn("Status"),
             "phase": st.column_config.TextColumn("Phase"),
             "progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=100.0, format="%.0f%%"),
@@ -171,8 +139,8 @@ def _runs_table(frame, metric: str, link_label: str) -> None:
             "elapsed": st.column_config.TextColumn("Elapsed"),
             "worker": st.column_config.TextColumn("Worker"),
             "backend_url": st.column_config.LinkColumn(link_label or "Link", display_text="open job"),
-            "value": st.column_config.NumberColumn(metric, format="%.4f"),
-            "attempts": st.column_config.NumberColumn("Attempts", format="%d"),
+            "value": st.column_config.NumberColumn(metric, help="empty until the run has finished"),
+            "attempts": st.column_config.NumberColumn("Attempts"),
             "cached": st.column_config.CheckboxColumn(
                 "Cached", help="result reused from an earlier run with the same content key"),
             "error": st.column_config.TextColumn("Error", width="medium"),
@@ -213,47 +181,60 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
         st.warning("This study is gone from the job store (deleted, or Redis was flushed). "
                    "`workbench reindex` rebuilds finished studies from the artifacts.")
         return
-    runs = client.reconcile(conn, sid)
     backend = get_backend(study.get("backend"))
-    metric = study.get("primary_metric") or "metric"
-    frame = views.runs_frame(runs, metric=study.get("primary_metric"), now=time.time())
-    counts = views.status_counts(frame["status"])
+    frame = views.runs_frame(client.reconcile(conn, sid), metric=study.get("primary_metric"), now=time.time())
+    counts = views.count_by_status(frame["status"])
     live = study_is_live(study, counts)
     if live != live_at_start:
         st.rerun()  # start or stop the periodic refresh (it is fixed when the fragment is defined)
+    show_flash(PAGE)
+    _study_progress(frame, counts)
+    _study_state(conn, study, counts, live, backend)
+    if frame.empty:
+        st.info("This study has no runs.")
+        return
+    rows = _filtered_page(frame, counts)
+    if rows.empty:
+        st.info("No run matches these filters.")
+        return
+    _runs_table(rows, study.get("primary_metric") or "metric", backend.link_label)
+    st.subheader("Run")
+    _run_picker(store, rows, backend.cancel_note)
 
-    _show_flash()
-    total = max(1, len(frame))
+
+def _study_progress(frame, counts: dict[str, int]) -> None:
     done = counts["finished"] + counts["failed"] + counts["canceled"]
     summary = " · ".join(f"{counts[s]:,} {s}" for s in STATUSES)
-    st.progress(done / total, text=f"{done:,} of {len(frame):,} runs done — {summary}")
+    st.progress(done / max(1, len(frame)), text=f"{done:,} of {len(frame):,} runs done — {summary}")
+
+
+def _study_state(conn, study: dict, counts: dict[str, int], live: bool, backend) -> None:
+    """Where the study stands (finished, ranking, canceled, failed, waiting for a worker) and Cancel study."""
     if study.get("status") == "finished" and study.get("phase") == "done":
         st.success("Finished: the curves and the ranking are on the Results page.", icon=ICONS["results"])
-        _page_link("results.py", "Open Results", ICONS["results"])
+        page_link("results.py", "Open Results", ICONS["results"])
     elif not views.is_live(counts) and live:
         st.info("Every run has ended; the curves are being fitted and the candidates ranked.", icon=ICONS["wait"])
     elif study.get("status") == "canceled":
         st.info("This study was canceled. Finished runs keep their results; retry a run to go on.", icon=ICONS["stop"])
     if study.get("error"):
-        st.error(views.md_escape(f"Study error: {study['error']}"))
-    if counts["queued"] and not counts["running"]:
-        queue = backend.queue
-        if not client.queue_workers(conn).get(queue):
-            st.warning(f"{counts['queued']:,} runs wait on the `{queue}` queue, but no worker listens on it. Start one: "
-                       f"`workbench worker --queues {queue}` on a machine that shares this Redis and artifacts folder "
-                       "(with Docker: `docker compose --profile gpu up -d`; see docs/OPERATIONS.md).", icon=ICONS["wait"])
+        st.error(md_escape(f"Study error: {study['error']}"))
+    if counts["queued"] and not counts["running"] and not client.queue_workers(conn).get(backend.queue):
+        st.warning(f"{counts['queued']:,} runs wait on the `{backend.queue}` queue, but no worker listens on it. "
+                   f"Start one: `workbench worker --queues {backend.queue}` on a machine that shares this Redis and "
+                   "artifacts folder (with Docker: `docker compose --profile gpu up -d`; see docs/OPERATIONS.md).",
+                   icon=ICONS["wait"])
     if live:
         st.caption(f"Refreshing every {REFRESH} while runs are queued or running. Closing the browser changes nothing.")
-
     if views.is_live(counts):
         with st.popover("Cancel study…"):
             st.text(f"Cancel the {counts['queued'] + counts['running']:,} queued and running runs of this study?")
             st.button("Yes, cancel the study", key="jobs.cancel_study", type="primary",
-                      on_click=_cancel, args=(sid, "the study", backend.cancel_note))
+                      on_click=_cancel, args=(study["id"], "the study", backend.cancel_note))
 
-    if frame.empty:
-        st.info("This study has no runs.")
-        return
+
+def _filtered_page(frame, counts: dict[str, int]):
+    """The runs that pass the status, candidate and search filters: the chosen page of them."""
     f1, f2, f3 = st.columns([2, 1, 2])
     statuses = f1.multiselect("Status", list(STATUSES), key="jobs.status_filter", placeholder="all statuses",
                               format_func=lambda s: f"{s} ({counts[s]:,})")
@@ -268,23 +249,20 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
         page = st.pagination(pages, key="jobs.page")
     else:
         st.caption(f"{len(shown):,} of {len(frame):,} runs.")
-    rows = views.page_of(shown, page)
-    if rows.empty:
-        st.info("No run matches these filters.")
-        return
-    _runs_table(rows, metric, backend.link_label)
+    return views.page_of(shown, page)
 
-    st.subheader("Run")
+
+def _run_picker(store: JobStore, rows, cancel_note: str) -> None:
+    """Pick one of the shown runs (the first running one, else the first failed, else the first) and show it."""
     records = rows.to_dict("records")
     by_id = {r["id"]: r for r in records}
     if st.session_state.get("jobs.run") not in by_id:
-        # The first running run is the one to watch; else the first failed one; else the first shown.
-        pick = next((r["id"] for r in records if r["status"] == "running"), None) or \
-            next((r["id"] for r in records if r["status"] == "failed"), None) or records[0]["id"]
-        st.session_state["jobs.run"] = pick
+        running = [r["id"] for r in records if r["status"] == "running"]
+        failed = [r["id"] for r in records if r["status"] == "failed"]
+        st.session_state["jobs.run"] = (running or failed or [records[0]["id"]])[0]
     rid = st.selectbox("Run", list(by_id), key="jobs.run", format_func=lambda i: views.run_label(by_id[i]),
                        label_visibility="collapsed")
-    _run_details(store, by_id[rid], backend.cancel_note)
+    _run_details(store, by_id[rid], cancel_note)
 
 
 def _studies_overview(ids: list[str], first_frame, picker_labels: dict[str, str]) -> None:
@@ -295,7 +273,7 @@ def _studies_overview(ids: list[str], first_frame, picker_labels: dict[str, str]
     if st.session_state.get("_jobs_overview_drawn"):
         conn = redis()
         studies = [s for s in JobStore(conn).studies() if s["id"] in ids]
-        counts = status_counts(conn, ids)
+        counts = run_counts_by_study(conn, ids)
         if study_labels(studies, counts) != picker_labels:
             st.rerun()
         first_frame = views.studies_frame(studies, counts)
@@ -311,12 +289,13 @@ def main() -> None:
     studies = store.studies()
     if not studies:
         st.info("No studies yet — go to Setup and click **Load demo study**, then **Run**.", icon=ICONS["setup"])
-        _page_link("setup.py", "Go to Setup", ICONS["setup"])
+        page_link("setup.py", "Go to Setup", ICONS["setup"])
         return
-    counts = status_counts(conn, [s["id"] for s in studies])
+    counts = run_counts_by_study(conn, [s["id"] for s in studies])
     frame = views.studies_frame(studies, counts)
 
-    wanted = st.multiselect("Show studies with status", list(STATUSES), key="jobs.study_filter", placeholder="any status")
+    wanted = st.multiselect("Show studies with status", list(STATUSES), key="jobs.study_filter",
+                            placeholder="any status")
     listed = [s for s in studies if not wanted or s.get("status") in wanted] or studies
     if wanted and len(listed) == len(studies) and not any(s.get("status") in wanted for s in studies):
         st.caption("No study has these statuses; showing all.")
@@ -327,7 +306,7 @@ def main() -> None:
     overview = st.fragment(run_every=REFRESH if any_live else None)(_studies_overview)
     overview(listed_ids, frame[frame["id"].isin(listed_ids)], labels)
 
-    sid = _pick_study(listed, labels)
+    sid = pick_study([s["id"] for s in listed], labels, "jobs.study")
     study = next(s for s in listed if s["id"] == sid)
     _study_header(study)
     live = study_is_live(study, counts.get(sid, {}))

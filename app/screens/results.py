@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from app import views
 from app.common import artifacts, redis
+from app.ui import md_escape, page_link, pick_study
 from core.artifacts import ArtifactStore
 from core.charts import ranking_chart, scaling_chart
 from core.results import StudyResult
@@ -31,7 +31,6 @@ from core.spec import LOSS_METRICS
 from workers import client
 from workers.store import JobStore
 
-PAGES = Path(__file__).resolve().parent
 MAX_POINTS = 3000
 
 
@@ -83,7 +82,8 @@ def _chart_spec(version: tuple, which: str, metric: str) -> dict | None:
     if which == "scaling":
         if r.points.empty:
             return None
-        chart = scaling_chart(r.points, r.curves, metric=metric, target_size=int(m.get("target_size") or r.points["size"].max()),
+        target = int(m.get("target_size") or r.points["size"].max())
+        chart = scaling_chart(r.points, r.curves, metric=metric, target_size=target,
                               higher_is_better=bool(m.get("higher_is_better", True)))
     else:
         rows, baseline = _ranking_rows(m, metric)
@@ -116,19 +116,12 @@ def load(study_id: str) -> StudyResults | None:
     try:
         return _parse(str(store.root), study_id, stat.st_mtime_ns, stat.st_size)
     except ValueError as err:  # not valid JSON
-        st.error(views.md_escape(f"Cannot read the results of {study_id}: {err}"))
+        st.error(md_escape(f"Cannot read the results of {study_id}: {err}"))
         return None
 
 
 def has_results(study: dict) -> bool:
     return study.get("status") == "finished" or bool(study.get("results_dir"))
-
-
-def _page_link(page: str, label: str, icon: str) -> None:
-    try:
-        st.page_link(str(PAGES / page), label=label, icon=icon)
-    except (StreamlitAPIException, KeyError):  # the page runs on its own (tests): no navigation
-        pass
 
 
 # -- pieces ---------------------------------------------------------------------------------------
@@ -143,7 +136,7 @@ def _facts(r: StudyResults) -> None:
         f"target {int(m.get('target_size') or 0):,}", f"{len(m.get('runs') or []):,} runs",
         f"written {m.get('generated_at', '?')}",
     ]
-    st.caption(views.md_escape(" · ".join(bits)))
+    st.caption(md_escape(" · ".join(bits)))
 
 
 def _scaling(r: StudyResults, key: str) -> None:
@@ -182,13 +175,15 @@ def _ranking_table(r: StudyResults, metric: str, target: int, compact: bool = Fa
             "interval": st.column_config.TextColumn("90% interval", help="bootstrap over seeds and points"),
             "gain_over_baseline": st.column_config.NumberColumn("Gain over baseline",
                                                                 help="positive = better than D0 alone, for losses too"),
-            "p_best": st.column_config.NumberColumn("P(best)", help="share of bootstrap replicates in which it ranks first"),
+            "p_best": st.column_config.NumberColumn("P(best)",
+                                                    help="share of bootstrap replicates in which it ranks first"),
             "measured_at_largest": st.column_config.NumberColumn("Measured at largest size"),
             "largest_size": st.column_config.NumberColumn("Largest size"),
             "rank_at_largest_size": st.column_config.NumberColumn("Rank at largest size",
                                                                   help="the plain ranking, no extrapolation"),
             "backtest_error": st.column_config.NumberColumn("Backtest error",
-                                                            help="|predicted − measured| at the largest size, fitted without it"),
+                                                            help="|predicted − measured| at the largest size, "
+                                                                 "fitted without it"),
             "flags": st.column_config.TextColumn("Warnings", width="medium"),
         },
     )
@@ -215,7 +210,8 @@ def _two_rankings(rows: list[dict], target: int) -> None:
     if extrapolated[: len(plain)] != plain:
         st.info("The extrapolated ranking differs from the plain ranking at the largest measured size. Small-scale "
                 "rankings get about 80% of pairwise decisions right, and no scaling-law method beat the plain "
-                "ranking at the largest size for the same compute (DataDecide, 2025): weigh both.", icon=":material/balance:")
+                "ranking at the largest size for the same compute (DataDecide, 2025): weigh both.",
+                icon=":material/balance:")
     else:
         st.caption("The extrapolated ranking agrees with the plain ranking at the largest measured size.")
 
@@ -228,7 +224,8 @@ def _ranking(r: StudyResults, key: str, compact: bool = False) -> None:
     if others and not compact:
         metric = st.radio("Rank by", [primary, *others], horizontal=True, key=f"{key}.metric",
                           format_func=lambda x: f"{x} (primary)" if x == primary else x,
-                          help="Continuous quantities such as loss often rank better at small scale than accuracy or F1.")
+                          help="Continuous quantities such as loss often rank better at small scale than accuracy "
+                               "or F1.")
     rows, baseline = _ranking_rows(m, metric)
     target = int(m.get("target_size") or 0)
     if not rows:
@@ -242,7 +239,8 @@ def _ranking(r: StudyResults, key: str, compact: bool = False) -> None:
     with left:
         if spec is not None:
             # An explicit height: with "content", Streamlit squeezes this layered chart's discrete axis.
-            st.vega_lite_chart(spec, width="stretch", height=int(spec.get("height") or 120) + 110, key=f"{key}.ranking_chart")
+            st.vega_lite_chart(spec, width="stretch", height=int(spec.get("height") or 120) + 110,
+                               key=f"{key}.ranking_chart")
     with right:
         _two_rankings(rows, target)
     notes = views.notes_frame(rows, baseline)
@@ -258,7 +256,7 @@ def _warnings(r: StudyResults) -> None:
     m = r.metrics
     lines = views.warning_lines(m)
     if lines:
-        items = "\n".join(f"- {views.md_escape(line)}" for line in lines)
+        items = "\n".join(f"- {md_escape(line)}" for line in lines)
         st.warning("Read the ranking with care:\n\n" + items, icon=":material/warning:")
     failed = m.get("failed_runs") or []
     if failed:
@@ -267,7 +265,7 @@ def _warnings(r: StudyResults) -> None:
     removed = {k: v for k, v in (m.get("contamination") or {}).items() if v}
     if removed:
         leaks = ", ".join(f"{k} {v:,} rows" for k, v in removed.items())
-        st.caption(views.md_escape("Benchmark leaks removed from candidates: " + leaks))
+        st.caption(md_escape("Benchmark leaks removed from candidates: " + leaks))
 
 
 def _details(r: StudyResults, key: str) -> None:
@@ -298,18 +296,21 @@ def _details(r: StudyResults, key: str) -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.download_button("metrics.json", data=lambda: (folder / "metrics.json").read_bytes(),
                        file_name=f"{r.study_id}-metrics.json",
-                       mime="application/json", key=f"{key}.dl_metrics", on_click="ignore", icon=":material/data_object:")
+                       mime="application/json", key=f"{key}.dl_metrics", on_click="ignore",
+                       icon=":material/data_object:")
     runs = r.runs
     c2.download_button("Runs (CSV)", data=lambda: runs.to_csv(index=False), file_name=f"{r.study_id}-runs.csv",
                        mime="text/csv", key=f"{key}.dl_csv", on_click="ignore", icon=":material/table_view:")
     for col, name, label in ((c3, "scaling.png", "Scaling chart (PNG)"), (c4, "ranking.png", "Ranking chart (PNG)")):
         png = folder / name
         if png.is_file():
-            col.download_button(label, data=lambda p=png: p.read_bytes(), file_name=f"{r.study_id}-{name}", mime="image/png",
-                                key=f"{key}.dl_{name}", on_click="ignore", icon=":material/image:")
+            col.download_button(label, data=lambda p=png: p.read_bytes(), file_name=f"{r.study_id}-{name}",
+                                mime="image/png", key=f"{key}.dl_{name}", on_click="ignore", icon=":material/image:")
         else:
             col.caption(f"No {name} was saved.")
-    files = [str(folder)] + [f"  {p.name}" for p in sorted(folder.iterdir()) if p.is_file()] if folder.is_dir() else [str(folder)]
+    files = [str(folder)]
+    if folder.is_dir():
+        files += [f"  {p.name}" for p in sorted(folder.iterdir()) if p.is_file()]
     st.caption("Results folder (the artifacts store is the source of truth; run results live under runs/<key>/):")
     st.code("\n".join(files), language="text")
 
@@ -317,8 +318,8 @@ def _details(r: StudyResults, key: str) -> None:
 def _summary(r: StudyResults, key: str, compact: bool = False) -> None:
     m = r.metrics
     if compact:
-        st.subheader(views.md_escape(m.get("study") or r.study_id))
-        st.caption(views.md_escape(r.study_id))
+        st.subheader(md_escape(m.get("study") or r.study_id))
+        st.caption(md_escape(r.study_id))
     _facts(r)
     _warnings(r)
     _scaling(r, key)
@@ -336,19 +337,12 @@ def main() -> None:
     if not studies:
         st.info("No finished study yet — submit one from Setup (**Load demo study**, then **Run**) and follow it "
                 "on Jobs; its curves and ranking appear here when it finishes.", icon=":material/insights:")
-        _page_link("jobs.py", "Go to Jobs", ":material/manufacturing:")
+        page_link("jobs.py", "Go to Jobs", ":material/manufacturing:")
         return
     ids = [s["id"] for s in studies]
     labels = {s["id"]: views.study_label(s) for s in studies}
-    if st.session_state.get("results.study") not in ids:
-        # The study this session last looked at, else the link's ?study=, else the newest finished one.
-        wanted = [st.session_state.get("study_id"), st.query_params.get("study")]
-        st.session_state["results.study"] = next((w for w in wanted if w in ids), ids[0])
     c1, c2 = st.columns(2)
-    sid = c1.selectbox("Study", ids, key="results.study", format_func=lambda i: labels.get(i, i))
-    st.session_state["study_id"] = sid
-    if st.query_params.get("study") != sid:
-        st.query_params["study"] = sid
+    sid = pick_study(ids, labels, "results.study", where=c1)
     other = c2.selectbox("Compare with", [None, *[i for i in ids if i != sid]], key="results.compare",
                          format_func=lambda i: "(none)" if i is None else labels.get(i, i))
 
@@ -368,7 +362,7 @@ def main() -> None:
             else:
                 _summary(second, "b", compact=True)
         st.divider()
-        st.header(views.md_escape(f"Details: {result.metrics.get('study') or sid}"))
+        st.header(md_escape(f"Details: {result.metrics.get('study') or sid}"))
         _ranking(result, "a.full")
         _details(result, "a")
         return

@@ -19,6 +19,8 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from app.common import artifacts, current_user, redis
+from app.training_form import draw_inputs, setting_inputs
+from app.ui import duration, flash, md_escape, show_flash
 from app.uploads import (
     SPEC_EXTENSIONS,
     UploadError,
@@ -33,7 +35,7 @@ from core.catalog import Catalog, CatalogError, load_catalog
 from core.normalize import DataError
 from core.paths import PROJECT_ROOT
 from core.sources import SUPPORTED_EXTENSIONS, SourceError
-from core.spec import SpecError, StudySpec, TrainingSettings, dump_spec, load_spec, parse_spec
+from core.spec import SpecError, StudySpec, dump_spec, load_spec, parse_spec
 from core.tiny_model import TINY_LM
 from workers import client
 from workers.backends import BackendError, backends, get_backend
@@ -42,7 +44,9 @@ from workers.client import SubmitError, SubmitOptions
 
 log = logging.getLogger(__name__)
 
-DEMOS = {"fast": PROJECT_ROOT / "catalog" / "demo_study_fast.yaml", "full": PROJECT_ROOT / "catalog" / "demo_study.yaml"}
+PAGE = "setup"
+DEMOS = {"fast": PROJECT_ROOT / "catalog" / "demo_study_fast.yaml",
+         "full": PROJECT_ROOT / "catalog" / "demo_study.yaml"}
 JOBS_PAGE = Path(__file__).resolve().parent / "jobs.py"
 MODEL_SUGGESTIONS = [TINY_LM, "HuggingFaceTB/SmolLM2-135M", "Qwen/Qwen2.5-0.5B", "meta-llama/Llama-3.2-1B"]
 SOURCE_KINDS = {"upload": "Upload a file", "hub": "Hub dataset", "catalog": "Catalog entry"}
@@ -56,29 +60,26 @@ FIELD_LABELS = {
 }
 SOURCE_EXTRAS = ("label_names", "label_map", "answer_extraction", "revision")  # kept from a loaded spec
 
-_T = TrainingSettings()
+TRAINING = setting_inputs()
 DEFAULTS: dict = {
     "name": "my study", "task": tasks.names()[0], "model": TINY_LM, "model_pick": None,
     "metrics": list(tasks.all_tasks()[0].metric_names), "primary": tasks.all_tasks()[0].metric_names[0],
     "candidates": [], "sizes": "1k, 2k, 4k", "d0_share": 0.3, "seeds": "0", "target": "200k",
     "backend": DEFAULT_BACKEND, "bench.holdout": 200,
-    "t.method": _T.method, "t.epochs": float(_T.epochs), "t.min_steps": _T.min_steps, "t.max_steps": 0,
-    "t.learning_rate": f"{_T.learning_rate:g}", "t.batch_size": _T.batch_size, "t.grad_accum": _T.grad_accum,
-    "t.max_seq_length": _T.max_seq_length, "t.eval_batch_size": _T.eval_batch_size, "t.lora_r": _T.lora_r,
-    "t.lora_alpha": _T.lora_alpha, "t.lora_dropout": float(_T.lora_dropout),
+    **{f"t.{setting.name}": setting.form_value(setting.default) for setting in TRAINING},
 }
 for _p, _kind in (("d0", "upload"), ("bench", "holdout"), ("cand", "upload")):
     DEFAULTS.update({
         f"{_p}.kind": _kind, f"{_p}.path": "", f"{_p}.hub_id": "", f"{_p}.config": "", f"{_p}.split": "train",
-        f"{_p}.catalog": None, f"{_p}.columns": "", f"{_p}.name": "", f"{_p}.max_rows": 0, f"{_p}.answer_extraction": "none",
-        f"{_p}.options": "",
+        f"{_p}.catalog": None, f"{_p}.columns": "", f"{_p}.name": "", f"{_p}.max_rows": 0,
+        f"{_p}.answer_extraction": "none", f"{_p}.options": "",
     })
 DEFAULTS.update({o.name: o.default for b in backends().values() for o in b.form_options()})  # each backend's fields
 # Not widgets: custom candidates (option key -> source), fields of a loaded spec the form has no input for.
-STATE_DEFAULTS = {"custom": {}, "extra": {"sources": {}, "training": {}, "top": {}}}
+STATE_DEFAULTS = {"custom": {}, "extra": {"sources": {}, "top": {}}}
 
 ss = st.session_state
-F, W = "setup.f.", "setup.w."
+STORED, WIDGET = "setup.f.", "setup.w."  # key prefixes: the form's own copy of a value, and its widget's
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,24 +88,24 @@ F, W = "setup.f.", "setup.w."
 
 def _get(name: str):
     """A form value: the widget's (callbacks see it before the script runs), else the stored one."""
-    if name in DEFAULTS and W + name in ss:
-        return ss[W + name]
-    if F + name in ss:
-        return ss[F + name]
+    if name in DEFAULTS and WIDGET + name in ss:
+        return ss[WIDGET + name]
+    if STORED + name in ss:
+        return ss[STORED + name]
     default = DEFAULTS[name] if name in DEFAULTS else STATE_DEFAULTS[name]
     return json.loads(json.dumps(default))  # a fresh copy of lists and dicts
 
 
 def _set(name: str, value) -> None:
     """Set a form value and its widget (from callbacks, which run before the widgets)."""
-    ss[F + name] = value
+    ss[STORED + name] = value
     if name in DEFAULTS:
-        ss[W + name] = value
+        ss[WIDGET + name] = value
 
 
-def _bind(name: str, options: list | None = None) -> str:
+def _widget_key(name: str, options: list | None = None) -> str:
     """The widget key of a form field, seeded from the stored value; choices kept within options."""
-    key = W + name
+    key = WIDGET + name
     if key not in ss:
         ss[key] = _get(name)
     if options is not None:
@@ -117,21 +118,17 @@ def _bind(name: str, options: list | None = None) -> str:
     return key
 
 
-def _keep(name: str, value):
-    ss[F + name] = value
+def _store(name: str, value):
+    """Keep a widget's value as the form's own (it outlives the widget); the value."""
+    ss[STORED + name] = value
     return value
-
-
-def _md(text) -> str:
-    """User text as literal Markdown (st.error & co. render Markdown): every punctuation escaped."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&^])", r"\\\1", str(text))
 
 
 def _catalog() -> Catalog:
     try:
         return load_catalog()
     except CatalogError as err:
-        st.error(_md(f"The catalog cannot be read: {err}"))
+        st.error(md_escape(f"The catalog cannot be read: {err}"))
         return Catalog([])
 
 
@@ -152,12 +149,13 @@ def _reset_form() -> None:
     for name in DEFAULTS:
         _set(name, json.loads(json.dumps(DEFAULTS[name])))
     for name, value in STATE_DEFAULTS.items():
-        ss[F + name] = json.loads(json.dumps(value))
+        ss[STORED + name] = json.loads(json.dumps(value))
     for key in ("setup.preview", "setup.spec_errors", "setup.cand_error", "setup.submitted"):
         ss.pop(key, None)
 
 
-def _sig(src: dict) -> str:
+def _source_identity(src: dict) -> str:
+    """Which source a loaded spec's extra fields belong to (they have no input: kept aside, put back)."""
     return "|".join(str(src.get(k) or "") for k in ("catalog", "hub_id", "path", "config", "split"))
 
 
@@ -176,12 +174,12 @@ def _fill_source(prefix: str, src: dict, extras: dict) -> None:
     _set(f"{prefix}.options", tasks.format_options(src.get("options") or {}))
     kept = {k: src[k] for k in SOURCE_EXTRAS if k in src and k != "answer_extraction"}
     if kept:
-        extras[_sig(src)] = kept
+        extras[_source_identity(src)] = kept
 
 
 def _fill(spec: StudySpec) -> None:
     _reset_form()
-    extras = {"sources": {}, "training": {}, "top": {}}
+    extras = {"sources": {}, "top": {}}
     _set("name", spec.name)
     _set("task", spec.task)
     _set("model", spec.model)
@@ -205,24 +203,16 @@ def _fill(spec: StudySpec) -> None:
             key = f"custom:{cand.display_name}"
             custom[key] = src
             chosen.append(key)
-    ss[F + "custom"] = custom
+    ss[STORED + "custom"] = custom
     _set("candidates", chosen)
     _set("sizes", ", ".join(str(s) for s in spec.sizes))
     _set("d0_share", float(spec.d0_share))
     _set("seeds", ", ".join(str(s) for s in spec.seeds))
     _set("target", str(spec.target_size))
-    t = spec.training
-    for name in ("method", "min_steps", "batch_size", "grad_accum", "max_seq_length", "eval_batch_size", "lora_r", "lora_alpha"):
-        _set(f"t.{name}", getattr(t, name))
-    _set("t.epochs", float(t.epochs))
-    _set("t.lora_dropout", float(t.lora_dropout))
-    _set("t.learning_rate", f"{t.learning_rate:g}")
-    _set("t.max_steps", int(t.max_steps or 0))
-    shown = {"method", "epochs", "min_steps", "max_steps", "learning_rate", "batch_size", "grad_accum", "max_seq_length",
-             "eval_batch_size", "lora_r", "lora_alpha", "lora_dropout"}
-    extras["training"] = {k: v for k, v in t.model_dump(exclude_unset=True).items() if k not in shown}
-    extras["top"] = {k: v for k, v in spec.model_dump(exclude_unset=True, include={"bootstrap", "trust_remote_code", "output_dir"}).items()}
-    ss[F + "extra"] = extras
+    for setting in TRAINING:
+        _set(f"t.{setting.name}", setting.form_value(getattr(spec.training, setting.name)))
+    extras["top"] = spec.model_dump(exclude_unset=True, include={"bootstrap", "trust_remote_code", "output_dir"})
+    ss[STORED + "extra"] = extras
 
 
 def _on_demo(which: str) -> None:
@@ -240,7 +230,7 @@ def _load_spec_text(data, filename: str) -> None:
         return
     ss.pop("setup.spec_errors", None)
     _fill(spec)
-    ss["setup.spec_loaded"] = f"Loaded the spec '{spec.name}' into the form."
+    flash(PAGE, "info", f"Loaded the spec '{spec.name}' into the form.")
 
 
 def _on_spec_upload() -> None:
@@ -269,7 +259,7 @@ def _on_upload(prefix: str) -> None:
 
 
 def _on_task() -> None:
-    task = ss[W + "task"]
+    task = ss[WIDGET + "task"]
     _set("task", task)
     _set("metrics", list(tasks.get(task).metric_names))
     _set("primary", tasks.get(task).metric_names[0])
@@ -277,7 +267,7 @@ def _on_task() -> None:
 
 
 def _on_model_pick() -> None:
-    pick = ss.get(W + "model_pick")
+    pick = ss.get(WIDGET + "model_pick")
     if pick:
         _set("model", pick)
     _set("model_pick", None)
@@ -295,7 +285,7 @@ def _on_add_candidate() -> None:
     key = f"custom:{name}"
     custom = _get("custom")
     custom[key] = src
-    ss[F + "custom"] = custom
+    ss[STORED + "custom"] = custom
     _set("candidates", [k for k in _get("candidates") if k != key] + [key])
     for f in ("path", "hub_id", "config", "columns", "name"):
         _set(f"cand.{f}", "")
@@ -336,7 +326,8 @@ def _parse_columns(text: str, task: str, label: str) -> dict[str, str]:
         if not eq or not field or not column:
             raise ValueError(f"{label} column mapping: '{part}' is not field=column (e.g. text=sentence, label=label)")
         if field not in known:
-            raise ValueError(f"{label} column mapping: '{field}' is not a {task} field; the fields are {', '.join(known)}")
+            raise ValueError(f"{label} column mapping: '{field}' is not a {task} field; "
+                             f"the fields are {', '.join(known)}")
         out[field] = column
     return out
 
@@ -395,7 +386,7 @@ def _source(prefix: str, task: str, problems: list, label: str) -> dict | None:
             return None
         if options:
             src["options"] = options
-    for k, v in (_get("extra")["sources"].get(_sig(src)) or {}).items():
+    for k, v in (_get("extra")["sources"].get(_source_identity(src)) or {}).items():
         src.setdefault(k, v)
     return src
 
@@ -404,35 +395,62 @@ def _form_data() -> tuple[dict, list[tuple[str, str]]]:
     """The spec mapping the form describes, and the problems only the form can see (field, message)."""
     problems: list[tuple[str, str]] = []
     task = _get("task")
-    extra = _get("extra")
     data: dict = {"name": (_get("name") or "").strip(), "model": (_get("model") or "").strip(), "task": task}
     d0 = _source("d0", task, problems, "D0")
     if d0:
         data["d0"] = d0
-    if _get("bench.kind") == "holdout":
-        data["benchmark_holdout"] = int(_get("bench.holdout") or 0) or None
-        if data["benchmark_holdout"] is None:
-            problems.append(("benchmark", "Benchmark: hold out at least 1 row of D0, or give a benchmark source"))
+    data.update(_benchmark_data(task, problems))
+    data["candidates"] = _candidates_data(problems)
+    data.update(_mixture_data(problems))
+    metrics = list(_get("metrics"))
+    if not metrics:
+        problems.append(("metrics", "Metrics: choose at least one metric"))
     else:
-        bench = _source("bench", task, problems, "Benchmark")
-        if bench:
-            data["benchmark"] = bench
+        data["metrics"] = metrics
+        data["primary_metric"] = _get("primary")
+    data["training"] = _training_data(problems)
+    data.update(_get("extra")["top"])
+    try:
+        get_backend(_get("backend")).parse_options(_backend_options())
+    except BackendError as err:
+        problems.append(("backend", f"Backend: {err}"))
+    return data, problems
+
+
+def _benchmark_data(task: str, problems: list) -> dict:
+    """{"benchmark_holdout": n} or {"benchmark": source}, as the form says (empty when it has a problem)."""
+    if _get("bench.kind") == "holdout":
+        holdout = int(_get("bench.holdout") or 0) or None
+        if holdout is None:
+            problems.append(("benchmark", "Benchmark: hold out at least 1 row of D0, or give a benchmark source"))
+        return {"benchmark_holdout": holdout}
+    bench = _source("bench", task, problems, "Benchmark")
+    return {"benchmark": bench} if bench else {}
+
+
+def _candidates_data(problems: list) -> list[dict]:
+    """The chosen candidates as sources: catalog ids with a loaded spec's extras, custom ones with a checked path."""
     candidates, custom = [], _get("custom")
     for key in _get("candidates"):
-        if key in custom:
-            src = dict(custom[key])
-            if src.get("path"):
-                try:
-                    src["path"] = str(check_local_path(src["path"]))
-                except UploadError as err:
-                    problems.append(("candidates", f"Candidate {src.get('name') or key}: {err}"))
-                    continue
-            candidates.append(src)
-        else:
-            candidates.append({"catalog": key, **extra["sources"].get("catalog:" + key, {})})
+        if key not in custom:
+            candidates.append({"catalog": key, **_get("extra")["sources"].get("catalog:" + key, {})})
+            continue
+        src = dict(custom[key])
+        if src.get("path"):
+            try:
+                src["path"] = str(check_local_path(src["path"]))
+            except UploadError as err:
+                problems.append(("candidates", f"Candidate {src.get('name') or key}: {err}"))
+                continue
+        candidates.append(src)
     if not candidates and not any(f == "candidates" for f, _ in problems):
         problems.append(("candidates", "Candidates: choose at least one candidate dataset (or add your own file)"))
-    data["candidates"] = candidates
+    return candidates
+
+
+def _mixture_data(problems: list) -> dict:
+    """Sizes, seeds, target size and D0 share from their text inputs ("1k, 2k" -> [1000, 2000])."""
+    data: dict = {"d0_share": float(_get("d0_share"))}
     for name, field, what in (("sizes", "sizes", "size"), ("seeds", "seeds", "seed")):
         try:
             data[field] = _parse_counts(_get(name), what)
@@ -445,31 +463,18 @@ def _form_data() -> tuple[dict, list[tuple[str, str]]]:
         data["target_size"] = target[0]
     except ValueError as err:
         problems.append(("target_size", f"Target size: {err}"))
-    data["d0_share"] = float(_get("d0_share"))
-    metrics = list(_get("metrics"))
-    if not metrics:
-        problems.append(("metrics", "Metrics: choose at least one metric"))
-    else:
-        data["metrics"] = metrics
-        data["primary_metric"] = _get("primary")
-    training = dict(extra["training"])
-    for name in ("method", "min_steps", "batch_size", "grad_accum", "max_seq_length", "eval_batch_size", "lora_r", "lora_alpha"):
-        training[name] = _get(f"t.{name}")
-    training["epochs"] = float(_get("t.epochs"))
-    training["lora_dropout"] = float(_get("t.lora_dropout"))
-    if int(_get("t.max_steps") or 0) > 0:
-        training["max_steps"] = int(_get("t.max_steps"))
-    try:
-        training["learning_rate"] = float(str(_get("t.learning_rate")).strip())
-    except ValueError:
-        problems.append(("training", f"Training settings: learning rate '{_get('t.learning_rate')}' is not a number (e.g. 2e-4)"))
-    data["training"] = training
-    data.update(extra["top"])
-    try:
-        get_backend(_get("backend")).parse_options(_backend_options())
-    except BackendError as err:
-        problems.append(("backend", f"Backend: {err}"))
-    return data, problems
+    return data
+
+
+def _training_data(problems: list) -> dict:
+    """The training settings from their inputs (a text one may not parse: a problem that says what to write)."""
+    training = {}
+    for setting in TRAINING:
+        try:
+            training[setting.name] = setting.setting_value(_get(f"t.{setting.name}"))
+        except ValueError as err:
+            problems.append(("training", f"Training settings: {err}"))
+    return training
 
 
 def _build() -> tuple[StudySpec | None, list[str]]:
@@ -503,17 +508,17 @@ def _backend_section() -> None:
     st.subheader("Where it runs")
     registry = backends()
     names = list(registry)
-    picked = st.radio("Backend", names, format_func=lambda n: registry[n].label, key=_bind("backend", names),
+    picked = st.radio("Backend", names, format_func=lambda n: registry[n].label, key=_widget_key("backend", names),
                       horizontal=True, help=" ".join(f"{b.label}: {b.help}." for b in registry.values()))
-    name = _keep("backend", picked)
+    name = _store("backend", picked)
     fields = registry[name].form_options()
     for column, option in zip(st.columns(len(fields)) if fields else [], fields):
         if option.choices:
             choices = list(option.choices)
-            value = column.selectbox(option.label, choices, key=_bind(option.name, choices), help=option.help)
+            value = column.selectbox(option.label, choices, key=_widget_key(option.name, choices), help=option.help)
         else:
-            value = column.text_input(option.label, key=_bind(option.name), help=option.help)
-        _keep(option.name, value)
+            value = column.text_input(option.label, key=_widget_key(option.name), help=option.help)
+        _store(option.name, value)
 
 
 def _data_errors(fn):
@@ -531,17 +536,6 @@ def _data_errors(fn):
         return None, [f"Unexpected error ({type(err).__name__}): {err}"]
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    seconds = int(round(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _cell(v):
     return v if v is None or isinstance(v, (str, int, float, bool)) else json.dumps(v, ensure_ascii=False)
 
@@ -551,89 +545,118 @@ def _cell(v):
 
 
 def _source_inputs(prefix: str, kinds: dict[str, str], catalog: Catalog, task: str, title: str, help: str) -> None:
-    kind = _keep(f"{prefix}.kind", st.radio(title, list(kinds), format_func=kinds.get, key=_bind(f"{prefix}.kind", list(kinds)), horizontal=True, help=help))
+    """D0's, the benchmark's or a custom candidate's inputs: where the data is, then how it maps onto the task."""
+    kind = _store(f"{prefix}.kind", st.radio(title, list(kinds), format_func=kinds.get, horizontal=True, help=help,
+                                             key=_widget_key(f"{prefix}.kind", list(kinds))))
     if kind == "holdout":
-        _keep("bench.holdout", st.number_input("Rows of D0 held out as the benchmark", min_value=1, max_value=1_000_000, step=50,
-                                                key=_bind("bench.holdout"), help="Taken out of D0 with a fixed seed; D0 keeps the rest."))
+        _store("bench.holdout", st.number_input(
+            "Rows of D0 held out as the benchmark", min_value=1, max_value=1_000_000, step=50,
+            key=_widget_key("bench.holdout"), help="Taken out of D0 with a fixed seed; D0 keeps the rest."))
         return
     if kind == "upload":
-        st.file_uploader(
-            f"{title}: file", type=DATA_FILE_TYPES, key=f"setup.upload.{prefix}", on_change=_on_upload, args=(prefix,),
-            max_upload_size=max_upload_mb(), help=f"csv, jsonl, json, parquet, or a zip holding one (at most {max_upload_mb()} MB).",
-        )
-        if ss.get(f"setup.upload_error.{prefix}"):
-            st.error(_md(ss[f"setup.upload_error.{prefix}"]))
-        _keep(f"{prefix}.path", st.text_input("Stored file", key=_bind(f"{prefix}.path"),
-                                              help="Filled in by the upload. A loaded spec may point at a file under the uploads "
-                                              "folder or a folder the operator opened with WORKBENCH_DATA_DIRS."))
-        path = (_get(f"{prefix}.path") or "").strip()
-        if path and Path(path).is_dir():
-            _keep(f"{prefix}.split", st.text_input("Split", key=_bind(f"{prefix}.split"), help="The zip held a folder with one file per split."))
+        _upload_inputs(prefix, title)
     elif kind == "hub":
         c1, c2, c3 = st.columns([3, 2, 2])
-        _keep(f"{prefix}.hub_id", c1.text_input("Hub dataset id", key=_bind(f"{prefix}.hub_id"), placeholder="owner/name", help="e.g. fancyzhx/ag_news"))
-        _keep(f"{prefix}.config", c2.text_input("Config", key=_bind(f"{prefix}.config"), help="Leave empty for the default config."))
-        _keep(f"{prefix}.split", c3.text_input("Split", key=_bind(f"{prefix}.split"), help="e.g. train, validation, test"))
+        _store(f"{prefix}.hub_id", c1.text_input("Hub dataset id", key=_widget_key(f"{prefix}.hub_id"),
+                                                 placeholder="owner/name", help="e.g. fancyzhx/ag_news"))
+        _store(f"{prefix}.config", c2.text_input("Config", key=_widget_key(f"{prefix}.config"),
+                                                 help="Leave empty for the default config."))
+        _store(f"{prefix}.split", c3.text_input("Split", key=_widget_key(f"{prefix}.split"),
+                                                help="e.g. train, validation, test"))
     else:
-        ids = [e.id for e in catalog.for_task(task)]
-        current = _get(f"{prefix}.catalog")
-        if current and current not in ids:
-            ids.append(current)  # shown as "(not in the catalog)"; validation says what to fix
-        _keep(f"{prefix}.catalog", st.selectbox("Catalog entry", ids, key=_bind(f"{prefix}.catalog", ids),
-                                                format_func=lambda i: _entry_label(catalog, i), help="Entries for this task; the Catalog page lists them all."))
+        _catalog_entry_input(prefix, catalog, task)
+    _mapping_inputs(prefix, tasks.get(task))
+
+
+def _upload_inputs(prefix: str, title: str) -> None:
+    st.file_uploader(
+        f"{title}: file", type=DATA_FILE_TYPES, key=f"setup.upload.{prefix}", on_change=_on_upload, args=(prefix,),
+        max_upload_size=max_upload_mb(),
+        help=f"csv, jsonl, json, parquet, or a zip holding one (at most {max_upload_mb()} MB).",
+    )
+    if ss.get(f"setup.upload_error.{prefix}"):
+        st.error(md_escape(ss[f"setup.upload_error.{prefix}"]))
+    _store(f"{prefix}.path", st.text_input(
+        "Stored file", key=_widget_key(f"{prefix}.path"),
+        help="Filled in by the upload. A loaded spec may point at a file under the uploads folder or a folder "
+             "the operator opened with WORKBENCH_DATA_DIRS."))
+    path = (_get(f"{prefix}.path") or "").strip()
+    if path and Path(path).is_dir():
+        _store(f"{prefix}.split", st.text_input("Split", key=_widget_key(f"{prefix}.split"),
+                                                help="The zip held a folder with one file per split."))
+
+
+def _catalog_entry_input(prefix: str, catalog: Catalog, task: str) -> None:
+    ids = [e.id for e in catalog.for_task(task)]
+    current = _get(f"{prefix}.catalog")
+    if current and current not in ids:
+        ids.append(current)  # shown as "(not in the catalog)"; validation says what to fix
+    _store(f"{prefix}.catalog", st.selectbox(
+        "Catalog entry", ids, key=_widget_key(f"{prefix}.catalog", ids),
+        format_func=lambda i: _entry_label(catalog, i), help="Entries for this task; the Catalog page lists them all."))
+
+
+def _mapping_inputs(prefix: str, task: tasks.Task) -> None:
+    """Column mapping (its help names each task field and what it holds), display name, row cap, task options."""
+    fields = "; ".join(f"{f} ({task.field_help[f]})" if f in task.field_help else f for f in task.known_fields)
     c1, c2, c3 = st.columns([3, 2, 1])
-    task_def = tasks.get(task)
-    fields = ", ".join(task_def.known_fields)
-    _keep(f"{prefix}.columns", c1.text_input("Column mapping (optional)", key=_bind(f"{prefix}.columns"), placeholder="field=column, ...",
-                                             help=f"Map the task's fields ({fields}) onto this dataset's columns, e.g. text=sentence, label=label. "
-                                             "Columns already named like the fields need no mapping."))
-    _keep(f"{prefix}.name", c2.text_input("Display name (optional)", key=_bind(f"{prefix}.name"), help="Defaults to the catalog id, Hub id or file name."))
-    _keep(f"{prefix}.max_rows", c3.number_input("Max rows", min_value=0, step=1000, key=_bind(f"{prefix}.max_rows"),
-                                                help="0 = all rows. Large Hub sets are sampled by streaming with a fixed seed."))
-    if task_def.options:
-        described = "; ".join(f"{k}: {v}" for k, v in task_def.options.items())
-        _keep(f"{prefix}.options", st.text_input(
-            "Task options (optional)", key=_bind(f"{prefix}.options"), placeholder="name=value; ...",
-            help=f"Options of the {task} task, name=value separated by ';'. {described}",
+    _store(f"{prefix}.columns", c1.text_input(
+        "Column mapping (optional)", key=_widget_key(f"{prefix}.columns"), placeholder="field=column, ...",
+        help=f"Map the {task.name} fields onto this dataset's columns, e.g. text=sentence, label=label. "
+             f"The fields: {fields}. Columns already named like the fields need no mapping."))
+    _store(f"{prefix}.name", c2.text_input("Display name (optional)", key=_widget_key(f"{prefix}.name"),
+                                           help="Defaults to the catalog id, Hub id or file name."))
+    _store(f"{prefix}.max_rows", c3.number_input(
+        "Max rows", min_value=0, step=1000, key=_widget_key(f"{prefix}.max_rows"),
+        help="0 = all rows. Large Hub sets are sampled by streaming with a fixed seed."))
+    if task.options:
+        described = "; ".join(f"{k}: {v}" for k, v in task.options.items())
+        _store(f"{prefix}.options", st.text_input(
+            "Task options (optional)", key=_widget_key(f"{prefix}.options"), placeholder="name=value; ...",
+            help=f"Options of the {task.name} task, name=value separated by ';'. {described}",
         ))
-    if "answer_extraction" in task_def.source_options:
+    if "answer_extraction" in task.source_options:
         opts = ["none", "gsm8k", "boxed"]
-        _keep(f"{prefix}.answer_extraction", st.selectbox("Answer extraction", opts, key=_bind(f"{prefix}.answer_extraction", opts),
-                                                          help="gsm8k: the answer after '####'; boxed: the last \\boxed{...}."))
+        _store(f"{prefix}.answer_extraction", st.selectbox(
+            "Answer extraction", opts, key=_widget_key(f"{prefix}.answer_extraction", opts),
+            help="gsm8k: the answer after '####'; boxed: the last \\boxed{...}."))
 
 
 def _show_errors(messages: list[str]) -> None:
     for m in messages:
-        st.error(_md(m), icon=":material/error:")
+        st.error(md_escape(m), icon=":material/error:")
 
 
 def _show_preview(spec: StudySpec, res: dict) -> None:
     s = res["summary"]
     st.success("The study is valid. Nothing is enqueued until you press Run.", icon=":material/check_circle:")
-    table = [
-        {"role": "D0", "name": s["d0"]["name"], "rows": s["d0"]["rows"], "dropped": s["d0"]["dropped"], "contamination removed": None},
-        {"role": "benchmark", "name": s["benchmark"]["name"], "rows": s["benchmark"]["rows"], "dropped": s["benchmark"]["dropped"], "contamination removed": None},
-    ]
-    for name, c in s["candidates"].items():
-        table.append({"role": "candidate", "name": name, "rows": c["rows"], "dropped": c["dropped"], "contamination removed": c["contaminated_removed"]})
+    table = [{"role": "D0", **_summary_row(s["d0"])}, {"role": "benchmark", **_summary_row(s["benchmark"])}]
+    table += [{"role": "candidate", **_summary_row(c, name)} for name, c in s["candidates"].items()]
     st.markdown("**Validation summary**")
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
     if s.get("labels"):
         st.text(f"Labels ({len(s['labels'])}): " + ", ".join(s["labels"]))
     for note in s.get("notes") or []:
         st.text(f"Note: {note}")
-    arms = 1 + len(s["candidates"])
     c1, c2, c3 = st.columns(3)
-    c1.metric("Runs", res["runs"], help=f"(baseline + {arms - 1} candidates) × {len(spec.sizes)} sizes × {len(spec.seeds)} seeds")
-    c2.metric("Already cached", res["cached"], help="Runs with the same content key have results already and are not run again.")
-    c3.metric("Estimated time", _duration(res.get("estimate_seconds")),
-              help="Median time of this model's finished runs here × runs to do, on one worker; unknown before the first run.")
+    c1.metric("Runs", res["runs"], help=f"(baseline + {len(s['candidates'])} candidates) × {len(spec.sizes)} sizes "
+                                         f"× {len(spec.seeds)} seeds")
+    c2.metric("Already cached", res["cached"],
+              help="Runs with the same content key have results already and are not run again.")
+    c3.metric("Estimated time", duration(res.get("estimate_seconds"), unknown="unknown"),
+              help="Median time of this model's finished runs here × runs to do, on one worker; "
+                   "unknown before the first run.")
     st.markdown("**Normalized rows** (first rows of each source, after column mapping)")
     names = list(res["samples"])
-    tabs = st.tabs([_md(n) for n in names])
-    for tab, name in zip(tabs, names):
+    for tab, name in zip(st.tabs([md_escape(n) for n in names]), names):
         rows = [{k: _cell(v) for k, v in r.items()} for r in res["samples"][name]]
         tab.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _summary_row(source: dict, name: str | None = None) -> dict:
+    """A source's line of the validation summary (contamination is counted for candidates only)."""
+    return {"name": name if name is not None else source["name"], "rows": source["rows"],
+            "dropped": source["dropped"], "contamination removed": source.get("contaminated_removed")}
 
 
 def _validate_clicked() -> list[str]:
@@ -669,64 +692,98 @@ def main() -> None:
     st.title("Setup")
     st.caption("Describe a study: your data (D0), a benchmark, a model and candidate datasets. "
                "Validate it against a preview of the rows, then Run it: the runs go to the Jobs page.")
+    _load_section()
+    task = _study_section()
+    st.subheader("Your data (D0)")
+    _source_inputs("d0", SOURCE_KINDS, catalog, task, "D0 source",
+                   "The data you train on today; every mixture keeps a share of it.")
+    st.subheader("Benchmark")
+    _source_inputs("bench", BENCH_KINDS, catalog, task, "Benchmark source",
+                   "What the runs are evaluated on. Candidate rows that duplicate a benchmark row are removed "
+                   "and counted.")
+    _model_section()
+    _metrics_section(task)
+    _candidates_section(catalog, task)
+    _mixtures_section()
+    _backend_section()
+    with st.expander("Training settings"):
+        for name, value in draw_inputs(TRAINING, lambda name: _widget_key(f"t.{name}")).items():
+            _store(f"t.{name}", value)
+    st.divider()
+    _actions_section()
 
+
+def _load_section() -> None:
+    """The demo buttons, Clear, and loading or saving a YAML spec."""
     c1, c2, c3 = st.columns([2, 2, 3])
     c1.button("Load demo study", type="primary", on_click=_on_demo, args=("fast",), key="setup.demo_fast",
-              help="The offline demo (built-in tiny model, generated support-intent data): 15 runs, a few minutes on a CPU.")
+              help="The offline demo (built-in tiny model, generated support-intent data): 15 runs, a few minutes "
+                   "on a CPU.")
     c2.button("Load full demo", on_click=_on_demo, args=("full",), key="setup.demo_full",
               help="The same demo with 4 sizes and 2 seeds (40 runs).")
     c3.button("Clear the form", on_click=_reset_form, key="setup.clear")
-
     with st.expander("Load or save a spec (YAML), shared with the `workbench` CLI"):
-        st.file_uploader("Upload a study spec", type=[e.lstrip(".") for e in SPEC_EXTENSIONS], key="setup.spec_upload",
-                         on_change=_on_spec_upload, help="A .yaml or .json spec, as `workbench submit` reads.")
-        st.text_area("…or paste one", key="setup.spec_text", height=150, placeholder="name: my study\nmodel: builtin:tiny-lm\n...")
+        st.file_uploader("Upload a study spec", type=[e.lstrip(".") for e in SPEC_EXTENSIONS],
+                         key="setup.spec_upload", on_change=_on_spec_upload,
+                         help="A .yaml or .json spec, as `workbench submit` reads.")
+        st.text_area("…or paste one", key="setup.spec_text", height=150,
+                     placeholder="name: my study\nmodel: builtin:tiny-lm\n...")
         st.button("Load pasted spec", on_click=_on_spec_paste, key="setup.spec_paste")
         spec_now, _ = _build()
         st.download_button(
             "Download this form as YAML", data=dump_spec(spec_now) if spec_now else "", file_name="study.yaml",
             mime="application/x-yaml", disabled=spec_now is None, key="setup.spec_download",
-            help="Run it with `workbench submit study.yaml`." if spec_now else "Fix the form first (Validate shows what to fix).",
+            help="Run it with `workbench submit study.yaml`." if spec_now
+            else "Fix the form first (Validate shows what to fix).",
         )
     if ss.get("setup.spec_errors"):
         _show_errors(ss["setup.spec_errors"])
-    if ss.get("setup.spec_loaded"):
-        st.info(_md(ss.pop("setup.spec_loaded")))
+    show_flash(PAGE)
 
+
+def _study_section() -> str:
+    """Name and task; the task chosen."""
     st.subheader("Study")
     c1, c2 = st.columns([3, 2])
-    _keep("name", c1.text_input("Study name", key=_bind("name"), max_chars=200, help="Shown on the Jobs and Results pages."))
+    _store("name", c1.text_input("Study name", key=_widget_key("name"), max_chars=200,
+                                 help="Shown on the Jobs and Results pages."))
     names = list(tasks.names())
-    task = _keep("task", c2.selectbox("Task", names, key=_bind("task", names), on_change=_on_task,
-                                      help=" ".join(f"{t.name}: {t.summary}." for t in tasks.all_tasks())))
+    return _store("task", c2.selectbox("Task", names, key=_widget_key("task", names), on_change=_on_task,
+                                       help=" ".join(f"{t.name}: {t.summary}." for t in tasks.all_tasks())))
 
-    st.subheader("Your data (D0)")
-    _source_inputs("d0", SOURCE_KINDS, catalog, task, "D0 source", "The data you train on today; every mixture keeps a share of it.")
 
-    st.subheader("Benchmark")
-    _source_inputs("bench", BENCH_KINDS, catalog, task, "Benchmark source",
-                   "What the runs are evaluated on. Candidate rows that duplicate a benchmark row are removed and counted.")
-
+def _model_section() -> None:
+    """The model, its suggestions, and a check that the Hub has it."""
     st.subheader("Model")
     c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
-    model = _keep("model", c1.text_input("Model", key=_bind("model"), help=f"A Hub model id (owner/name), a local folder, or {TINY_LM} (offline)."))
-    c2.selectbox("Suggestions", MODEL_SUGGESTIONS, index=None, key=W + "model_pick", on_change=_on_model_pick,
-                 placeholder="Pick a suggestion…", help="Fills the Model field. Gated models need HF_TOKEN with access.")
-    if c3.button("Check model", key="setup.check_model", help="Asks the Hub whether this model exists and is readable (gated models need access)."):
+    model = _store("model", c1.text_input("Model", key=_widget_key("model"),
+                                          help=f"A Hub model id (owner/name), a local folder, or {TINY_LM} (offline)."))
+    c2.selectbox("Suggestions", MODEL_SUGGESTIONS, index=None, key=WIDGET + "model_pick", on_change=_on_model_pick,
+                 placeholder="Pick a suggestion…",
+                 help="Fills the Model field. Gated models need HF_TOKEN with access.")
+    if c3.button("Check model", key="setup.check_model",
+                 help="Asks the Hub whether this model exists and is readable (gated models need access)."):
         with st.spinner("Asking the Hub…"):
             ss["setup.model_check"] = {"model": model, **client.check_model(model, timeout=10.0)}
     check = ss.get("setup.model_check")
     if check and check.get("model") == model:
-        (st.success if check["ok"] else st.warning if check["kind"] == "unreachable" else st.error)(_md(check["message"]))
+        show = st.success if check["ok"] else st.warning if check["kind"] == "unreachable" else st.error
+        show(md_escape(check["message"]))
 
+
+def _metrics_section(task: str) -> None:
     st.subheader("Metrics")
     allowed = list(tasks.get(task).metric_names)
     c1, c2 = st.columns([3, 2])
-    metrics = _keep("metrics", c1.multiselect("Metrics", allowed, key=_bind("metrics", allowed),
-                                              help="loss predicts best at small sizes; scores are what you report."))
+    metrics = _store("metrics", c1.multiselect("Metrics", allowed, key=_widget_key("metrics", allowed),
+                                               help="loss predicts best at small sizes; scores are what you report."))
     primary_opts = metrics or allowed
-    _keep("primary", c2.selectbox("Primary metric", primary_opts, key=_bind("primary", primary_opts), help="Candidates are ranked by this metric."))
+    _store("primary", c2.selectbox("Primary metric", primary_opts, key=_widget_key("primary", primary_opts),
+                                   help="Candidates are ranked by this metric."))
 
+
+def _candidates_section(catalog: Catalog, task: str) -> None:
+    """The catalog and custom candidates to choose from, the chosen ones' facts, and adding a custom one."""
     st.subheader("Candidates")
     custom = _get("custom")
     options = [e.id for e in catalog.for_task(task)] + list(custom)
@@ -740,55 +797,42 @@ def main() -> None:
             return f"{key.removeprefix('custom:')} · {where}"
         return _entry_label(catalog, key)
 
-    chosen = _keep("candidates", st.multiselect("Candidate datasets", options, key=_bind("candidates", options), format_func=label,
-                                                help="Each candidate is mixed into D0 at every size; shown with license and size."))
+    chosen = _store("candidates", st.multiselect(
+        "Candidate datasets", options, key=_widget_key("candidates", options), format_func=label,
+        help="Each candidate is mixed into D0 at every size; shown with license and size."))
     picked = [catalog.get(k) for k in chosen if k in catalog]
     if picked:
-        st.dataframe(pd.DataFrame([{"id": e.id, "license": e.license, "rows": f"{e.size_hint:,}" if e.size_hint else "unknown",
-                                    "description": e.description} for e in picked]),
-                     hide_index=True, width="stretch")
+        facts = [{"id": e.id, "license": e.license, "rows": f"{e.size_hint:,}" if e.size_hint else "unknown",
+                  "description": e.description} for e in picked]
+        st.dataframe(pd.DataFrame(facts), hide_index=True, width="stretch")
     with st.expander("Add your own candidate (a file or a Hub dataset)"):
         _source_inputs("cand", {"upload": "Upload a file", "hub": "Hub dataset"}, catalog, task, "Candidate source",
                        "A candidate that is not in the catalog; its labels must be the study's labels.")
         st.button("Add candidate", on_click=_on_add_candidate, key="setup.add_candidate")
         for m in ss.get("setup.cand_error") or []:
-            st.error(_md(m))
+            st.error(md_escape(m))
 
+
+def _mixtures_section() -> None:
     st.subheader("Mixtures and prediction")
     c1, c2, c3, c4 = st.columns(4)
-    _keep("sizes", c1.text_input("Sizes (rows per mixture)", key=_bind("sizes"), help="Comma-separated; 1k = 1000. At least three sizes fit a curve."))
-    _keep("d0_share", c2.slider("D0 share", min_value=0.0, max_value=1.0, step=0.05, key=_bind("d0_share"),
-                                help="Fraction of each mixture taken from D0; the rest comes from the candidate."))
-    _keep("seeds", c3.text_input("Seeds", key=_bind("seeds"), help="Comma-separated, e.g. 0, 1, 2: more seeds, tighter intervals."))
-    _keep("target", c4.text_input("Target size", key=_bind("target"), help="The size the ranking predicts for, e.g. 200k; at least the largest size."))
+    _store("sizes", c1.text_input("Sizes (rows per mixture)", key=_widget_key("sizes"),
+                                  help="Comma-separated; 1k = 1000. At least three sizes fit a curve."))
+    _store("d0_share", c2.slider("D0 share", min_value=0.0, max_value=1.0, step=0.05, key=_widget_key("d0_share"),
+                                 help="Fraction of each mixture taken from D0; the rest comes from the candidate."))
+    _store("seeds", c3.text_input("Seeds", key=_widget_key("seeds"),
+                                  help="Comma-separated, e.g. 0, 1, 2: more seeds, tighter intervals."))
+    _store("target", c4.text_input("Target size", key=_widget_key("target"),
+                                   help="The size the ranking predicts for, e.g. 200k; at least the largest size."))
 
-    _backend_section()
 
-    with st.expander("Training settings"):
-        c1, c2, c3, c4 = st.columns(4)
-        methods = ["auto", "lora", "qlora", "full"]
-        _keep("t.method", c1.selectbox("Method", methods, key=_bind("t.method", methods),
-                                       help="auto: full fine-tuning for the built-in model, LoRA otherwise. qlora needs CUDA."))
-        _keep("t.epochs", c2.number_input("Epochs", min_value=0.01, max_value=100.0, step=0.5, key=_bind("t.epochs"),
-                                          help="Over the mixture, so the budget grows with the data."))
-        _keep("t.min_steps", c3.number_input("Min steps", min_value=0, step=50, key=_bind("t.min_steps"),
-                                             help="A floor of optimizer steps (a random-init model needs one)."))
-        _keep("t.max_steps", c4.number_input("Max steps", min_value=0, step=50, key=_bind("t.max_steps"), help="0 = none; a fixed budget overrides epochs."))
-        c1, c2, c3, c4 = st.columns(4)
-        _keep("t.learning_rate", c1.text_input("Learning rate", key=_bind("t.learning_rate"), help="e.g. 2e-4 (LoRA), 1e-3 (built-in model)."))
-        _keep("t.batch_size", c2.number_input("Batch size", min_value=1, max_value=4096, step=1, key=_bind("t.batch_size")))
-        _keep("t.grad_accum", c3.number_input("Gradient accumulation", min_value=1, max_value=1024, step=1, key=_bind("t.grad_accum")))
-        _keep("t.max_seq_length", c4.number_input("Max sequence length", min_value=8, max_value=131072, step=64, key=_bind("t.max_seq_length")))
-        c1, c2, c3, c4 = st.columns(4)
-        _keep("t.lora_r", c1.number_input("LoRA r", min_value=1, max_value=1024, step=4, key=_bind("t.lora_r")))
-        _keep("t.lora_alpha", c2.number_input("LoRA alpha", min_value=1, max_value=4096, step=8, key=_bind("t.lora_alpha")))
-        _keep("t.lora_dropout", c3.number_input("LoRA dropout", min_value=0.0, max_value=0.99, step=0.05, key=_bind("t.lora_dropout")))
-        _keep("t.eval_batch_size", c4.number_input("Eval batch size", min_value=1, max_value=4096, step=8, key=_bind("t.eval_batch_size")))
-
-    st.divider()
+def _actions_section() -> None:
+    """Validate and Run, then what came of them: the problems, the submitted study, or the preview."""
     c1, c2, _ = st.columns([2, 2, 4])
-    validate = c1.button("Validate & preview", key="setup.validate", help="Loads and checks the data; enqueues nothing.")
-    run = c2.button("Run", type="primary", key="setup.run", help="Validates again, then enqueues the runs and opens the Jobs page.")
+    validate = c1.button("Validate & preview", key="setup.validate",
+                         help="Loads and checks the data; enqueues nothing.")
+    run = c2.button("Run", type="primary", key="setup.run",
+                    help="Validates again, then enqueues the runs and opens the Jobs page.")
     errors = _validate_clicked() if validate else _run_clicked() if run else []
     if run and not errors:
         try:
@@ -799,7 +843,7 @@ def main() -> None:
         _show_errors(errors)
         return
     if ss.get("setup.submitted"):
-        st.success(_md(f"Submitted study {ss['setup.submitted']}: follow it on the Jobs page."))
+        st.success(md_escape(f"Submitted study {ss['setup.submitted']}: follow it on the Jobs page."))
     preview = ss.get("setup.preview")
     if preview:
         spec_now, _ = _build()
