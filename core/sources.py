@@ -74,7 +74,6 @@ def load_source(
     *,
     seed: int = 0,
     catalog: Any = None,
-    allow_remote_code: bool = False,
     streaming: bool | None = None,
     cache_dir: str | Path | None = None,
 ) -> LoadedSource:
@@ -84,10 +83,7 @@ def load_source(
     used when `src.catalog` is set. `streaming`: None picks automatically (Hub ids with max_rows
     whose size is unknown or large are streamed), True streams any source (local ones too), False
     never streams. With max_rows, a deterministic seeded sample of that many rows is returned.
-    `allow_remote_code` is accepted for symmetry with the study spec but changes nothing:
-    datasets 5 cannot run loading scripts and this function never asks it to.
     """
-    del allow_remote_code  # never used: no code from a dataset is executed
     size_hint = None
     if src.catalog:
         src, size_hint = _resolve_catalog(src, catalog)

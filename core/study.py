@@ -310,7 +310,8 @@ def execute_run(
 # Fits and ranking
 
 
-def _points(results: list[dict], metric: str) -> pd.DataFrame:
+def measured_points(results: list[dict], metric: str) -> pd.DataFrame:
+    """arm, size, seed, value of every run result that measured `metric`: what a fit takes."""
     rows = [
         {"arm": r["arm"], "size": r["size"], "seed": r["seed"], "value": r["metrics"].get(metric)}
         for r in results
@@ -324,7 +325,7 @@ def rank_metric(spec: StudySpec, results: list[dict], metric: str, *, n_boot: in
     from core.ranking import baseline_row, rank_arms
     from core.scaling import fit_study
 
-    points = _points(results, metric)
+    points = measured_points(results, metric)
     higher = is_higher_better(metric)
     if points.empty:
         return {"metric": metric, "fits": {}, "ranking": [], "baseline": None, "study_fit": None, "points": points}
@@ -474,10 +475,6 @@ def run_study(
     study_dir = store.study_dir(prepared.study_id)
     write_study_outputs(dict(summary), study_dir, spec)
     return write_study_outputs(summary, Path(out_dir), spec)
-
-
-def load_metrics(out_dir: str | Path) -> dict | None:
-    return read_json(Path(out_dir) / "metrics.json")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -277,7 +277,7 @@ def test_hub_catalog_entry_small_enough_is_downloaded_whole(tmp_path, monkeypatc
 def test_trust_remote_code_is_never_passed(tmp_path, monkeypatch):
     hub = _HubRedirect(hub_folder(tmp_path / "repo"))
     monkeypatch.setattr(datasets, "load_dataset", hub)
-    load_source(spec(hub_id="a/b"), allow_remote_code=True)
+    load_source(spec(hub_id="a/b"))
     assert all("trust_remote_code" not in c for c in hub.calls)
 
 
@@ -380,7 +380,7 @@ def test_loading_script_is_refused_and_never_run(tmp_path):
     write_jsonl(repo / "train.jsonl", ROWS)
     marker = tmp_path / "SCRIPT_RAN"
     (repo / "scripted.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
-    expect(spec(path=str(repo)), "loading script", "never runs", "refs/convert/parquet", allow_remote_code=True)
+    expect(spec(path=str(repo)), "loading script", "never runs", "refs/convert/parquet")
     assert not marker.exists()
 
 
