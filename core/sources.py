@@ -73,39 +73,23 @@ def load_source(
     src: SourceSpec,
     *,
     seed: int = 0,
-    catalog: Any = None,
+    size_hint: int | None = None,
     streaming: bool | None = None,
     cache_dir: str | Path | None = None,
 ) -> LoadedSource:
-    """Read one split of a dataset.
+    """Read one split of a dataset: a concrete source (a catalog entry is resolved by core.catalog first).
 
-    `catalog` (a `core.catalog.Catalog` or a path to a catalog file; default: the shipped one) is
-    used when `src.catalog` is set. `streaming`: None picks automatically (Hub ids with max_rows
-    whose size is unknown or large are streamed), True streams any source (local ones too), False
-    never streams. With max_rows, a deterministic seeded sample of that many rows is returned.
+    `streaming`: None picks automatically (Hub ids with max_rows whose size, `size_hint`, is unknown
+    or large are streamed), True streams any source (local ones too), False never streams. With
+    max_rows, a deterministic seeded sample of that many rows is returned.
     """
-    size_hint = None
     if src.catalog:
-        src, size_hint = _resolve_catalog(src, catalog)
+        raise ValueError(f"{src.display_name}: resolve catalog entries with core.catalog.resolve_source first")
     name = src.display_name
     cache = str(cache_dir) if cache_dir is not None else None
     if src.path:
         return _load_local(src, name, seed=seed, streaming=bool(streaming), cache_dir=cache)
     return _load_hub(src, name, seed=seed, streaming=streaming, size_hint=size_hint, cache_dir=cache)
-
-
-def _resolve_catalog(src: SourceSpec, catalog: Any) -> tuple[SourceSpec, int | None]:
-    from core.catalog import Catalog, CatalogError, load_catalog, resolve
-
-    try:
-        cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
-        entry = cat.get(src.catalog)
-        resolved = resolve(src, cat)
-    except CatalogError as err:
-        raise SourceError(f"{src.display_name}: {err}") from None
-    # The entry's size is only known for the entry's own split.
-    size_hint = entry.size_hint if resolved.split == entry.split and resolved.config == entry.config else None
-    return resolved, size_hint
 
 
 # ---------------------------------------------------------------------------------------------

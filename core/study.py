@@ -89,7 +89,7 @@ def is_higher_better(metric: str) -> bool:
 
 
 def _load(src: SourceSpec, task: str, *, seed: int, labels: list[str] | None = None) -> tuple[NormalizedData, SourceSpec]:
-    concrete = resolve(src, task=task) if src.catalog else src
+    concrete = resolve(src, task=task)
     loaded = load_source(concrete, seed=seed)
     return normalize(loaded, task, concrete, labels=labels), concrete
 
