@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core.artifacts import ArtifactStore, read_json, write_json, write_text
-from core.catalog import resolve
+from core.catalog import resolve_source
 from core.mixture import BASELINE, build_mixture, decontaminate
 from core.normalize import DataError, NormalizedData, normalize
 from core.sources import load_source
@@ -89,9 +89,9 @@ def is_higher_better(metric: str) -> bool:
 
 
 def _load(src: SourceSpec, task: str, *, seed: int, labels: list[str] | None = None) -> tuple[NormalizedData, SourceSpec]:
-    concrete = resolve(src, task=task)
-    loaded = load_source(concrete, seed=seed)
-    return normalize(loaded, task, concrete, labels=labels), concrete
+    resolved = resolve_source(src, task=task)
+    loaded = load_source(resolved.spec, seed=seed, size_hint=resolved.size_hint)
+    return normalize(loaded, task, resolved.spec, labels=labels), resolved.spec
 
 
 def prepare_study(spec: StudySpec) -> PreparedStudy:
