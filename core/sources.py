@@ -549,88 +549,123 @@ def _call_datasets(fn, name: str, where: str, src: SourceSpec, ext: str | None):
 
 
 def _translate(err: Exception, name: str, where: str, src: SourceSpec, ext: str | None) -> SourceError | None:
-    from huggingface_hub import errors as hf_errors
-
-    from datasets.exceptions import DataFilesNotFoundError, DatasetNotFoundError
-
+    """A SourceError saying what to fix, or None for an exception nobody has explained yet (re-raised as is)."""
     chain = _chain(err)
-    msg = str(err)
-    is_hub = src.hub_id is not None
+    for explain in (_layout_problem, _hub_access_problem, _content_problem, _network_problem, _parse_problem):
+        problem = explain(err, chain, where, src, ext)
+        if problem is not None:
+            return SourceError(f"{name}: {problem}")
+    return None
 
-    # Loading scripts: never run.
+
+def _layout_problem(
+    err: Exception, chain: list[BaseException], where: str, src: SourceSpec, ext: str | None
+) -> str | None:
+    """A loading script (never run), a split or config that is not there, no rows."""
+    msg = str(err)
     if isinstance(err, RuntimeError) and "scripts are no longer supported" in msg:
-        return SourceError(
-            f"{name}: {where} is defined by a Python loading script, which the workbench never runs "
+        return (
+            f"{where} is defined by a Python loading script, which the workbench never runs "
             "(datasets 5 cannot either); use its Parquet conversion (revision: refs/convert/parquet) "
             "or a copy of the data files"
         )
-    # Splits and configs.
     if isinstance(err, ValueError) and ("Unknown split" in msg or "Bad split" in msg):
         avail = _listed(msg)
-        return SourceError(
-            f"{name}: {where} has no split '{src.split}'; available splits: {avail or msg}; set 'split' to one of them"
-        )
+        return f"{where} has no split '{src.split}'; available splits: {avail or msg}; set 'split' to one of them"
     if isinstance(err, ValueError) and "BuilderConfig" in msg and "not found" in msg:
         avail = _listed(msg)
-        return SourceError(
-            f"{name}: {where} has no config '{src.config}'; available configs: {avail or msg}; set 'config' to one of them"
-        )
+        return f"{where} has no config '{src.config}'; available configs: {avail or msg}; set 'config' to one of them"
     if isinstance(err, ValueError) and "Config name is missing" in msg:
         avail = _listed(msg)
-        return SourceError(f"{name}: {where} has several configs {avail or ''}; set 'config' to one of them")
+        return f"{where} has several configs {avail or ''}; set 'config' to one of them"
     if "corresponds to no data" in msg:
-        return SourceError(f"{name}: {where} has no rows (only a header?); give a file or split with data")
-    # Hub access.
+        return f"{where} has no rows (only a header?); give a file or split with data"
+    return None
+
+
+def _hub_access_problem(
+    err: Exception, chain: list[BaseException], where: str, src: SourceSpec, ext: str | None
+) -> str | None:
+    """A gated dataset, a revision that is not there, a dataset not found."""
+    from huggingface_hub import errors as hf_errors
+
+    from datasets.exceptions import DatasetNotFoundError
+
+    msg = str(err)
     gated = next((e for e in chain if isinstance(e, hf_errors.GatedRepoError)), None)
     if gated is not None or (isinstance(err, DatasetNotFoundError) and "gated" in msg):
-        return SourceError(
-            f"{name}: {where} is gated: request access on https://huggingface.co/datasets/{src.hub_id or ''} "
+        return (
+            f"{where} is gated: request access on https://huggingface.co/datasets/{src.hub_id or ''} "
             "and set HF_TOKEN in the worker's environment; offline: use a local folder"
         )
     revision = next((e for e in chain if isinstance(e, hf_errors.RevisionNotFoundError)), None)
     if revision is not None or (isinstance(err, DatasetNotFoundError) and "Revision" in msg):
-        return SourceError(f"{name}: {where} has no revision '{src.revision}'; check 'revision' (a branch, tag or commit)")
+        return f"{where} has no revision '{src.revision}'; check 'revision' (a branch, tag or commit)"
     not_found = next((e for e in chain if isinstance(e, (hf_errors.RepositoryNotFoundError, DatasetNotFoundError))), None)
     if not_found is not None:
-        return SourceError(f"{name}: {where} was not found or cannot be accessed; {_HUB_FIX}")
+        return f"{where} was not found or cannot be accessed; {_HUB_FIX}"
+    return None
+
+
+def _content_problem(
+    err: Exception, chain: list[BaseException], where: str, src: SourceSpec, ext: str | None
+) -> str | None:
+    """No supported data files, or text that is not UTF-8."""
+    from datasets.exceptions import DataFilesNotFoundError
+
     if isinstance(err, DataFilesNotFoundError) or type(err).__name__ == "EmptyDatasetError":
-        return SourceError(
-            f"{name}: {where} holds no supported data files ({', '.join(FILE_BUILDERS)}); "
+        return (
+            f"{where} holds no supported data files ({', '.join(FILE_BUILDERS)}); "
             "put the data in it (e.g. data/train.jsonl) or give the file itself as 'path'"
         )
     for e in chain:
         if isinstance(e, UnicodeDecodeError):
-            return SourceError(
-                f"{name}: {where} is not UTF-8 text ({e.reason} at byte {e.start}); re-save it as UTF-8 "
+            return (
+                f"{where} is not UTF-8 text ({e.reason} at byte {e.start}); re-save it as UTF-8 "
                 "(spreadsheets: 'CSV UTF-8'; or `iconv -f latin1 -t utf-8`)"
             )
+    return None
+
+
+def _network_problem(
+    err: Exception, chain: list[BaseException], where: str, src: SourceSpec, ext: str | None
+) -> str | None:
+    """An HTTP error from the Hub, offline mode, no network, a Hub file not found."""
+    from huggingface_hub import errors as hf_errors
+
     http = next((e for e in chain if isinstance(e, hf_errors.HfHubHTTPError)), None)
     if http is not None:
         status = getattr(getattr(http, "response", None), "status_code", None)
         if status in (401, 403):
-            return SourceError(f"{name}: {where} refused access (HTTP {status}); {_HUB_FIX}")
+            return f"{where} refused access (HTTP {status}); {_HUB_FIX}"
         if status == 404:
-            return SourceError(f"{name}: {where} was not found (HTTP 404); {_HUB_FIX}")
-        return SourceError(f"{name}: the Hub answered HTTP {status} for {where}; retry later, or {_HUB_FIX}")
+            return f"{where} was not found (HTTP 404); {_HUB_FIX}"
+        return f"the Hub answered HTTP {status} for {where}; retry later, or {_HUB_FIX}"
     if any(isinstance(e, hf_errors.OfflineModeIsEnabled) or "OfflineModeIsEnabled" in str(e) for e in chain):
-        return SourceError(
-            f"{name}: could not reach the Hugging Face Hub for {where}: offline mode is on (HF_HUB_OFFLINE=1 or "
+        return (
+            f"could not reach the Hugging Face Hub for {where}: offline mode is on (HF_HUB_OFFLINE=1 or "
             "HF_DATASETS_OFFLINE=1); unset it where the network is available, or offline: download the dataset "
             "elsewhere and give the local folder as 'path'"
         )
     if any(isinstance(e, (ConnectionError, TimeoutError)) or _is_network_error(e) for e in chain):
-        return SourceError(
-            f"{name}: could not reach the Hugging Face Hub for {where} ({type(err).__name__}: {msg[:200]}); "
+        return (
+            f"could not reach the Hugging Face Hub for {where} ({type(err).__name__}: {str(err)[:200]}); "
             "check the network or HF_ENDPOINT, or offline: download the dataset elsewhere and give the local "
             "folder as 'path'"
         )
-    if is_hub and isinstance(err, FileNotFoundError):
-        return SourceError(f"{name}: {where} was not found; {_HUB_FIX}")
-    # Malformed data.
+    if src.hub_id is not None and isinstance(err, FileNotFoundError):
+        return f"{where} was not found; {_HUB_FIX}"
+    return None
+
+
+def _parse_problem(
+    err: Exception, chain: list[BaseException], where: str, src: SourceSpec, ext: str | None
+) -> str | None:
+    """Malformed data: the parser's first line of complaint and a hint for the file's format."""
     parse = next((e for e in chain if _is_parse_error(e)), None)
     if parse is not None or type(err).__name__ in ("DatasetGenerationError", "DatasetGenerationCastError"):
         detail = str(parse if parse is not None else err).strip().splitlines()[0][:300]
-        return SourceError(f"{name}: {where} could not be parsed ({detail}); {_format_hint(ext)}")
+        return f"{where} could not be parsed ({detail}); {_format_hint(ext)}"
     return None
 
 
