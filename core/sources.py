@@ -231,32 +231,7 @@ def extract_zip(
     except (zipfile.BadZipFile, OSError) as err:
         raise SourceError(f"{name}: '{zip_path.name}' is not a valid zip file ({err}); re-create the archive") from None
     with zf:
-        infos = zf.infolist()
-        if len(infos) > ZIP_MAX_MEMBERS:
-            raise SourceError(f"{name}: '{zip_path.name}' holds {len(infos):,} members; put one data file in the zip")
-        total = 0
-        members: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
-        for info in infos:
-            rel = _safe_member_path(info.filename, zip_path, name)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise SourceError(f"{name}: '{zip_path.name}' contains a symbolic link '{_printable(info.filename)}'; zips with links are refused")
-            if info.flag_bits & 0x1:
-                raise SourceError(f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' is encrypted; upload an unencrypted zip")
-            if info.is_dir():
-                continue
-            if info.file_size > _RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
-                raise SourceError(
-                    f"{name}: '{zip_path.name}' looks like a zip bomb: '{_printable(info.filename)}' expands "
-                    f"{info.file_size / max(info.compress_size, 1):,.0f}x (limit {max_ratio:g}x); upload the data file itself"
-                )
-            total += info.file_size
-            members.append((info, rel))
-        if total > limit:
-            raise SourceError(
-                f"{name}: '{zip_path.name}' expands to {total / 1024**2:,.0f} MiB, above the {limit / 1024**2:,.0f} MiB "
-                "limit; upload a smaller sample or a Parquet file"
-            )
+        members = _checked_members(zf, zip_path, name, limit=limit, max_ratio=max_ratio)
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         root = dest.resolve()
@@ -267,22 +242,81 @@ def extract_zip(
             if not target.is_relative_to(root):  # belt and braces after _safe_member_path
                 raise SourceError(f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' would be written outside the upload folder")
             target.parent.mkdir(parents=True, exist_ok=True)
-            written = 0
-            try:
-                with zf.open(info) as fin, open(target, "xb") as fout:
-                    while chunk := fin.read(1 << 20):
-                        written += len(chunk)
-                        written_total += len(chunk)
-                        if written > info.file_size or written_total > limit:
-                            raise SourceError(
-                                f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' expands beyond its declared size "
-                                "or the size limit (a zip bomb?); upload the data file itself"
-                            )
-                        fout.write(chunk)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, EOFError, OSError, NotImplementedError) as err:
-                raise SourceError(f"{name}: cannot extract '{_printable(info.filename)}' from '{zip_path.name}' ({err}); re-create the archive") from None
+            written_total = _extract_member(zf, info, target, zip_path, name, written_before=written_total, limit=limit)
             out.append(target)
     return out
+
+
+def _checked_members(
+    zf: zipfile.ZipFile, zip_path: Path, name: str, *, limit: int, max_ratio: float
+) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """The zip's files with their safe relative paths, or a SourceError before anything is written."""
+    infos = zf.infolist()
+    if len(infos) > ZIP_MAX_MEMBERS:
+        raise SourceError(f"{name}: '{zip_path.name}' holds {len(infos):,} members; put one data file in the zip")
+    total = 0
+    members: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
+    for info in infos:
+        rel = _safe_member_path(info.filename, zip_path, name)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise SourceError(
+                f"{name}: '{zip_path.name}' contains a symbolic link '{_printable(info.filename)}'; "
+                "zips with links are refused"
+            )
+        if info.flag_bits & 0x1:
+            raise SourceError(
+                f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' is encrypted; "
+                "upload an unencrypted zip"
+            )
+        if info.is_dir():
+            continue
+        if info.file_size > _RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+            raise SourceError(
+                f"{name}: '{zip_path.name}' looks like a zip bomb: '{_printable(info.filename)}' expands "
+                f"{info.file_size / max(info.compress_size, 1):,.0f}x (limit {max_ratio:g}x); "
+                "upload the data file itself"
+            )
+        total += info.file_size
+        members.append((info, rel))
+    if total > limit:
+        raise SourceError(
+            f"{name}: '{zip_path.name}' expands to {total / 1024**2:,.0f} MiB, above the {limit / 1024**2:,.0f} MiB "
+            "limit; upload a smaller sample or a Parquet file"
+        )
+    return members
+
+
+def _extract_member(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    target: Path,
+    zip_path: Path,
+    name: str,
+    *,
+    written_before: int,
+    limit: int,
+) -> int:
+    """Write one member, counting the bytes actually produced (headers may lie); returns the zip's total so far."""
+    written = 0
+    written_total = written_before
+    try:
+        with zf.open(info) as fin, open(target, "xb") as fout:
+            while chunk := fin.read(1 << 20):
+                written += len(chunk)
+                written_total += len(chunk)
+                if written > info.file_size or written_total > limit:
+                    raise SourceError(
+                        f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' expands beyond its "
+                        "declared size or the size limit (a zip bomb?); upload the data file itself"
+                    )
+                fout.write(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, EOFError, OSError, NotImplementedError) as err:
+        raise SourceError(
+            f"{name}: cannot extract '{_printable(info.filename)}' from '{zip_path.name}' ({err}); "
+            "re-create the archive"
+        ) from None
+    return written_total
 
 
 def _printable(text: str, limit: int = 120) -> str:
