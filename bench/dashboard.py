@@ -101,6 +101,7 @@ def make_finished_study(artifacts) -> tuple:
 def index_finished(redis, artifacts, study_id, spec, results) -> None:
     """The Redis records workers.client.reindex writes for a finished study (reindex itself needs the
     prepared data and plan_runs, which a synthetic 10k-run study does not have)."""
+    from core.results import StudyResult
     from core.spec import dump_spec
     from workers import client
     from workers.store import JobStore
@@ -111,8 +112,7 @@ def index_finished(redis, artifacts, study_id, spec, results) -> None:
                for i, r in enumerate(results)]
     record = {"name": spec.name, "spec": dump_spec(spec), "status": "finished", "phase": "done", "backend": "local",
               "primary_metric": spec.primary_metric, "target_size": spec.target_size, "reindexed": True,
-              "ranking": [{k: r.get(k) for k in ("candidate", "predicted", "low", "high", "gain_over_baseline", "p_best", "rank")}
-                          for r in metrics.get("ranking", [])],
+              "ranking": StudyResult.from_dict(metrics).ranking_summary(),
               "results_dir": str(artifacts.study_dir(study_id))}
     JobStore(redis).create_study(study_id, record, records)
 

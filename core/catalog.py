@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Literal
 
@@ -223,8 +224,23 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 _OVERRIDABLE = ("config", "split", "revision", "label_names", "answer_extraction")
 
 
+@dataclass(frozen=True)
+class ResolvedSource:
+    """A concrete source (a path or a hub_id) and the rows of its split, when its catalog entry knows them."""
+
+    spec: SourceSpec
+    size_hint: int | None = None
+
+
 def resolve(src: SourceSpec, catalog: Catalog | str | Path | None = None, *, task: str | None = None) -> SourceSpec:
-    """Turn a SourceSpec with `catalog=` into a concrete one (path or hub_id).
+    """Turn a SourceSpec with `catalog=` into a concrete one (path or hub_id); see `resolve_source`."""
+    return resolve_source(src, catalog, task=task).spec
+
+
+def resolve_source(
+    src: SourceSpec, catalog: Catalog | str | Path | None = None, *, task: str | None = None
+) -> ResolvedSource:
+    """The one place a catalog entry becomes a concrete source, with the entry's size hint for its split.
 
     Fields set explicitly on `src` (per `model_fields_set`) override the entry's: config, split,
     revision, label_names, answer_extraction, max_rows, name. `columns`, `label_map` and `options` merge,
@@ -232,7 +248,7 @@ def resolve(src: SourceSpec, catalog: Catalog | str | Path | None = None, *, tas
     is returned unchanged. With `task`, an entry for another task is an error.
     """
     if not src.catalog:
-        return src
+        return ResolvedSource(src)
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
     entry = cat.get(src.catalog)
     if task is not None and entry.task != task:
@@ -253,7 +269,10 @@ def resolve(src: SourceSpec, catalog: Catalog | str | Path | None = None, *, tas
     data["columns"] = {**entry.columns, **src.columns}
     data["label_map"] = {**entry.label_map, **src.label_map}
     data["options"] = {**entry.options, **src.options}
-    return SourceSpec(**data)
+    concrete = SourceSpec(**data)
+    # The entry's size is only known for the entry's own split.
+    same_split = concrete.split == entry.split and concrete.config == entry.config
+    return ResolvedSource(concrete, entry.size_hint if same_split else None)
 
 
 def _demo_file(entry: CatalogEntry) -> Path:

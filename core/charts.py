@@ -56,26 +56,42 @@ def scaling_chart(
     points = points[points["size"] > 0]
     curves = curves[curves["size"] > 0]
     color = _arm_color(list(points["arm"]) + list(curves["arm"]), baseline)
+    x = _size_axis(list(points["size"]) + list(curves["size"]) + [target_size])
+    y_title = f"{metric} ({'higher' if higher_is_better else 'lower'} is better)"
+    y = alt.Y("value:Q", scale=alt.Scale(zero=False), title=y_title)
+    layers = _curve_layers(curves, x=x, y=y, y_title=y_title, color=color, metric=metric, baseline=baseline)
+    if not points.empty:
+        layers.append(_points_layer(points, x=x, y=y, color=color, metric=metric))
+    layers += _target_layers(target_size, x)
+    return (
+        alt.layer(*layers)
+        .properties(width=WIDTH, height=HEIGHT, title=f"Scaling of {metric} with mixture size")
+        .resolve_scale(color="shared")
+    )
 
-    sizes = list(points["size"]) + list(curves["size"]) + [target_size]
-    # The axis spans the data (from the smallest size to the target), not the next powers of ten.
-    domain = [min(sizes) * 0.8, max(sizes) * 1.25] if sizes else None
-    x = alt.X(
+
+def _size_axis(sizes: list[float]) -> alt.X:
+    """A log x axis of mixture sizes spanning the data (smallest size to the target), not the next powers of ten."""
+    domain = [min(sizes) * 0.8, max(sizes) * 1.25]
+    return alt.X(
         "size:Q",
-        scale=alt.Scale(type="log", domain=domain, nice=False) if domain else alt.Scale(type="log"),
+        scale=alt.Scale(type="log", domain=domain, nice=False),
         title="Mixture size (rows, log scale)",
         axis=alt.Axis(format="~s"),
     )
-    y_title = f"{metric} ({'higher' if higher_is_better else 'lower'} is better)"
-    y = alt.Y("value:Q", scale=alt.Scale(zero=False), title=y_title)
-    curve_tooltip = [
+
+
+def _curve_layers(
+    curves: pd.DataFrame, *, x: alt.X, y: alt.Y, y_title: str, color: alt.Color, metric: str, baseline: str
+) -> list[alt.Chart]:
+    """The uncertainty bands, the candidates' fitted curves and the baseline's (dashed); those without data left out."""
+    tooltip = [
         alt.Tooltip("arm:N", title="Candidate"),
         alt.Tooltip("size:Q", title="Rows", format=","),
         alt.Tooltip("value:Q", title=f"Fitted {metric}", format=".4f"),
         alt.Tooltip("low:Q", title="Low", format=".4f"),
         alt.Tooltip("high:Q", title="High", format=".4f"),
     ]
-
     layers: list[alt.Chart] = []
     bands = curves.dropna(subset=["low", "high"])
     if not bands.empty:
@@ -89,43 +105,38 @@ def scaling_chart(
         layers.append(
             alt.Chart(candidate_curves)
             .mark_line(strokeWidth=2)
-            .encode(x=x, y=y, color=color, detail="arm:N", tooltip=curve_tooltip)
+            .encode(x=x, y=y, color=color, detail="arm:N", tooltip=tooltip)
         )
     baseline_curve = curves[curves["arm"] == baseline]
     if not baseline_curve.empty:
         layers.append(
             alt.Chart(baseline_curve)
             .mark_line(strokeWidth=2, strokeDash=BASELINE_DASH)
-            .encode(x=x, y=y, color=color, tooltip=curve_tooltip)
+            .encode(x=x, y=y, color=color, tooltip=tooltip)
         )
-    if not points.empty:
-        layers.append(
-            alt.Chart(points)
-            .mark_circle(size=60, opacity=0.85)
-            .encode(
-                x=x,
-                y=y,
-                color=color,
-                tooltip=[
-                    alt.Tooltip("arm:N", title="Candidate"),
-                    alt.Tooltip("size:Q", title="Rows", format=","),
-                    alt.Tooltip("seed:N", title="Seed"),
-                    alt.Tooltip("value:Q", title=metric, format=".4f"),
-                ],
-            )
-        )
+    return layers
+
+
+def _points_layer(points: pd.DataFrame, *, x: alt.X, y: alt.Y, color: alt.Color, metric: str) -> alt.Chart:
+    """The measured points, one per run (arm, size, seed)."""
+    tooltip = [
+        alt.Tooltip("arm:N", title="Candidate"),
+        alt.Tooltip("size:Q", title="Rows", format=","),
+        alt.Tooltip("seed:N", title="Seed"),
+        alt.Tooltip("value:Q", title=metric, format=".4f"),
+    ]
+    return alt.Chart(points).mark_circle(size=60, opacity=0.85).encode(x=x, y=y, color=color, tooltip=tooltip)
+
+
+def _target_layers(target_size: int, x: alt.X) -> list[alt.Chart]:
+    """A dotted rule at the target size and its label."""
     target = pd.DataFrame({"size": [target_size], "label": [f"target {target_size:,}"]})
-    layers.append(alt.Chart(target).mark_rule(color="black", strokeDash=[2, 2]).encode(x=x))
-    layers.append(
+    return [
+        alt.Chart(target).mark_rule(color="black", strokeDash=[2, 2]).encode(x=x),
         alt.Chart(target)
         .mark_text(align="right", baseline="top", dx=-4, dy=4, fontSize=11)
-        .encode(x=x, y=alt.value(0), text="label:N")
-    )
-    return (
-        alt.layer(*layers)
-        .properties(width=WIDTH, height=HEIGHT, title=f"Scaling of {metric} with mixture size")
-        .resolve_scale(color="shared")
-    )
+        .encode(x=x, y=alt.value(0), text="label:N"),
+    ]
 
 
 def ranking_chart(

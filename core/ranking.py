@@ -200,76 +200,101 @@ def rank_arms(study_fit: StudyFit, points: pd.DataFrame, *, higher_is_better: bo
         raise ValueError(f"higher_is_better={higher_is_better} disagrees with the fit of "
                          f"'{study_fit.metric}' (higher_is_better={study_fit.higher_is_better})")
     sign = 1.0 if higher_is_better else -1.0
-    df = clean_points(points)
-    measured = _measured(df)
+    measured = _measured(clean_points(points))
     candidates = sorted(a for a in measured if a != baseline)
     if not candidates:
         return []
-    base_meas = measured.get(baseline)
-    base_fit = study_fit.fits.get(baseline)
-    base_pred = base_fit.prediction.value if base_fit is not None and base_fit.prediction else None
-
-    def has_fit(n: str) -> bool:
-        f = study_fit.fits.get(n)
-        return f is not None and f.form != "none" and f.prediction is not None
-
-    fitted = [n for n in candidates if has_fit(n)]
-    unfitted = [n for n in candidates if not has_fit(n)]
+    fitted = [n for n in candidates if _has_fit(study_fit, n)]
+    unfitted = [n for n in candidates if not _has_fit(study_fit, n)]
     meas_vals = {n: measured[n].mean for n in candidates}
     plain_order = _order(candidates, meas_vals, sign)
     rank_plain = {n: i + 1 for i, n in enumerate(plain_order)}
-
-    p_best: dict[str, float | None] = {n: None for n in candidates}
     if fitted:
         pred_vals = {n: study_fit.fits[n].prediction.value for n in fitted}
         order = _order(fitted, pred_vals, sign) + _order(unfitted, meas_vals, sign)
-        cols = [n for n in fitted if n in study_fit.boot.columns]
-        if len(cols) == len(fitted) and len(study_fit.boot):
-            shares = p_best_from_replicates(study_fit.boot[cols].to_numpy(dtype=float), sign)
-            if shares is not None:
-                p_best.update({n: float(s) for n, s in zip(cols, shares)})
+        p_best = _p_best_of_fits(study_fit, fitted, sign)
         crossings = _crossings(study_fit, fitted, measured, sign)
     else:
         order = plain_order
-        n_boot = study_fit.n_boot if study_fit.n_boot > 0 else DEFAULT_SEED_BOOT
-        shares = p_best_from_replicates(_seed_bootstrap(measured, candidates, n_boot, study_fit.seed), sign)
-        if shares is not None:
-            p_best.update({n: float(s) for n, s in zip(candidates, shares)})
+        p_best = _p_best_of_seeds(study_fit, measured, candidates, sign)
         crossings = {}
+    base_fit = study_fit.fits.get(baseline)
+    context = _RankContext(
+        study_fit=study_fit, sign=sign, any_fitted=bool(fitted), base_measured=measured.get(baseline),
+        base_predicted=base_fit.prediction.value if base_fit is not None and base_fit.prediction else None,
+    )
+    return [
+        _ranking_row(context, n, measured[n], rank=rank, rank_plain=rank_plain[n], p_best=p_best.get(n),
+                     crossed=crossings.get(n))
+        for rank, n in enumerate(order, start=1)
+    ]
 
-    rows = []
-    for rank, n in enumerate(order, start=1):
-        m = measured[n]
-        fit = study_fit.fits.get(n)
-        flags = list(fit.flags) if fit else []
-        notes = list(fit.notes) if fit else []
-        if n in fitted:
-            pr = fit.prediction
-            predicted, low, high = pr.value, pr.low, pr.high
-            gain = sign * (predicted - base_pred) if base_pred is not None else None
-        elif not fitted:
-            predicted, low, high = m.mean, m.low, m.high
-            base_here = base_meas.by_size.get(m.largest_size) if base_meas else None
-            gain = sign * (m.mean - base_here) if base_here is not None else None
-            notes.append(NO_FIT_RANK_NOTE)
-        else:
-            predicted = low = high = gain = None
-            notes.append(f"{NO_FIT_RANK_NOTE}; placed after the fitted candidates "
-                         f"(measured only at {m.largest_size:,})")
-        if crossings.get(n):
-            flags.append("crosses")
-            notes.append("fitted curve crosses " + ", ".join(crossings[n])
-                         + "'s between the largest measured size and the target")
-        beats = _beats(sign, m, base_meas)
-        if beats is None and base_meas is not None:
-            notes.append(f"baseline not measured at {m.largest_size:,}; no plain comparison with it")
-        rows.append(RankingRow(
-            candidate=n, predicted=predicted, low=low, high=high, gain_over_baseline=gain,
-            p_best=p_best[n], rank=rank, measured_at_largest=m.mean, largest_size=m.largest_size,
-            rank_at_largest_size=rank_plain[n], beats_baseline_at_largest=beats,
-            form=fit.form if fit else "none", flags=flags, notes=notes,
-        ))
-    return rows
+
+def _has_fit(study_fit: StudyFit, name: str) -> bool:
+    f = study_fit.fits.get(name)
+    return f is not None and f.form != "none" and f.prediction is not None
+
+
+def _p_best_of_fits(study_fit: StudyFit, fitted: list[str], sign: float) -> dict[str, float]:
+    """P(best) from the fit's bootstrap replicates at the target size; none unless every fitted arm has them."""
+    cols = [n for n in fitted if n in study_fit.boot.columns]
+    if len(cols) != len(fitted) or not len(study_fit.boot):
+        return {}
+    shares = p_best_from_replicates(study_fit.boot[cols].to_numpy(dtype=float), sign)
+    return {} if shares is None else {n: float(s) for n, s in zip(cols, shares)}
+
+
+def _p_best_of_seeds(study_fit: StudyFit, measured: dict[str, _Measured], candidates: list[str],
+                     sign: float) -> dict[str, float]:
+    """P(best) at the measured size, from a bootstrap over seeds (nothing was fitted)."""
+    n_boot = study_fit.n_boot if study_fit.n_boot > 0 else DEFAULT_SEED_BOOT
+    shares = p_best_from_replicates(_seed_bootstrap(measured, candidates, n_boot, study_fit.seed), sign)
+    return {} if shares is None else {n: float(s) for n, s in zip(candidates, shares)}
+
+
+@dataclass(frozen=True)
+class _RankContext:
+    """What every row of one ranking is measured against."""
+
+    study_fit: StudyFit
+    sign: float
+    any_fitted: bool
+    base_measured: _Measured | None
+    base_predicted: float | None
+
+
+def _ranking_row(ctx: _RankContext, name: str, m: _Measured, *, rank: int, rank_plain: int,
+                 p_best: float | None, crossed: list[str] | None) -> RankingRow:
+    fit = ctx.study_fit.fits.get(name)
+    flags = list(fit.flags) if fit else []
+    notes = list(fit.notes) if fit else []
+    sign, base_meas = ctx.sign, ctx.base_measured
+    if _has_fit(ctx.study_fit, name):
+        pr = fit.prediction
+        predicted, low, high = pr.value, pr.low, pr.high
+        gain = sign * (predicted - ctx.base_predicted) if ctx.base_predicted is not None else None
+    elif not ctx.any_fitted:
+        predicted, low, high = m.mean, m.low, m.high
+        base_here = base_meas.by_size.get(m.largest_size) if base_meas else None
+        gain = sign * (m.mean - base_here) if base_here is not None else None
+        notes.append(NO_FIT_RANK_NOTE)
+    else:
+        predicted = low = high = gain = None
+        notes.append(f"{NO_FIT_RANK_NOTE}; placed after the fitted candidates "
+                     f"(measured only at {m.largest_size:,})")
+    if crossed:
+        flags.append("crosses")
+        notes.append("fitted curve crosses " + ", ".join(crossed)
+                     + "'s between the largest measured size and the target")
+    beats = _beats(sign, m, base_meas)
+    if beats is None and base_meas is not None:
+        notes.append(f"baseline not measured at {m.largest_size:,}; no plain comparison with it")
+    return RankingRow(
+        candidate=name, predicted=predicted, low=low, high=high, gain_over_baseline=gain,
+        p_best=p_best, rank=rank, measured_at_largest=m.mean, largest_size=m.largest_size,
+        rank_at_largest_size=rank_plain, beats_baseline_at_largest=beats,
+        form=fit.form if fit else "none", flags=flags, notes=notes,
+    )
 
 
 def baseline_row(study_fit: StudyFit, points: pd.DataFrame, *, baseline: str = BASELINE) -> BaselineRow | None:

@@ -73,43 +73,23 @@ def load_source(
     src: SourceSpec,
     *,
     seed: int = 0,
-    catalog: Any = None,
-    allow_remote_code: bool = False,
+    size_hint: int | None = None,
     streaming: bool | None = None,
     cache_dir: str | Path | None = None,
 ) -> LoadedSource:
-    """Read one split of a dataset.
+    """Read one split of a dataset: a concrete source (a catalog entry is resolved by core.catalog first).
 
-    `catalog` (a `core.catalog.Catalog` or a path to a catalog file; default: the shipped one) is
-    used when `src.catalog` is set. `streaming`: None picks automatically (Hub ids with max_rows
-    whose size is unknown or large are streamed), True streams any source (local ones too), False
-    never streams. With max_rows, a deterministic seeded sample of that many rows is returned.
-    `allow_remote_code` is accepted for symmetry with the study spec but changes nothing:
-    datasets 5 cannot run loading scripts and this function never asks it to.
+    `streaming`: None picks automatically (Hub ids with max_rows whose size, `size_hint`, is unknown
+    or large are streamed), True streams any source (local ones too), False never streams. With
+    max_rows, a deterministic seeded sample of that many rows is returned.
     """
-    del allow_remote_code  # never used: no code from a dataset is executed
-    size_hint = None
     if src.catalog:
-        src, size_hint = _resolve_catalog(src, catalog)
+        raise ValueError(f"{src.display_name}: resolve catalog entries with core.catalog.resolve_source first")
     name = src.display_name
     cache = str(cache_dir) if cache_dir is not None else None
     if src.path:
         return _load_local(src, name, seed=seed, streaming=bool(streaming), cache_dir=cache)
     return _load_hub(src, name, seed=seed, streaming=streaming, size_hint=size_hint, cache_dir=cache)
-
-
-def _resolve_catalog(src: SourceSpec, catalog: Any) -> tuple[SourceSpec, int | None]:
-    from core.catalog import Catalog, CatalogError, load_catalog, resolve
-
-    try:
-        cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
-        entry = cat.get(src.catalog)
-        resolved = resolve(src, cat)
-    except CatalogError as err:
-        raise SourceError(f"{src.display_name}: {err}") from None
-    # The entry's size is only known for the entry's own split.
-    size_hint = entry.size_hint if resolved.split == entry.split and resolved.config == entry.config else None
-    return resolved, size_hint
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,32 +231,7 @@ def extract_zip(
     except (zipfile.BadZipFile, OSError) as err:
         raise SourceError(f"{name}: '{zip_path.name}' is not a valid zip file ({err}); re-create the archive") from None
     with zf:
-        infos = zf.infolist()
-        if len(infos) > ZIP_MAX_MEMBERS:
-            raise SourceError(f"{name}: '{zip_path.name}' holds {len(infos):,} members; put one data file in the zip")
-        total = 0
-        members: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
-        for info in infos:
-            rel = _safe_member_path(info.filename, zip_path, name)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise SourceError(f"{name}: '{zip_path.name}' contains a symbolic link '{_printable(info.filename)}'; zips with links are refused")
-            if info.flag_bits & 0x1:
-                raise SourceError(f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' is encrypted; upload an unencrypted zip")
-            if info.is_dir():
-                continue
-            if info.file_size > _RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
-                raise SourceError(
-                    f"{name}: '{zip_path.name}' looks like a zip bomb: '{_printable(info.filename)}' expands "
-                    f"{info.file_size / max(info.compress_size, 1):,.0f}x (limit {max_ratio:g}x); upload the data file itself"
-                )
-            total += info.file_size
-            members.append((info, rel))
-        if total > limit:
-            raise SourceError(
-                f"{name}: '{zip_path.name}' expands to {total / 1024**2:,.0f} MiB, above the {limit / 1024**2:,.0f} MiB "
-                "limit; upload a smaller sample or a Parquet file"
-            )
+        members = _checked_members(zf, zip_path, name, limit=limit, max_ratio=max_ratio)
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         root = dest.resolve()
@@ -287,22 +242,81 @@ def extract_zip(
             if not target.is_relative_to(root):  # belt and braces after _safe_member_path
                 raise SourceError(f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' would be written outside the upload folder")
             target.parent.mkdir(parents=True, exist_ok=True)
-            written = 0
-            try:
-                with zf.open(info) as fin, open(target, "xb") as fout:
-                    while chunk := fin.read(1 << 20):
-                        written += len(chunk)
-                        written_total += len(chunk)
-                        if written > info.file_size or written_total > limit:
-                            raise SourceError(
-                                f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' expands beyond its declared size "
-                                "or the size limit (a zip bomb?); upload the data file itself"
-                            )
-                        fout.write(chunk)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, EOFError, OSError, NotImplementedError) as err:
-                raise SourceError(f"{name}: cannot extract '{_printable(info.filename)}' from '{zip_path.name}' ({err}); re-create the archive") from None
+            written_total = _extract_member(zf, info, target, zip_path, name, written_before=written_total, limit=limit)
             out.append(target)
     return out
+
+
+def _checked_members(
+    zf: zipfile.ZipFile, zip_path: Path, name: str, *, limit: int, max_ratio: float
+) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """The zip's files with their safe relative paths, or a SourceError before anything is written."""
+    infos = zf.infolist()
+    if len(infos) > ZIP_MAX_MEMBERS:
+        raise SourceError(f"{name}: '{zip_path.name}' holds {len(infos):,} members; put one data file in the zip")
+    total = 0
+    members: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
+    for info in infos:
+        rel = _safe_member_path(info.filename, zip_path, name)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise SourceError(
+                f"{name}: '{zip_path.name}' contains a symbolic link '{_printable(info.filename)}'; "
+                "zips with links are refused"
+            )
+        if info.flag_bits & 0x1:
+            raise SourceError(
+                f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' is encrypted; "
+                "upload an unencrypted zip"
+            )
+        if info.is_dir():
+            continue
+        if info.file_size > _RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+            raise SourceError(
+                f"{name}: '{zip_path.name}' looks like a zip bomb: '{_printable(info.filename)}' expands "
+                f"{info.file_size / max(info.compress_size, 1):,.0f}x (limit {max_ratio:g}x); "
+                "upload the data file itself"
+            )
+        total += info.file_size
+        members.append((info, rel))
+    if total > limit:
+        raise SourceError(
+            f"{name}: '{zip_path.name}' expands to {total / 1024**2:,.0f} MiB, above the {limit / 1024**2:,.0f} MiB "
+            "limit; upload a smaller sample or a Parquet file"
+        )
+    return members
+
+
+def _extract_member(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    target: Path,
+    zip_path: Path,
+    name: str,
+    *,
+    written_before: int,
+    limit: int,
+) -> int:
+    """Write one member, counting the bytes actually produced (headers may lie); returns the zip's total so far."""
+    written = 0
+    written_total = written_before
+    try:
+        with zf.open(info) as fin, open(target, "xb") as fout:
+            while chunk := fin.read(1 << 20):
+                written += len(chunk)
+                written_total += len(chunk)
+                if written > info.file_size or written_total > limit:
+                    raise SourceError(
+                        f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' expands beyond its "
+                        "declared size or the size limit (a zip bomb?); upload the data file itself"
+                    )
+                fout.write(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, EOFError, OSError, NotImplementedError) as err:
+        raise SourceError(
+            f"{name}: cannot extract '{_printable(info.filename)}' from '{zip_path.name}' ({err}); "
+            "re-create the archive"
+        ) from None
+    return written_total
 
 
 def _printable(text: str, limit: int = 120) -> str:
@@ -569,88 +583,123 @@ def _call_datasets(fn, name: str, where: str, src: SourceSpec, ext: str | None):
 
 
 def _translate(err: Exception, name: str, where: str, src: SourceSpec, ext: str | None) -> SourceError | None:
-    from huggingface_hub import errors as hf_errors
-
-    from datasets.exceptions import DataFilesNotFoundError, DatasetNotFoundError
-
+    """A SourceError saying what to fix, or None for an exception nobody has explained yet (re-raised as is)."""
     chain = _chain(err)
-    msg = str(err)
-    is_hub = src.hub_id is not None
+    for explain in (_layout_problem, _hub_access_problem, _content_problem, _network_problem, _parse_problem):
+        problem = explain(err, chain, where, src, ext)
+        if problem is not None:
+            return SourceError(f"{name}: {problem}")
+    return None
 
-    # Loading scripts: never run.
+
+def _layout_problem(
+    err: Exception, chain: list[BaseException], where: str, src: SourceSpec, ext: str | None
+) -> str | None:
+    """A loading script (never run), a split or config that is not there, no rows."""
+    msg = str(err)
     if isinstance(err, RuntimeError) and "scripts are no longer supported" in msg:
-        return SourceError(
-            f"{name}: {where} is defined by a Python loading script, which the workbench never runs "
+        return (
+            f"{where} is defined by a Python loading script, which the workbench never runs "
             "(datasets 5 cannot either); use its Parquet conversion (revision: refs/convert/parquet) "
             "or a copy of the data files"
         )
-    # Splits and configs.
     if isinstance(err, ValueError) and ("Unknown split" in msg or "Bad split" in msg):
         avail = _listed(msg)
-        return SourceError(
-            f"{name}: {where} has no split '{src.split}'; available splits: {avail or msg}; set 'split' to one of them"
-        )
+        return f"{where} has no split '{src.split}'; available splits: {avail or msg}; set 'split' to one of them"
     if isinstance(err, ValueError) and "BuilderConfig" in msg and "not found" in msg:
         avail = _listed(msg)
-        return SourceError(
-            f"{name}: {where} has no config '{src.config}'; available configs: {avail or msg}; set 'config' to one of them"
-        )
+        return f"{where} has no config '{src.config}'; available configs: {avail or msg}; set 'config' to one of them"
     if isinstance(err, ValueError) and "Config name is missing" in msg:
         avail = _listed(msg)
-        return SourceError(f"{name}: {where} has several configs {avail or ''}; set 'config' to one of them")
+        return f"{where} has several configs {avail or ''}; set 'config' to one of them"
     if "corresponds to no data" in msg:
-        return SourceError(f"{name}: {where} has no rows (only a header?); give a file or split with data")
-    # Hub access.
+        return f"{where} has no rows (only a header?); give a file or split with data"
+    return None
+
+
+def _hub_access_problem(
+    err: Exception, chain: list[BaseException], where: str, src: SourceSpec, ext: str | None
+) -> str | None:
+    """A gated dataset, a revision that is not there, a dataset not found."""
+    from huggingface_hub import errors as hf_errors
+
+    from datasets.exceptions import DatasetNotFoundError
+
+    msg = str(err)
     gated = next((e for e in chain if isinstance(e, hf_errors.GatedRepoError)), None)
     if gated is not None or (isinstance(err, DatasetNotFoundError) and "gated" in msg):
-        return SourceError(
-            f"{name}: {where} is gated: request access on https://huggingface.co/datasets/{src.hub_id or ''} "
+        return (
+            f"{where} is gated: request access on https://huggingface.co/datasets/{src.hub_id or ''} "
             "and set HF_TOKEN in the worker's environment; offline: use a local folder"
         )
     revision = next((e for e in chain if isinstance(e, hf_errors.RevisionNotFoundError)), None)
     if revision is not None or (isinstance(err, DatasetNotFoundError) and "Revision" in msg):
-        return SourceError(f"{name}: {where} has no revision '{src.revision}'; check 'revision' (a branch, tag or commit)")
+        return f"{where} has no revision '{src.revision}'; check 'revision' (a branch, tag or commit)"
     not_found = next((e for e in chain if isinstance(e, (hf_errors.RepositoryNotFoundError, DatasetNotFoundError))), None)
     if not_found is not None:
-        return SourceError(f"{name}: {where} was not found or cannot be accessed; {_HUB_FIX}")
+        return f"{where} was not found or cannot be accessed; {_HUB_FIX}"
+    return None
+
+
+def _content_problem(
+    err: Exception, chain: list[BaseException], where: str, src: SourceSpec, ext: str | None
+) -> str | None:
+    """No supported data files, or text that is not UTF-8."""
+    from datasets.exceptions import DataFilesNotFoundError
+
     if isinstance(err, DataFilesNotFoundError) or type(err).__name__ == "EmptyDatasetError":
-        return SourceError(
-            f"{name}: {where} holds no supported data files ({', '.join(FILE_BUILDERS)}); "
+        return (
+            f"{where} holds no supported data files ({', '.join(FILE_BUILDERS)}); "
             "put the data in it (e.g. data/train.jsonl) or give the file itself as 'path'"
         )
     for e in chain:
         if isinstance(e, UnicodeDecodeError):
-            return SourceError(
-                f"{name}: {where} is not UTF-8 text ({e.reason} at byte {e.start}); re-save it as UTF-8 "
+            return (
+                f"{where} is not UTF-8 text ({e.reason} at byte {e.start}); re-save it as UTF-8 "
                 "(spreadsheets: 'CSV UTF-8'; or `iconv -f latin1 -t utf-8`)"
             )
+    return None
+
+
+def _network_problem(
+    err: Exception, chain: list[BaseException], where: str, src: SourceSpec, ext: str | None
+) -> str | None:
+    """An HTTP error from the Hub, offline mode, no network, a Hub file not found."""
+    from huggingface_hub import errors as hf_errors
+
     http = next((e for e in chain if isinstance(e, hf_errors.HfHubHTTPError)), None)
     if http is not None:
         status = getattr(getattr(http, "response", None), "status_code", None)
         if status in (401, 403):
-            return SourceError(f"{name}: {where} refused access (HTTP {status}); {_HUB_FIX}")
+            return f"{where} refused access (HTTP {status}); {_HUB_FIX}"
         if status == 404:
-            return SourceError(f"{name}: {where} was not found (HTTP 404); {_HUB_FIX}")
-        return SourceError(f"{name}: the Hub answered HTTP {status} for {where}; retry later, or {_HUB_FIX}")
+            return f"{where} was not found (HTTP 404); {_HUB_FIX}"
+        return f"the Hub answered HTTP {status} for {where}; retry later, or {_HUB_FIX}"
     if any(isinstance(e, hf_errors.OfflineModeIsEnabled) or "OfflineModeIsEnabled" in str(e) for e in chain):
-        return SourceError(
-            f"{name}: could not reach the Hugging Face Hub for {where}: offline mode is on (HF_HUB_OFFLINE=1 or "
+        return (
+            f"could not reach the Hugging Face Hub for {where}: offline mode is on (HF_HUB_OFFLINE=1 or "
             "HF_DATASETS_OFFLINE=1); unset it where the network is available, or offline: download the dataset "
             "elsewhere and give the local folder as 'path'"
         )
     if any(isinstance(e, (ConnectionError, TimeoutError)) or _is_network_error(e) for e in chain):
-        return SourceError(
-            f"{name}: could not reach the Hugging Face Hub for {where} ({type(err).__name__}: {msg[:200]}); "
+        return (
+            f"could not reach the Hugging Face Hub for {where} ({type(err).__name__}: {str(err)[:200]}); "
             "check the network or HF_ENDPOINT, or offline: download the dataset elsewhere and give the local "
             "folder as 'path'"
         )
-    if is_hub and isinstance(err, FileNotFoundError):
-        return SourceError(f"{name}: {where} was not found; {_HUB_FIX}")
-    # Malformed data.
+    if src.hub_id is not None and isinstance(err, FileNotFoundError):
+        return f"{where} was not found; {_HUB_FIX}"
+    return None
+
+
+def _parse_problem(
+    err: Exception, chain: list[BaseException], where: str, src: SourceSpec, ext: str | None
+) -> str | None:
+    """Malformed data: the parser's first line of complaint and a hint for the file's format."""
     parse = next((e for e in chain if _is_parse_error(e)), None)
     if parse is not None or type(err).__name__ in ("DatasetGenerationError", "DatasetGenerationCastError"):
         detail = str(parse if parse is not None else err).strip().splitlines()[0][:300]
-        return SourceError(f"{name}: {where} could not be parsed ({detail}); {_format_hint(ext)}")
+        return f"{where} could not be parsed ({detail}); {_format_hint(ext)}"
     return None
 
 

@@ -24,11 +24,14 @@ import numpy as np
 import pandas as pd
 
 from core.artifacts import ArtifactStore, read_json, write_json, write_text
-from core.catalog import resolve
-from core.mixture import BASELINE, build_mixture, decontaminate
+from core.catalog import resolve_source
+from core.evaluation import EvalResult, evaluate_model
+from core.mixture import BASELINE, Mixture, build_mixture, decontaminate
 from core.normalize import DataError, NormalizedData, normalize
+from core.prompts import to_prompt_completion
 from core.sources import load_source
 from core.spec import LOSS_METRICS, SourceSpec, StudySpec, dump_spec, stable_hash
+from core.train import LoadedModel, TrainResult, load_model, train
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +92,9 @@ def is_higher_better(metric: str) -> bool:
 
 
 def _load(src: SourceSpec, task: str, *, seed: int, labels: list[str] | None = None) -> tuple[NormalizedData, SourceSpec]:
-    concrete = resolve(src, task=task) if src.catalog else src
-    loaded = load_source(concrete, seed=seed)
-    return normalize(loaded, task, concrete, labels=labels), concrete
+    resolved = resolve_source(src, task=task)
+    loaded = load_source(resolved.spec, seed=seed, size_hint=resolved.size_hint)
+    return normalize(loaded, task, resolved.spec, labels=labels), resolved.spec
 
 
 def prepare_study(spec: StudySpec) -> PreparedStudy:
@@ -223,10 +226,6 @@ def execute_run(
     keep_weights: bool = True,
 ) -> dict:
     """Train and evaluate one run, store its result under its key; a stored result is reused."""
-    from core.evaluation import evaluate_model
-    from core.prompts import to_prompt_completion
-    from core.train import load_model, train
-
     existing = store.get_result(run.key)
     if existing is not None:
         return dict(existing, cached=True)
@@ -234,16 +233,7 @@ def execute_run(
     start = time.perf_counter()
     if progress:
         progress("loading", 0, 0, None)
-    mixture = build_mixture(
-        prepared.d0.rows,
-        None if run.arm == BASELINE else prepared.candidates[run.arm].rows,
-        size=run.size,
-        d0_share=spec.d0_share,
-        seed=run.seed,
-        arm=run.arm,
-        d0_name=prepared.d0.name,
-        candidate_index=None if run.arm == BASELINE else prepared.candidate_index[run.arm],
-    )
+    mixture = _mixture_for(prepared, run)
     loaded = load_model(spec.model, spec.training, trust_remote_code=spec.trust_remote_code)
     loaded_at = time.perf_counter()
     rows = to_prompt_completion(mixture.rows, spec.task, loaded.tokenizer)
@@ -253,64 +243,106 @@ def execute_run(
         trained_at = time.perf_counter()
         if progress:
             progress("evaluating", 0, len(prepared.benchmark.rows), None)
-        ev = evaluate_model(
-            loaded.model,
-            loaded.tokenizer,
-            prepared.benchmark.rows,
-            task=spec.task,
-            metrics=list(spec.metrics or []),
-            labels=prepared.labels,
-            answer_extraction=prepared.answer_extraction,
-            batch_size=spec.training.eval_batch_size,
-            max_new_tokens=spec.training.max_new_tokens,
-            max_len=spec.training.max_seq_length,
-            device=loaded.device,
-        )
-        run_dir = store.run_dir(run.key)
-        weights = None
-        if keep_weights and trained.saved_to:
-            target = run_dir / Path(trained.saved_to).name
-            if not target.exists():
-                run_dir.mkdir(parents=True, exist_ok=True)
-                shutil.move(trained.saved_to, target)
-            weights = str(target)
+        evaluation = _evaluate(prepared, loaded)
+        weights = _store_weights(store, run, trained.saved_to) if keep_weights and trained.saved_to else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result = {
+    timings = {
+        "load_seconds": round(loaded_at - start, 3),
+        "train_seconds": round(trained_at - loaded_at, 3),
+        "eval_seconds": evaluation.seconds,
+        "total_seconds": round(time.perf_counter() - start, 3),
+    }
+    result = _run_result(prepared, run, mixture, trained, evaluation, timings=timings, weights=weights)
+    store.put_manifest(run.key, mixture.manifest())
+    store.put_result(run.key, result)
+    return dict(store.get_result(run.key) or result, cached=False)
+
+
+def _mixture_for(prepared: PreparedStudy, run: RunSpec) -> Mixture:
+    """The run's training rows: D0 only for the baseline, else D0 and the candidate at the study's share."""
+    baseline = run.arm == BASELINE
+    return build_mixture(
+        prepared.d0.rows,
+        None if baseline else prepared.candidates[run.arm].rows,
+        size=run.size,
+        d0_share=prepared.spec.d0_share,
+        seed=run.seed,
+        arm=run.arm,
+        d0_name=prepared.d0.name,
+        candidate_index=None if baseline else prepared.candidate_index[run.arm],
+    )
+
+
+def _evaluate(prepared: PreparedStudy, loaded: LoadedModel) -> EvalResult:
+    """The trained model's metrics on the study's benchmark."""
+    spec = prepared.spec
+    return evaluate_model(
+        loaded.model,
+        loaded.tokenizer,
+        prepared.benchmark.rows,
+        task=spec.task,
+        metrics=list(spec.metrics or []),
+        labels=prepared.labels,
+        answer_extraction=prepared.answer_extraction,
+        batch_size=spec.training.eval_batch_size,
+        max_new_tokens=spec.training.max_new_tokens,
+        max_len=spec.training.max_seq_length,
+        device=loaded.device,
+    )
+
+
+def _store_weights(store: ArtifactStore, run: RunSpec, saved_to: str) -> str:
+    """Move the trained weights into the run's artifacts folder (once: a first copy stays) and return where."""
+    run_dir = store.run_dir(run.key)
+    target = run_dir / Path(saved_to).name
+    if not target.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(saved_to, target)
+    return str(target)
+
+
+def _run_result(
+    prepared: PreparedStudy,
+    run: RunSpec,
+    mixture: Mixture,
+    trained: TrainResult,
+    evaluation: EvalResult,
+    *,
+    timings: dict,
+    weights: str | None,
+) -> dict:
+    """The run's result.json: what it measured, how it trained, how long each step took, where its weights are."""
+    spec = prepared.spec
+    baseline = run.arm == BASELINE
+    return {
         "key": run.key,
         "arm": run.arm,
         "size": run.size,
         "seed": run.seed,
-        "d0_share": None if run.arm == BASELINE else spec.d0_share,
+        "d0_share": None if baseline else spec.d0_share,
         "model": spec.model,
         "task": spec.task,
-        "metrics": ev.metrics,
+        "metrics": evaluation.metrics,
         "train": {k: v for k, v in trained.to_dict().items() if k != "saved_to"},
-        "eval": {"seconds": ev.seconds, "rows": ev.n},
-        "timings": {
-            "load_seconds": round(loaded_at - start, 3),
-            "train_seconds": round(trained_at - loaded_at, 3),
-            "eval_seconds": ev.seconds,
-            "total_seconds": round(time.perf_counter() - start, 3),
-        },
+        "eval": {"seconds": evaluation.seconds, "rows": evaluation.n},
+        "timings": timings,
         "mixture": {
             "parts": [dict(p.__dict__, repetition=p.repetition) for p in mixture.parts],
-            "candidate_repetition": mixture.candidate_repetition if run.arm != BASELINE else None,
+            "candidate_repetition": None if baseline else mixture.candidate_repetition,
         },
         "weights": weights,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "result_version": RESULT_VERSION,
     }
-    store.put_manifest(run.key, mixture.manifest())
-    store.put_result(run.key, result)
-    return dict(store.get_result(run.key) or result, cached=False)
 
 
 # ------------------------------------------------------------------------------------------------
 # Fits and ranking
 
 
-def _points(results: list[dict], metric: str) -> pd.DataFrame:
+def measured_points(results: list[dict], metric: str) -> pd.DataFrame:
+    """arm, size, seed, value of every run result that measured `metric`: what a fit takes."""
     rows = [
         {"arm": r["arm"], "size": r["size"], "seed": r["seed"], "value": r["metrics"].get(metric)}
         for r in results
@@ -324,7 +356,7 @@ def rank_metric(spec: StudySpec, results: list[dict], metric: str, *, n_boot: in
     from core.ranking import baseline_row, rank_arms
     from core.scaling import fit_study
 
-    points = _points(results, metric)
+    points = measured_points(results, metric)
     higher = is_higher_better(metric)
     if points.empty:
         return {"metric": metric, "fits": {}, "ranking": [], "baseline": None, "study_fit": None, "points": points}
@@ -474,10 +506,6 @@ def run_study(
     study_dir = store.study_dir(prepared.study_id)
     write_study_outputs(dict(summary), study_dir, spec)
     return write_study_outputs(summary, Path(out_dir), spec)
-
-
-def load_metrics(out_dir: str | Path) -> dict | None:
-    return read_json(Path(out_dir) / "metrics.json")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -147,7 +147,7 @@ def test_resolve_demo_entry_uses_core_demo_lazily(cat, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "core.demo", fake)
     s = resolve(SourceSpec(catalog="demo/helpful"), cat)
     assert calls == [1] and Path(s.path) == folder / "helpful.jsonl" and s.name == "demo/helpful"
-    nd = normalize(load_source(SourceSpec(catalog="demo/helpful"), catalog=cat), "classification", s)
+    nd = normalize(load_source(s), "classification", s)
     assert nd.rows == [{"text": "reset my password", "label": "account"}] and nd.name == "demo/helpful"
     (folder / "helpful.jsonl").unlink()
     with pytest.raises(CatalogError, match="helpful.jsonl"):
@@ -182,9 +182,10 @@ def test_catalog_path_entry_loads_end_to_end(cat, tmp_path):
         "".join(json.dumps({"body": f"review {i}", "label": i % 2}) + "\n" for i in range(30))
     )
     src = SourceSpec(catalog="local/reviews", max_rows=10, label_names=["bad", "good"])
-    ld = load_source(src, catalog=tmp_path / "candidates.json", seed=4)
+    concrete = resolve(src, tmp_path / "candidates.json")
+    ld = load_source(concrete, seed=4)
     assert ld.name == "local/reviews" and len(ld.rows) == 10
-    nd = normalize(ld, "classification", resolve(src, cat))
+    nd = normalize(ld, "classification", concrete)
     assert set(nd.labels) <= {"bad", "good"} and nd.rows[0]["text"].startswith("review")
 
 
@@ -274,5 +275,6 @@ def test_demo_entries_load_with_the_real_demo_data(tmp_path, monkeypatch):
     for e in cat.entries:
         if e.demo:
             src = SourceSpec(catalog=e.id, max_rows=500)
-            nd = normalize(load_source(src, catalog=cat), e.task, resolve(src, cat))
+            concrete = resolve(src, cat)
+            nd = normalize(load_source(concrete), e.task, concrete)
             assert nd.name == e.id and nd.rows and nd.labels, e.id

@@ -254,7 +254,7 @@ def test_hub_id_with_max_rows_streams_a_shuffled_sample(tmp_path, monkeypatch):
 
 
 def test_hub_catalog_entry_small_enough_is_downloaded_whole(tmp_path, monkeypatch):
-    from core.catalog import Catalog, CatalogEntry
+    from core.catalog import Catalog, CatalogEntry, CatalogError, resolve_source
 
     hub = _HubRedirect(hub_folder(tmp_path / "repo", n_train=300))
     monkeypatch.setattr(datasets, "load_dataset", hub)
@@ -265,19 +265,26 @@ def test_hub_catalog_entry_small_enough_is_downloaded_whole(tmp_path, monkeypatc
         ],
         path=tmp_path / "cat.json",
     )
-    small = load_source(spec(catalog="small", max_rows=100), catalog=cat)
+    resolved = resolve_source(spec(catalog="small", max_rows=100), cat)
+    assert resolved.size_hint == 300
+    small = load_source(resolved.spec, size_hint=resolved.size_hint)
     assert hub.calls[-1]["streaming"] is False and not small.streamed and len(small.rows) == 100
     assert small.total_rows == 300 and small.name == "small"
-    large = load_source(spec(catalog="large", max_rows=100), catalog=cat)
+    resolved = resolve_source(spec(catalog="large", max_rows=100), cat)
+    large = load_source(resolved.spec, size_hint=resolved.size_hint)
     assert hub.calls[-1]["streaming"] is True and large.streamed and len(large.rows) == 100
-    with pytest.raises(SourceError, match="unknown catalog id 'smal'.*'small'"):
-        load_source(spec(catalog="smal"), catalog=cat)
+    # Another split than the entry's: its size is unknown, so it is streamed.
+    assert resolve_source(spec(catalog="small", split="test", max_rows=100), cat).size_hint is None
+    with pytest.raises(CatalogError, match="unknown catalog id 'smal'.*'small'"):
+        resolve_source(spec(catalog="smal"), cat)
+    with pytest.raises(ValueError, match="resolve_source"):
+        load_source(spec(catalog="small"))
 
 
 def test_trust_remote_code_is_never_passed(tmp_path, monkeypatch):
     hub = _HubRedirect(hub_folder(tmp_path / "repo"))
     monkeypatch.setattr(datasets, "load_dataset", hub)
-    load_source(spec(hub_id="a/b"), allow_remote_code=True)
+    load_source(spec(hub_id="a/b"))
     assert all("trust_remote_code" not in c for c in hub.calls)
 
 
@@ -380,7 +387,7 @@ def test_loading_script_is_refused_and_never_run(tmp_path):
     write_jsonl(repo / "train.jsonl", ROWS)
     marker = tmp_path / "SCRIPT_RAN"
     (repo / "scripted.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
-    expect(spec(path=str(repo)), "loading script", "never runs", "refs/convert/parquet", allow_remote_code=True)
+    expect(spec(path=str(repo)), "loading script", "never runs", "refs/convert/parquet")
     assert not marker.exists()
 
 

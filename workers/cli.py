@@ -495,13 +495,20 @@ def cmd_remote_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from workers.backends.base import DEFAULT_BACKEND, backends
-
     parser = argparse.ArgumentParser(prog="workbench", description="Data Curation Workbench: which candidate dataset is worth adding?",
                                      allow_abbrev=False)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_in_process_commands(sub)
+    _add_service_commands(sub)
+    _add_submit_command(sub)
+    _add_study_commands(sub)
+    _add_remote_run_command(sub)
+    return parser
 
+
+def _add_in_process_commands(sub) -> None:
+    """run and demo: a whole study in this process, no server."""
     p = sub.add_parser("run", allow_abbrev=False, help="run a whole study in this process (no server) and write metrics.json")
     p.add_argument("spec", help="study spec, YAML or JSON")
     p.add_argument("--out", help="output folder (default: the spec's output_dir, or out/<study id>)")
@@ -512,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: out/demo or out/demo-fast)")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_service_commands(sub) -> None:
+    """up, dashboard, health and worker: the long-running processes and their health check."""
     p = sub.add_parser("up", allow_abbrev=False, help="start Redis (embedded unless REDIS_URL is set), a worker and the dashboard")
     p.add_argument("--workers", type=int, default=1, help="local workers to start (default 1)")
     p.add_argument("--no-dashboard", dest="dashboard", action="store_false", help="do not start the dashboard")
@@ -534,6 +544,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="worker name (default: RQ's)")
     p.set_defaults(func=cmd_worker)
 
+
+def _add_submit_command(sub) -> None:
+    """submit, with each backend's own options as flags."""
+    from workers.backends.base import DEFAULT_BACKEND, backends
+
     p = sub.add_parser("submit", allow_abbrev=False, help="validate a study spec and enqueue it; prints the study id last")
     p.add_argument("spec")
     p.add_argument("--backend", choices=list(backends()), default=DEFAULT_BACKEND)
@@ -545,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(option.flag, dest=option.name, help=f"{backend.label}: {option.help}{default}")
     p.set_defaults(func=cmd_submit)
 
+
+def _add_study_commands(sub) -> None:
+    """status, wait, cancel, retry, results and reindex: studies already submitted."""
     p = sub.add_parser("status", allow_abbrev=False, help="studies, or one study's runs")
     p.add_argument("study", nargs="?")
     p.add_argument("--json", action="store_true")
@@ -573,6 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reindex", allow_abbrev=False, help="rebuild Redis records from the artifacts store")
     p.set_defaults(func=cmd_reindex)
 
+
+def _add_remote_run_command(sub) -> None:
+    """remote-run: what a Hugging Face Job runs."""
     p = sub.add_parser("remote-run", allow_abbrev=False, help="(inside a Hugging Face Job) run one run from the results repo and upload its result")
     p.add_argument("--repo", required=True, help="results dataset repo, e.g. org/workbench-results")
     p.add_argument("--study", required=True)
@@ -582,7 +603,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--key", required=True)
     p.set_defaults(func=cmd_remote_run)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -197,8 +197,8 @@ class JobStore:
             )
         return self._script
 
-    def status_counts(self, study_ids: list[str]) -> dict[str, dict[str, int]]:
-        """{study id: {status: n}} for many studies in one pipeline, counted inside Redis."""
+    def study_run_counts(self, study_ids: list[str]) -> dict[str, dict[str, int]]:
+        """{study id: {run status: n}} for many studies in one pipeline, counted inside Redis."""
         script = self.redis.register_script(
             """
             local ids = redis.call('LRANGE', KEYS[1], 0, -1)
@@ -223,6 +223,9 @@ class JobStore:
                 counts[k.decode() if isinstance(k, bytes) else str(k)] = int(v)
             out[sid] = counts
         return out
+
+    # The old name, kept only until app/screens/jobs.py calls study_run_counts.
+    status_counts = study_run_counts
 
     def update_run(self, run_id: str, **fields) -> None:
         fields["updated_at"] = time.time()

@@ -97,7 +97,7 @@ def _finish(store: JobStore, run_id: str, key: str, result: dict, rows: int) -> 
 def fit_task(study_id: str, arm: str) -> dict:
     """A candidate's measured points and a solo fit, for the dashboard while other arms still run."""
     from core.scaling import fit_study
-    from core.study import _points, is_higher_better
+    from core.study import is_higher_better, measured_points
 
     store = _store()
     artifacts = ArtifactStore()
@@ -109,7 +109,7 @@ def fit_task(study_id: str, arm: str) -> dict:
     results = [r for r in results if r]
     failed = sum(1 for r in runs if r.get("status") == "failed")
     summary = {"arm": arm, "finished": len(results), "failed": failed, "planned": len(runs)}
-    points = _points(results, metric)
+    points = measured_points(results, metric)
     if target and points["size"].nunique() >= 2:
         fit = fit_study(points, metric=metric, higher_is_better=is_higher_better(metric), target_size=target, n_boot=0, shared="none")
         f = fit.fits.get(arm)
@@ -167,13 +167,6 @@ def rank_task(study_id: str) -> dict:
 def noop_task(payload: str = "") -> str:
     """A job that does nothing: for benchmarks of the queue itself."""
     return payload
-
-
-def sleep_task(seconds: float) -> float:
-    import time
-
-    time.sleep(seconds)
-    return seconds
 
 
 def artifacts_root() -> Path:

@@ -70,7 +70,7 @@ class Generative(Task):
         return out, skipped
 
     def text(self, row: dict) -> str:
-        return prompt_text(row["prompt"])
+        return prompt_as_text(row["prompt"])
 
     def prompt(self, row: dict, tokenizer=None) -> str:
         prompt = row["prompt"]
@@ -192,7 +192,7 @@ def _render_messages(messages: list[dict]) -> str:
     return "\n".join(lines) + "\nAssistant:"
 
 
-def prompt_text(prompt: str | list[dict]) -> str:
+def prompt_as_text(prompt: str | list[dict]) -> str:
     """A prompt as plain text: a string as is, chat messages' contents joined by newlines."""
     if isinstance(prompt, str):
         return prompt
