@@ -224,9 +224,6 @@ class JobStore:
             out[sid] = counts
         return out
 
-    # The old name, kept only until app/screens/jobs.py calls study_run_counts.
-    status_counts = study_run_counts
-
     def update_run(self, run_id: str, **fields) -> None:
         fields["updated_at"] = time.time()
         self.redis.hset(_k("run", run_id), mapping=_encode(fields))

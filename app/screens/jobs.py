@@ -32,7 +32,7 @@ PAGE = "jobs"
 
 def run_counts_by_study(conn, study_ids: list[str]) -> dict[str, dict[str, int]]:
     """{study id: {status: n}}, counted inside Redis: one small reply per study, not every run."""
-    return JobStore(conn).status_counts(study_ids) if study_ids else {}
+    return JobStore(conn).study_run_counts(study_ids) if study_ids else {}
 
 
 def study_is_live(study: dict, counts: dict[str, int]) -> bool:
