@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # The suite never reaches the Hub (tests/fake_hub.py stands in for it).
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1
 
-.PHONY: setup browser run worker demo demo-fast test bench clean
+.PHONY: setup browser run worker demo demo-fast lint test bench clean
 
 setup: $(STAMP)
 
@@ -43,7 +43,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || { echo "install Debian's chromium package (the browser test needs /usr/bin/chromium)"; exit 1; }
 
-test: setup browser
+# ruff (pinned in requirements-dev.txt, configured in pyproject.toml): lint and formatting, before the tests.
+lint: setup
+	$(VENV)/bin/ruff check app workers core bench tests
+	$(VENV)/bin/ruff format --check app workers core bench tests
+
+test: lint browser
 	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 bench: setup

@@ -76,8 +76,9 @@ class SettingInput:
             return where.text_input(self.label, key=key, help=self.help)
         if self.kind == "float":
             step = 0.05 if self.high is not None and self.high <= 1 else 0.5
-            return where.number_input(self.label, min_value=self.low, max_value=self.high, step=step, key=key,
-                                      help=self.help)
+            return where.number_input(
+                self.label, min_value=self.low, max_value=self.high, step=step, key=key, help=self.help
+            )
         low = 0 if self.kind == "optional_int" else self.low
         return where.number_input(self.label, min_value=low, max_value=self.high, step=1, key=key, help=self.help)
 
@@ -91,7 +92,7 @@ def draw_inputs(inputs: list[SettingInput], key_of) -> dict[str, Any]:
     """The inputs, COLUMNS to a row; `key_of(name)` gives each input's session-state key. Their values by name."""
     values = {}
     for start in range(0, len(inputs), COLUMNS):
-        row = inputs[start:start + COLUMNS]
+        row = inputs[start : start + COLUMNS]
         for column, setting in zip(st.columns(COLUMNS), row):
             values[setting.name] = setting.draw(column, key_of(setting.name))
     return values

@@ -250,7 +250,7 @@ def check_utf8(path: Path, shown: str) -> None:
                 decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as err:
                 raise UploadError(
-                    f"'{shown}' is not UTF-8 text (byte 0x{err.object[err.start:err.start + 1].hex()} near offset "
+                    f"'{shown}' is not UTF-8 text (byte 0x{err.object[err.start : err.start + 1].hex()} near offset "
                     f"{offset + err.start:,}); re-save it as UTF-8 (spreadsheets: 'CSV UTF-8'; "
                     "or `iconv -f latin1 -t utf-8`)"
                 ) from None

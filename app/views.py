@@ -33,16 +33,76 @@ FLAG_LABELS = {
     "repeated_data": "repeated data",
 }
 
-STUDY_COLUMNS = ["id", "name", "status", "progress", "queued", "running", "finished", "failed", "canceled",
-                 "runs", "submitted_by", "submitted_at", "backend"]
+STUDY_COLUMNS = [
+    "id",
+    "name",
+    "status",
+    "progress",
+    "queued",
+    "running",
+    "finished",
+    "failed",
+    "canceled",
+    "runs",
+    "submitted_by",
+    "submitted_at",
+    "backend",
+]
 # Fields of a run record (workers.store) that the Jobs page reads.
-_RUN_FIELDS = ["id", "index", "arm", "size", "seed", "status", "phase", "step", "total", "started_at", "finished_at",
-               "worker", "host", "backend_url", "metrics", "attempts", "cached", "error"]
-RANKING_COLUMNS = ["rank", "candidate", "predicted", "interval", "low", "high", "gain_over_baseline", "p_best",
-                   "measured_at_largest", "largest_size", "rank_at_largest_size", "backtest_error", "flags"]
+_RUN_FIELDS = [
+    "id",
+    "index",
+    "arm",
+    "size",
+    "seed",
+    "status",
+    "phase",
+    "step",
+    "total",
+    "started_at",
+    "finished_at",
+    "worker",
+    "host",
+    "backend_url",
+    "metrics",
+    "attempts",
+    "cached",
+    "error",
+]
+RANKING_COLUMNS = [
+    "rank",
+    "candidate",
+    "predicted",
+    "interval",
+    "low",
+    "high",
+    "gain_over_baseline",
+    "p_best",
+    "measured_at_largest",
+    "largest_size",
+    "rank_at_largest_size",
+    "backtest_error",
+    "flags",
+]
 EMPTY_CELL = "—"
-RUN_COLUMNS = ["id", "index", "arm", "size", "seed", "status", "phase", "progress", "steps", "elapsed_s",
-               "worker", "backend_url", "value", "attempts", "cached", "error"]
+RUN_COLUMNS = [
+    "id",
+    "index",
+    "arm",
+    "size",
+    "seed",
+    "status",
+    "phase",
+    "progress",
+    "steps",
+    "elapsed_s",
+    "worker",
+    "backend_url",
+    "value",
+    "attempts",
+    "cached",
+    "error",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,17 +122,19 @@ def studies_frame(studies: Sequence[Mapping], counts: Mapping[str, Mapping[str, 
         c = counts.get(sid) or {}
         n = int(s.get("n_runs") or sum(c.values()) or 0)
         done = sum(int(c.get(k, 0)) for k in ("finished", "failed", "canceled"))
-        rows.append({
-            "id": sid,
-            "name": str(s.get("name") or sid),
-            "status": str(s.get("status") or "queued"),
-            "progress": (done / n) if n and c else None,
-            **{k: (int(c[k]) if k in c else None) for k in STATUSES},
-            "runs": n,
-            "submitted_by": str(s.get("submitted_by") or ""),
-            "submitted_at": _datetime(s.get("submitted_at")),
-            "backend": str(s.get("backend") or DEFAULT_BACKEND),
-        })
+        rows.append(
+            {
+                "id": sid,
+                "name": str(s.get("name") or sid),
+                "status": str(s.get("status") or "queued"),
+                "progress": (done / n) if n and c else None,
+                **{k: (int(c[k]) if k in c else None) for k in STATUSES},
+                "runs": n,
+                "submitted_by": str(s.get("submitted_by") or ""),
+                "submitted_at": _datetime(s.get("submitted_at")),
+                "backend": str(s.get("backend") or DEFAULT_BACKEND),
+            }
+        )
     frame = pd.DataFrame(rows, columns=STUDY_COLUMNS)
     for k in STATUSES:
         frame[k] = frame[k].astype("Int64")
@@ -117,24 +179,26 @@ def runs_frame(runs: Sequence[Mapping], *, metric: str | None = None, now: float
     elapsed = (end - started).where(started.notna() & (status != "queued"))
     metrics = col("metrics")
     value = [m.get(metric) if metric and isinstance(m, dict) else None for m in metrics]
-    frame = pd.DataFrame({
-        "id": col("id").astype(str),
-        "index": num("index").astype("Int64"),
-        "arm": col("arm").astype(str),
-        "size": num("size").astype("Int64"),
-        "seed": num("seed").astype("Int64"),
-        "status": status,
-        "phase": col("phase").fillna("").astype(str),
-        "progress": progress.astype(float),
-        "steps": steps,
-        "elapsed_s": elapsed.clip(lower=0).astype(float),
-        "worker": col("worker").fillna(col("host")).fillna("").astype(str),
-        "backend_url": col("backend_url").replace("", None),
-        "value": pd.to_numeric(pd.Series(value, index=raw.index, dtype=object), errors="coerce").astype(float),
-        "attempts": num("attempts").astype("Int64"),
-        "cached": col("cached").map(_truthy).astype(bool),
-        "error": col("error").fillna("").astype(str),
-    })
+    frame = pd.DataFrame(
+        {
+            "id": col("id").astype(str),
+            "index": num("index").astype("Int64"),
+            "arm": col("arm").astype(str),
+            "size": num("size").astype("Int64"),
+            "seed": num("seed").astype("Int64"),
+            "status": status,
+            "phase": col("phase").fillna("").astype(str),
+            "progress": progress.astype(float),
+            "steps": steps,
+            "elapsed_s": elapsed.clip(lower=0).astype(float),
+            "worker": col("worker").fillna(col("host")).fillna("").astype(str),
+            "backend_url": col("backend_url").replace("", None),
+            "value": pd.to_numeric(pd.Series(value, index=raw.index, dtype=object), errors="coerce").astype(float),
+            "attempts": num("attempts").astype("Int64"),
+            "cached": col("cached").map(_truthy).astype(bool),
+            "error": col("error").fillna("").astype(str),
+        }
+    )
     if frame["index"].notna().all():
         frame = frame.sort_values("index", kind="stable")
     return frame.reset_index(drop=True)
@@ -153,8 +217,9 @@ def is_live(counts: Mapping[str, int]) -> bool:
     return any(int(counts.get(s, 0)) > 0 for s in LIVE)
 
 
-def filter_runs(frame: pd.DataFrame, *, statuses: Sequence[str] | None = None, arm: str | None = None,
-                search: str = "") -> pd.DataFrame:
+def filter_runs(
+    frame: pd.DataFrame, *, statuses: Sequence[str] | None = None, arm: str | None = None, search: str = ""
+) -> pd.DataFrame:
     """Rows of the given statuses and arm whose id, worker, phase or error contain `search`."""
     keep = pd.Series(True, index=frame.index)
     if statuses:
@@ -172,7 +237,7 @@ def page_of(frame: pd.DataFrame, page: int, page_size: int = PAGE_SIZE) -> pd.Da
     """Rows of a 1-indexed page (the last page when `page` is past the end)."""
     pages = n_pages(len(frame), page_size)
     page = min(max(1, int(page)), pages)
-    return frame.iloc[(page - 1) * page_size: page * page_size]
+    return frame.iloc[(page - 1) * page_size : page * page_size]
 
 
 def n_pages(n_rows: int, page_size: int = PAGE_SIZE) -> int:
@@ -237,18 +302,31 @@ def results_runs_frame(metrics_json: Mapping) -> pd.DataFrame:
         mixture = r.get("mixture") or {}
         row = {"candidate": r.get("candidate") or r.get("arm"), "size": r.get("size"), "seed": r.get("seed")}
         row.update({name: m.get(name) for name in names})
-        row.update({
-            "steps": train.get("steps"),
-            "train_loss": train.get("train_loss"),
-            "repetition": mixture.get("candidate_repetition"),
-            "train_seconds": timings.get("train_seconds"),
-            "total_seconds": timings.get("total_seconds"),
-            "cached": bool(r.get("cached")),
-            "key": r.get("key"),
-        })
+        row.update(
+            {
+                "steps": train.get("steps"),
+                "train_loss": train.get("train_loss"),
+                "repetition": mixture.get("candidate_repetition"),
+                "train_seconds": timings.get("train_seconds"),
+                "total_seconds": timings.get("total_seconds"),
+                "cached": bool(r.get("cached")),
+                "key": r.get("key"),
+            }
+        )
         rows.append(row)
-    columns = ["candidate", "size", "seed", *names, "steps", "train_loss", "repetition", "train_seconds",
-               "total_seconds", "cached", "key"]
+    columns = [
+        "candidate",
+        "size",
+        "seed",
+        *names,
+        "steps",
+        "train_loss",
+        "repetition",
+        "train_seconds",
+        "total_seconds",
+        "cached",
+        "key",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     for c in ["size", "seed", "steps"]:
         frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("Int64")
@@ -299,9 +377,18 @@ def ranking_frame(summary: Sequence[Mapping]) -> pd.DataFrame:
 def ranking_styler(frame: pd.DataFrame, metric_format: str = "{:.4f}") -> Styler:
     """The ranking table's number formats, with an em dash where a cell has no value (the baseline's rank,
     gain and P(best)); p_best is in percent."""
-    formats = {"rank": "{:d}", "predicted": metric_format, "gain_over_baseline": "{:+.4f}", "p_best": "{:.0f}%",
-               "measured_at_largest": metric_format, "largest_size": "{:,}", "rank_at_largest_size": "{:d}",
-               "backtest_error": "{:.4f}", "low": metric_format, "high": metric_format}
+    formats = {
+        "rank": "{:d}",
+        "predicted": metric_format,
+        "gain_over_baseline": "{:+.4f}",
+        "p_best": "{:.0f}%",
+        "measured_at_largest": metric_format,
+        "largest_size": "{:,}",
+        "rank_at_largest_size": "{:d}",
+        "backtest_error": "{:.4f}",
+        "low": metric_format,
+        "high": metric_format,
+    }
     return frame.style.format(na_rep=EMPTY_CELL).format(formats, na_rep=EMPTY_CELL)
 
 
@@ -324,9 +411,13 @@ def notes_frame(ranking: Sequence[Mapping], baseline: Mapping | None = None) -> 
 
 def rankings_disagree(ranking: Sequence[Mapping]) -> list[str]:
     """Candidates whose extrapolated rank differs from their plain rank at the largest measured size."""
-    return [str(r.get("candidate")) for r in ranking
-            if r.get("rank") is not None and r.get("rank_at_largest_size") is not None
-            and int(r["rank"]) != int(r["rank_at_largest_size"])]
+    return [
+        str(r.get("candidate"))
+        for r in ranking
+        if r.get("rank") is not None
+        and r.get("rank_at_largest_size") is not None
+        and int(r["rank"]) != int(r["rank_at_largest_size"])
+    ]
 
 
 def plain_order(ranking: Sequence[Mapping]) -> list[str]:
@@ -375,5 +466,13 @@ def _isnan(x) -> bool:
 
 
 def _run_dtype(column: str) -> str:
-    return {"index": "Int64", "size": "Int64", "seed": "Int64", "attempts": "Int64", "progress": "float",
-            "elapsed_s": "float", "value": "float", "cached": "bool"}.get(column, "object")
+    return {
+        "index": "Int64",
+        "size": "Int64",
+        "seed": "Int64",
+        "attempts": "Int64",
+        "progress": "float",
+        "elapsed_s": "float",
+        "value": "float",
+        "cached": "bool",
+    }.get(column, "object")

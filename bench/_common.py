@@ -91,7 +91,7 @@ def write_result(name: str, payload: dict, command: str | None = None) -> Path:
     doc = {
         "benchmark": name,
         "command": command or f"python -m bench.{name}",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         **payload,
     }
@@ -127,7 +127,9 @@ def setup_env(scratch_default: str = "/tmp/workbench-bench") -> Path:
 
 def scratch_dir(name: str) -> Path:
     """A scratch folder for one benchmark's files, beside WORKBENCH_HOME (never inside the repo)."""
-    root = Path(os.environ.get("WORKBENCH_BENCH_SCRATCH") or Path(os.environ["WORKBENCH_HOME"]).parent / "bench-scratch")
+    root = Path(
+        os.environ.get("WORKBENCH_BENCH_SCRATCH") or Path(os.environ["WORKBENCH_HOME"]).parent / "bench-scratch"
+    )
     path = root / name
     path.mkdir(parents=True, exist_ok=True)
     return path

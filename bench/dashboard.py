@@ -70,13 +70,21 @@ def make_finished_study(artifacts) -> tuple:
             for size in sizes:
                 if len(results) == RUNS:
                     break
-                results.append({
-                    "key": f"bench-{arm}-{size}-{seed}", "arm": arm, "size": size, "seed": seed, "model": spec.model,
-                    "task": spec.task, "metrics": _metric(arm, size, seed), "train": {"steps": 4, "train_loss": 3.0},
-                    "timings": {"train_seconds": 1.0, "total_seconds": 2.0},
-                    "mixture": {"parts": [], "candidate_repetition": None if arm == "baseline" else 0.2},
-                    "d0_share": None if arm == "baseline" else spec.d0_share,
-                })
+                results.append(
+                    {
+                        "key": f"bench-{arm}-{size}-{seed}",
+                        "arm": arm,
+                        "size": size,
+                        "seed": seed,
+                        "model": spec.model,
+                        "task": spec.task,
+                        "metrics": _metric(arm, size, seed),
+                        "train": {"steps": 4, "train_loss": 3.0},
+                        "timings": {"train_seconds": 1.0, "total_seconds": 2.0},
+                        "mixture": {"parts": [], "candidate_repetition": None if arm == "baseline" else 0.2},
+                        "d0_share": None if arm == "baseline" else spec.d0_share,
+                    }
+                )
     summary = summarize_study(spec, results)
     summary["study_id"] = study_id
     try:
@@ -86,7 +94,10 @@ def make_finished_study(artifacts) -> tuple:
         import altair as alt
 
         chart_max_rows_error = f"{type(err).__name__}: {str(err).splitlines()[0]}"
-        print(f"write_study_outputs failed on 10k runs ({chart_max_rows_error}); retrying with altair's max_rows off", flush=True)
+        print(
+            f"write_study_outputs failed on 10k runs ({chart_max_rows_error}); retrying with altair's max_rows off",
+            flush=True,
+        )
         summary = summarize_study(spec, results)
         summary["study_id"] = study_id
         alt.data_transformers.disable_max_rows()
@@ -107,13 +118,33 @@ def index_finished(redis, artifacts, study_id, spec, results) -> None:
     from workers.store import JobStore
 
     metrics = client.results(study_id, artifacts)
-    records = [{"id": client.run_id(study_id, i), "index": i, "arm": r["arm"], "size": r["size"], "seed": r["seed"],
-                "key": r["key"], "status": "finished", "metrics": r["metrics"], "phase": "done", "cached": True}
-               for i, r in enumerate(results)]
-    record = {"name": spec.name, "spec": dump_spec(spec), "status": "finished", "phase": "done", "backend": "local",
-              "primary_metric": spec.primary_metric, "target_size": spec.target_size, "reindexed": True,
-              "ranking": StudyResult.from_dict(metrics).ranking_summary(),
-              "results_dir": str(artifacts.study_dir(study_id))}
+    records = [
+        {
+            "id": client.run_id(study_id, i),
+            "index": i,
+            "arm": r["arm"],
+            "size": r["size"],
+            "seed": r["seed"],
+            "key": r["key"],
+            "status": "finished",
+            "metrics": r["metrics"],
+            "phase": "done",
+            "cached": True,
+        }
+        for i, r in enumerate(results)
+    ]
+    record = {
+        "name": spec.name,
+        "spec": dump_spec(spec),
+        "status": "finished",
+        "phase": "done",
+        "backend": "local",
+        "primary_metric": spec.primary_metric,
+        "target_size": spec.target_size,
+        "reindexed": True,
+        "ranking": StudyResult.from_dict(metrics).ranking_summary(),
+        "results_dir": str(artifacts.study_dir(study_id)),
+    }
     JobStore(redis).create_study(study_id, record, records)
 
 
@@ -127,23 +158,53 @@ def make_live_study(redis) -> str:
     arms = ("baseline", "helpful", "offdomain")
     runs = []
     for i in range(RUNS):
-        rec = {"id": f"{study_id}-r{i}", "index": i, "arm": arms[i % 3], "size": 40 * 2 ** (i % 5), "seed": i // 15,
-               "key": f"run-{study_id}-{i}", "attempts": 1, "worker": "bench-worker"}
+        rec = {
+            "id": f"{study_id}-r{i}",
+            "index": i,
+            "arm": arms[i % 3],
+            "size": 40 * 2 ** (i % 5),
+            "seed": i // 15,
+            "key": f"run-{study_id}-{i}",
+            "attempts": 1,
+            "worker": "bench-worker",
+        }
         k = i % 100
         if i < 100:
             rec.update(status="running", phase="train", step=i, total=300, started_at=now - 60, loss=2.0)
         elif k < 60:
-            rec.update(status="finished", phase="done", started_at=now - 600, finished_at=now - 500,
-                       metrics=_metric(rec["arm"], rec["size"], rec["seed"]))
+            rec.update(
+                status="finished",
+                phase="done",
+                started_at=now - 600,
+                finished_at=now - 500,
+                metrics=_metric(rec["arm"], rec["size"], rec["seed"]),
+            )
         elif k < 85:
             rec.update(status="queued", phase="queued", attempts=0)
         elif k < 95:
-            rec.update(status="failed", phase="failed", error="CUDA out of memory (synthetic)", started_at=now - 600, finished_at=now - 590)
+            rec.update(
+                status="failed",
+                phase="failed",
+                error="CUDA out of memory (synthetic)",
+                started_at=now - 600,
+                finished_at=now - 590,
+            )
         else:
             rec.update(status="canceled", phase="canceled", error="canceled by user")
         runs.append(rec)
-    store.create_study(study_id, {"name": "jobs 10k", "status": "running", "phase": "running", "backend": "local",
-                                  "submitted_by": "bench", "primary_metric": "macro_f1", "target_size": 10_000}, runs)
+    store.create_study(
+        study_id,
+        {
+            "name": "jobs 10k",
+            "status": "running",
+            "phase": "running",
+            "backend": "local",
+            "submitted_by": "bench",
+            "primary_metric": "macro_f1",
+            "target_size": 10_000,
+        },
+        runs,
+    )
     for r in runs[:100]:
         redis.set(f"wb:alive:{r['id']}", "1", ex=3600)  # the stale-run check finds them alive
     assert all(store.is_alive(r["id"]) for r in runs[:5])
@@ -167,14 +228,17 @@ def time_page(path: Path, study_id: str) -> dict:
         reruns.append(t.seconds * 1000)
     if at.exception:
         raise RuntimeError(f"{path.name}: {[e.value for e in at.exception]}")
-    return {"first_ms": round(first, 1), "steady_median_ms": round(statistics.median(reruns), 1),
-            "steady_min_ms": round(min(reruns), 1), "steady_max_ms": round(max(reruns), 1),
-            "reruns_ms": [round(x, 1) for x in reruns], "goal_met_steady": statistics.median(reruns) <= GOAL_MS}
+    return {
+        "first_ms": round(first, 1),
+        "steady_median_ms": round(statistics.median(reruns), 1),
+        "steady_min_ms": round(min(reruns), 1),
+        "steady_max_ms": round(max(reruns), 1),
+        "reruns_ms": [round(x, 1) for x in reruns],
+        "goal_met_steady": statistics.median(reruns) <= GOAL_MS,
+    }
 
 
 def run_to_start(redis, url: str, artifacts_dir: Path, logs: Path) -> dict:
-    import subprocess
-    import sys
 
     from rq import Queue
     from streamlit.testing.v1 import AppTest
@@ -198,7 +262,7 @@ def run_to_start(redis, url: str, artifacts_dir: Path, logs: Path) -> dict:
             assert not at.exception, at.exception
             found: dict = {}
 
-            def poll(t0: float) -> None:
+            def poll(t0: float, before: set, found: dict) -> None:
                 deadline = t0 + TIMEOUT
                 while time.perf_counter() < deadline:
                     new = [s for s in store.study_ids() if s not in before]
@@ -210,7 +274,7 @@ def run_to_start(redis, url: str, artifacts_dir: Path, logs: Path) -> dict:
                     time.sleep(POLL_S)
 
             t0 = time.perf_counter()
-            th = threading.Thread(target=poll, args=(t0,), daemon=True)
+            th = threading.Thread(target=poll, args=(t0, before, found), daemon=True)
             th.start()
             at.button(key="setup.run").click().run()
             submit_s = time.perf_counter() - t0
@@ -225,15 +289,26 @@ def run_to_start(redis, url: str, artifacts_dir: Path, logs: Path) -> dict:
                 Queue(q, connection=redis).empty()
             time.sleep(1.0)
             wait_idle(redis, 1)
-            rounds.append({"study": sid, "submit_ms": round(submit_s * 1000, 1), "run_to_first_running_ms": round(found["running_s"] * 1000, 1),
-                           "after_submit_ms": round((found["running_s"] - submit_s) * 1000, 1)})
+            rounds.append(
+                {
+                    "study": sid,
+                    "submit_ms": round(submit_s * 1000, 1),
+                    "run_to_first_running_ms": round(found["running_s"] * 1000, 1),
+                    "after_submit_ms": round((found["running_s"] - submit_s) * 1000, 1),
+                }
+            )
             print(f"round {n}: {rounds[-1]}", flush=True)
     finally:
         workers.stop(proc)
         wait_no_workers(redis)
     med = lambda k: round(statistics.median(r[k] for r in rounds), 1)  # noqa: E731
-    return {"worker_idle_after_s": round(waited, 1), "rounds": rounds, "submit_ms_median": med("submit_ms"),
-            "run_to_first_running_ms_median": med("run_to_first_running_ms"), "after_submit_ms_median": med("after_submit_ms")}
+    return {
+        "worker_idle_after_s": round(waited, 1),
+        "rounds": rounds,
+        "submit_ms_median": med("submit_ms"),
+        "run_to_first_running_ms_median": med("run_to_first_running_ms"),
+        "after_submit_ms_median": med("after_submit_ms"),
+    }
 
 
 def main() -> None:
@@ -267,24 +342,57 @@ def main() -> None:
         jid = make_live_study(redis)
         metrics_mib = (artifacts.study_dir(rid) / "metrics.json").stat().st_size / 1024**2
         render = {"jobs": time_page(PAGES / "jobs.py", jid), "results": time_page(PAGES / "results.py", rid)}
-        print_table([[k, v["first_ms"], v["steady_median_ms"], v["steady_min_ms"], v["steady_max_ms"], "yes" if v["goal_met_steady"] else "NO"]
-                     for k, v in render.items()], ["page (10k runs)", "first ms", "steady p50 ms", "min ms", "max ms", f"<= {GOAL_MS} ms"])
+        print_table(
+            [
+                [
+                    k,
+                    v["first_ms"],
+                    v["steady_median_ms"],
+                    v["steady_min_ms"],
+                    v["steady_max_ms"],
+                    "yes" if v["goal_met_steady"] else "NO",
+                ]
+                for k, v in render.items()
+            ],
+            ["page (10k runs)", "first ms", "steady p50 ms", "min ms", "max ms", f"<= {GOAL_MS} ms"],
+        )
         redis.flushdb()
         start = run_to_start(redis, server.url, artifacts_dir, logs)
-        print_table([[n, r["submit_ms"], r["after_submit_ms"], r["run_to_first_running_ms"]] for n, r in enumerate(start["rounds"])]
-                    + [["median", start["submit_ms_median"], start["after_submit_ms_median"], start["run_to_first_running_ms_median"]]],
-                    ["round", "submit (Run click AppTest run) ms", "then to running ms", "Run -> first running ms"])
+        print_table(
+            [
+                [n, r["submit_ms"], r["after_submit_ms"], r["run_to_first_running_ms"]]
+                for n, r in enumerate(start["rounds"])
+            ]
+            + [
+                [
+                    "median",
+                    start["submit_ms_median"],
+                    start["after_submit_ms_median"],
+                    start["run_to_first_running_ms_median"],
+                ]
+            ],
+            ["round", "submit (Run click AppTest run) ms", "then to running ms", "Run -> first running ms"],
+        )
     finally:
         server.stop()
-    write_result("dashboard", {
-        "params": {"runs": RUNS, "reruns": RERUNS, "rounds": ROUNDS, "poll_ms": POLL_S * 1000, "goal_ms": GOAL_MS,
-                   "results_metrics_json_mib": round(metrics_mib, 1)},
-        "write_study_outputs_10k_error": chart_error,
-        "render": render,
-        "goal_met": all(v["goal_met_steady"] for v in render.values()),
-        "run_to_start": start,
-        "versions": versions("streamlit", "redis", "rq"),
-    })
+    write_result(
+        "dashboard",
+        {
+            "params": {
+                "runs": RUNS,
+                "reruns": RERUNS,
+                "rounds": ROUNDS,
+                "poll_ms": POLL_S * 1000,
+                "goal_ms": GOAL_MS,
+                "results_metrics_json_mib": round(metrics_mib, 1),
+            },
+            "write_study_outputs_10k_error": chart_error,
+            "render": render,
+            "goal_met": all(v["goal_met_steady"] for v in render.values()),
+            "run_to_start": start,
+            "versions": versions("streamlit", "redis", "rq"),
+        },
+    )
 
 
 if __name__ == "__main__":

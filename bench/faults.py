@@ -82,8 +82,14 @@ class Fleet:
             name = f"w{self.started}"
             self.started += 1
             out = open(self.logs / f"{name}.log", "w")
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "workers.cli", "worker", "--name", name],
-                                                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "workers.cli", "worker", "--name", name],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             names.append(name)
         return names
 
@@ -121,12 +127,24 @@ def audit(redis, artifacts, study_ids: list[str]) -> dict:
     from workers.store import JobStore
 
     store = JobStore(redis)
-    out = {"studies": len(study_ids), "finished_studies": 0, "planned_runs": 0, "finished_runs": 0, "distinct_keys": 0,
-           "result_files_for_keys": 0, "missing_results": 0, "attempts_total": 0}
+    out = {
+        "studies": len(study_ids),
+        "finished_studies": 0,
+        "planned_runs": 0,
+        "finished_runs": 0,
+        "distinct_keys": 0,
+        "result_files_for_keys": 0,
+        "missing_results": 0,
+        "attempts_total": 0,
+    }
     keys = set()
     for sid in study_ids:
         study = store.study(sid) or {}
-        if study.get("status") == "finished" and study.get("phase") == "done" and (artifacts.study_dir(sid) / "metrics.json").is_file():
+        if (
+            study.get("status") == "finished"
+            and study.get("phase") == "done"
+            and (artifacts.study_dir(sid) / "metrics.json").is_file()
+        ):
             out["finished_studies"] += 1
         runs = store.study_runs(sid)
         out["planned_runs"] += len(runs)
@@ -145,9 +163,15 @@ def audit(redis, artifacts, study_ids: list[str]) -> dict:
     out["failed_jobs"] = sum(FailedJobRegistry(q, connection=redis).count for q in ("gpu", "default"))
     out["started_jobs_left"] = sum(StartedJobRegistry(q, connection=redis).count for q in ("gpu", "default"))
     out["submitting_left"] = len(store.submitting())
-    out["ok"] = (out["finished_studies"] == len(study_ids) and out["finished_runs"] == out["planned_runs"]
-                 and out["missing_results"] == 0 and out["result_files_for_keys"] == len(keys)
-                 and out["queued_jobs_left"] == 0 and out["failed_jobs"] == 0 and out["submitting_left"] == 0)
+    out["ok"] = (
+        out["finished_studies"] == len(study_ids)
+        and out["finished_runs"] == out["planned_runs"]
+        and out["missing_results"] == 0
+        and out["result_files_for_keys"] == len(keys)
+        and out["queued_jobs_left"] == 0
+        and out["failed_jobs"] == 0
+        and out["submitting_left"] == 0
+    )
     return out
 
 
@@ -183,16 +207,30 @@ def worker_kills(redis, artifacts, fleet: Fleet) -> dict:
             now = time.perf_counter()
             for rid, k in killed.items():  # back in the queue: requeued by a reaper, or already picked up again
                 r = runs[rid]
-                if "requeued_s" not in k and (r.get("phase") == "requeued" or int(r.get("attempts") or 0) > k["attempt"]):
+                if "requeued_s" not in k and (
+                    r.get("phase") == "requeued" or int(r.get("attempts") or 0) > k["attempt"]
+                ):
                     k["requeued_s"] = round(now - k["at"], 2)
             if len(killed) < KILLS:
-                victims = [r for r in runs.values() if r.get("status") == "running" and r.get("phase") == "training"
-                           and int(r.get("step") or 0) >= 1 and r["id"] not in killed and r.get("worker") in fleet.procs]
+                victims = [
+                    r
+                    for r in runs.values()
+                    if r.get("status") == "running"
+                    and r.get("phase") == "training"
+                    and int(r.get("step") or 0) >= 1
+                    and r["id"] not in killed
+                    and r.get("worker") in fleet.procs
+                ]
                 if victims:
                     v = victims[0]
                     fleet.kill(v["worker"])
-                    killed[v["id"]] = {"at": time.perf_counter(), "attempt": int(v.get("attempts") or 1), "step": int(v["step"]),
-                                       "total": int(v.get("total") or 0), "worker": v["worker"]}
+                    killed[v["id"]] = {
+                        "at": time.perf_counter(),
+                        "attempt": int(v.get("attempts") or 1),
+                        "step": int(v["step"]),
+                        "total": int(v.get("total") or 0),
+                        "worker": v["worker"],
+                    }
                     log(f"kill {len(killed)}: {v['worker']} in run {v['id']} at step {v['step']}/{v.get('total')}")
                     slots += fleet.start(1)
             elif all("requeued_s" in k for k in killed.values()):
@@ -204,7 +242,14 @@ def worker_kills(redis, artifacts, fleet: Fleet) -> dict:
         "study_runs": len(store.study_runs(sid)),
         "kills": len(killed),
         "requeued": len(requeue),
-        "kill_to_requeue_s": {"p50": statistics.median(requeue), "max": max(requeue), "min": min(requeue), "all": requeue} if requeue else None,
+        "kill_to_requeue_s": {
+            "p50": statistics.median(requeue),
+            "max": max(requeue),
+            "min": min(requeue),
+            "all": requeue,
+        }
+        if requeue
+        else None,
         "wall_s": round(wall.seconds, 1),
         "after_last_kill_s": round(waited, 1),
         "audit": audit(redis, artifacts, [sid]),
@@ -218,11 +263,18 @@ def redis_restart(server, redis, artifacts, fleet: Fleet) -> dict:
 
     from workers import client
 
-    spec = tiny(name="faults-redis", candidates=[{"catalog": "demo/helpful", "name": "helpful", "max_rows": 400},
-                                                  {"catalog": "demo/offdomain", "name": "offdomain", "max_rows": 400},
-                                                  {"catalog": "demo/partial", "name": "partial", "max_rows": 400}],
-                benchmark={"catalog": "demo/benchmark", "name": "benchmark", "max_rows": 20},
-                sizes=[40, 80], seeds=list(range(25)), training={"min_steps": 0, "max_steps": 1})
+    spec = tiny(
+        name="faults-redis",
+        candidates=[
+            {"catalog": "demo/helpful", "name": "helpful", "max_rows": 400},
+            {"catalog": "demo/offdomain", "name": "offdomain", "max_rows": 400},
+            {"catalog": "demo/partial", "name": "partial", "max_rows": 400},
+        ],
+        benchmark={"catalog": "demo/benchmark", "name": "benchmark", "max_rows": 20},
+        sizes=[40, 80],
+        seeds=list(range(25)),
+        training={"min_steps": 0, "max_steps": 1},
+    )
     sid = client.submit(redis, spec)
     queued = Queue("gpu", connection=redis).count
     before = digest(redis)
@@ -234,12 +286,23 @@ def redis_restart(server, redis, artifacts, fleet: Fleet) -> dict:
     redis.connection_pool.disconnect()
     after = digest(redis)
     queued_after = Queue("gpu", connection=redis).count
-    log(f"redis SIGKILLed and restarted in {down.seconds:.2f} s: {queued} -> {queued_after} queued, digest equal: {before == after}")
+    log(
+        f"redis SIGKILLed and restarted in {down.seconds:.2f} s: {queued} -> {queued_after} queued, digest "
+        f"equal: {before == after}"
+    )
     fleet.start(4)
     waited = wait_all(redis, [sid], timeout=1800)
-    return {"runs": queued, "queued_before": queued, "queued_after_restart": queued_after,
-            "keys_before": before["keys"], "keys_after": after["keys"], "digest_equal": before == after,
-            "restart_s": round(down.seconds, 2), "run_after_restart_s": round(waited, 1), "audit": audit(redis, artifacts, [sid])}
+    return {
+        "runs": queued,
+        "queued_before": queued,
+        "queued_after_restart": queued_after,
+        "keys_before": before["keys"],
+        "keys_after": after["keys"],
+        "digest_equal": before == after,
+        "restart_s": round(down.seconds, 2),
+        "run_after_restart_s": round(waited, 1),
+        "audit": audit(redis, artifacts, [sid]),
+    }
 
 
 def redis_restart_busy(server, redis, artifacts, fleet: Fleet) -> dict:
@@ -248,8 +311,13 @@ def redis_restart_busy(server, redis, artifacts, fleet: Fleet) -> dict:
     from workers.store import JobStore
 
     store = JobStore(redis)
-    spec = tiny(name="faults-redis-busy", benchmark={"catalog": "demo/benchmark", "name": "benchmark", "max_rows": 20},
-                sizes=[40, 80], seeds=list(range(100, 125)), training={"min_steps": 0, "max_steps": 30})
+    spec = tiny(
+        name="faults-redis-busy",
+        benchmark={"catalog": "demo/benchmark", "name": "benchmark", "max_rows": 20},
+        sizes=[40, 80],
+        seeds=list(range(100, 125)),
+        training={"min_steps": 0, "max_steps": 30},
+    )
     sid = client.submit(redis, spec)
     fleet.start(4)
     while sum(r.get("status") == "finished" for r in store.study_runs(sid)) < 60:
@@ -263,8 +331,14 @@ def redis_restart_busy(server, redis, artifacts, fleet: Fleet) -> dict:
     log(f"redis SIGKILLed with {running} runs running, back after 3 s")
     waited = wait_all(redis, [sid], timeout=1800)
     runs = store.study_runs(sid)
-    return {"runs": len(runs), "running_at_kill": running, "down_s": 3.0, "run_after_restart_s": round(waited, 1),
-            "runs_retried": sum(int(r.get("attempts") or 0) > 1 for r in runs), "audit": audit(redis, artifacts, [sid])}
+    return {
+        "runs": len(runs),
+        "running_at_kill": running,
+        "down_s": 3.0,
+        "run_after_restart_s": round(waited, 1),
+        "runs_retried": sum(int(r.get("attempts") or 0) > 1 for r in runs),
+        "audit": audit(redis, artifacts, [sid]),
+    }
 
 
 def digest(redis) -> dict:
@@ -333,7 +407,9 @@ def submit_kills(redis, artifacts, fleet: Fleet, env: dict, url: str) -> dict:
     rng = random.Random(SEED)
 
     def submitter():
-        return subprocess.Popen([sys.executable, "-c", SUBMITTER, url], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", SUBMITTER, url], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
 
     calib = submitter()
     assert calib.stdout.readline().strip() == "go"
@@ -373,11 +449,22 @@ def submit_kills(redis, artifacts, fleet: Fleet, env: dict, url: str) -> dict:
                 break
     resumed_s = t_elapsed(t)
     waited = wait_all(redis, studies, timeout=1800)
-    orphans = [p.name for p in (artifacts.root / "prepared").iterdir() if p.name not in set(store.study_ids())] \
-        if (artifacts.root / "prepared").is_dir() else []
-    return {"submit_s": submit_s, "kills": len(trials), "states": outcomes, "trials": trials, "half_submitted": len(half),
-            "resumed_within_s": round(resumed_s, 1), "run_after_s": round(waited, 1),
-            "prepared_folders_without_study": len(orphans), "audit": audit(redis, artifacts, studies)}
+    orphans = (
+        [p.name for p in (artifacts.root / "prepared").iterdir() if p.name not in set(store.study_ids())]
+        if (artifacts.root / "prepared").is_dir()
+        else []
+    )
+    return {
+        "submit_s": submit_s,
+        "kills": len(trials),
+        "states": outcomes,
+        "trials": trials,
+        "half_submitted": len(half),
+        "resumed_within_s": round(resumed_s, 1),
+        "run_after_s": round(waited, 1),
+        "prepared_folders_without_study": len(orphans),
+        "audit": audit(redis, artifacts, studies),
+    }
 
 
 DASHBOARD_KILL_DELAYS = (0.05, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5)
@@ -403,8 +490,14 @@ def dashboard_kills(redis, artifacts, fleet: Fleet, env: dict) -> dict:
                 sock.bind(("127.0.0.1", 0))
                 port = sock.getsockname()[1]
             out = open(fleet.logs / f"dashboard-{port}.log", "w")
-            proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "dashboard", "--port", str(port)], cwd=ROOT, env=env,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "workers.cli", "dashboard", "--port", str(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             url = f"http://127.0.0.1:{port}"
             for _ in range(240):
                 try:
@@ -439,8 +532,14 @@ def dashboard_kills(redis, artifacts, fleet: Fleet, env: dict) -> dict:
             time.sleep(0.5)
     resumed_s = t_elapsed(t)
     waited = wait_all(redis, studies, timeout=2400)
-    return {"kills": len(trials), "states": outcomes, "trials": trials, "resumed_within_s": round(resumed_s, 1),
-            "run_after_s": round(waited, 1), "audit": audit(redis, artifacts, studies)}
+    return {
+        "kills": len(trials),
+        "states": outcomes,
+        "trials": trials,
+        "resumed_within_s": round(resumed_s, 1),
+        "run_after_s": round(waited, 1),
+        "audit": audit(redis, artifacts, studies),
+    }
 
 
 def main() -> None:
@@ -462,8 +561,15 @@ def main() -> None:
         (folder / "logs").mkdir(parents=True)
         server = EmbeddedRedis(folder / "redis").start()
         artifacts = ArtifactStore(folder / "artifacts")
-        env = {**os.environ, "REDIS_URL": server.url, "ARTIFACTS_DIR": str(artifacts.root), "WORKBENCH_HOME": str(home),
-               "WORKBENCH_TORCH_THREADS": "1", "WORKBENCH_ALIVE_TTL": str(ALIVE_TTL), "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "REDIS_URL": server.url,
+            "ARTIFACTS_DIR": str(artifacts.root),
+            "WORKBENCH_HOME": str(home),
+            "WORKBENCH_TORCH_THREADS": "1",
+            "WORKBENCH_ALIVE_TTL": str(ALIVE_TTL),
+            "PYTHONPATH": str(ROOT),
+        }
         os.environ["ARTIFACTS_DIR"] = str(artifacts.root)
         redis = Redis.from_url(server.url)
         fleet = Fleet(env, folder / "logs")
@@ -490,20 +596,56 @@ def main() -> None:
         write_result("faults-" + "-".join(suites), results, command="python -m bench.faults " + " ".join(suites))
         sys.exit(0 if all(results[s]["audit"]["ok"] for s in suites) else 1)
     k = results["worker_kills"]
-    rows.append(["10 worker SIGKILLs mid-run", f"{k['kills']} kills, {k['requeued']} requeued, kill->requeue p50 {k['kill_to_requeue_s']['p50']} s max {k['kill_to_requeue_s']['max']} s",
-                 k["audit"]["ok"], k["audit"]["finished_runs"], k["audit"]["result_files_for_keys"]])
+    rows.append(
+        [
+            "10 worker SIGKILLs mid-run",
+            f"{k['kills']} kills, {k['requeued']} requeued, kill->requeue p50 {k['kill_to_requeue_s']['p50']} "
+            f"s max {k['kill_to_requeue_s']['max']} s",
+            k["audit"]["ok"],
+            k["audit"]["finished_runs"],
+            k["audit"]["result_files_for_keys"],
+        ]
+    )
     r = results["redis_restart"]
-    rows.append(["Redis SIGKILL + restart, 200 queued", f"{r['queued_before']} -> {r['queued_after_restart']} queued, digest equal {r['digest_equal']}",
-                 r["audit"]["ok"], r["audit"]["finished_runs"], r["audit"]["result_files_for_keys"]])
+    rows.append(
+        [
+            "Redis SIGKILL + restart, 200 queued",
+            f"{r['queued_before']} -> {r['queued_after_restart']} queued, digest equal {r['digest_equal']}",
+            r["audit"]["ok"],
+            r["audit"]["finished_runs"],
+            r["audit"]["result_files_for_keys"],
+        ]
+    )
     b = results["redis_restart_busy"]
-    rows.append(["Redis SIGKILL while training, 3 s down", f"{b['running_at_kill']} running at the kill, {b['runs_retried']} runs retried",
-                 b["audit"]["ok"], b["audit"]["finished_runs"], b["audit"]["result_files_for_keys"]])
+    rows.append(
+        [
+            "Redis SIGKILL while training, 3 s down",
+            f"{b['running_at_kill']} running at the kill, {b['runs_retried']} runs retried",
+            b["audit"]["ok"],
+            b["audit"]["finished_runs"],
+            b["audit"]["result_files_for_keys"],
+        ]
+    )
     s = results["submit_kills"]
-    rows.append(["submitter SIGKILLs", f"{s['kills']} kills: " + ", ".join(f"{v} {k}" for k, v in s["states"].items()),
-                 s["audit"]["ok"], s["audit"]["finished_runs"], s["audit"]["result_files_for_keys"]])
+    rows.append(
+        [
+            "submitter SIGKILLs",
+            f"{s['kills']} kills: " + ", ".join(f"{v} {k}" for k, v in s["states"].items()),
+            s["audit"]["ok"],
+            s["audit"]["finished_runs"],
+            s["audit"]["result_files_for_keys"],
+        ]
+    )
     d = results["dashboard_kills"]
-    rows.append(["dashboard SIGKILLed after Run", f"{d['kills']} kills: " + ", ".join(f"{v} {k}" for k, v in d["states"].items()),
-                 d["audit"]["ok"], d["audit"]["finished_runs"], d["audit"]["result_files_for_keys"]])
+    rows.append(
+        [
+            "dashboard SIGKILLed after Run",
+            f"{d['kills']} kills: " + ", ".join(f"{v} {k}" for k, v in d["states"].items()),
+            d["audit"]["ok"],
+            d["audit"]["finished_runs"],
+            d["audit"]["result_files_for_keys"],
+        ]
+    )
     print_table(rows, ["suite", "faults", "all finished, none lost or duplicated", "runs finished", "result files"])
     write_result("faults", results)
     if not all(results[s]["audit"]["ok"] for s in suites):

@@ -88,8 +88,11 @@ def main() -> dict:
             for p in prompts:
                 enc = tok(p, return_tensors="pt", add_special_tokens=False).to(device)
                 ids = model.generate(
-                    **enc, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
-                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                    **enc,
+                    max_new_tokens=MAX_NEW_TOKENS,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
                 )
                 new = ids[0, enc["input_ids"].shape[1] :]
                 gen_tokens["n"] += int(new.numel())
@@ -150,21 +153,35 @@ def main() -> dict:
 
     print(f"tiny model, {N_ROWS} rows x {len(labels)} labels, torch threads {THREADS}, device {device}")
     print_table(
-        [[label, N_ROWS, best[k], rate[k], rate[k] / rate["generate"], ", ".join(f"{x:.3f}" for x in times[k])]
-         for k, (label, _) in methods.items()],
+        [
+            [label, N_ROWS, best[k], rate[k], rate[k] / rate["generate"], ", ".join(f"{x:.3f}" for x in times[k])]
+            for k, (label, _) in methods.items()
+        ],
         ["method", "rows", "best s", "rows/s", "x per-row generate", "all timings s"],
     )
-    print(f"\nratio batched / per-row generate: {ratio:.1f}x (goal >= {GOAL:g}x: {'met' if ratio >= GOAL else 'NOT met'})")
-    print(f"generate: {new_tokens_per_row:.2f} new tokens per row; a label parsed for {parsed}/{N_ROWS} rows (untrained model)")
     print(
-        f"with torch's default {default_threads} threads ({THREAD_PROBE_ROWS} rows, once): batched {probe['batched']:.1f} rows/s, "
+        f"\nratio batched / per-row generate: {ratio:.1f}x (goal >= {GOAL:g}x: {'met' if ratio >= GOAL else 'NOT met'})"
+    )
+    print(
+        f"generate: {new_tokens_per_row:.2f} new tokens per row; a label parsed for {parsed}/{N_ROWS} rows "
+        "(untrained model)"
+    )
+    print(
+        f"with torch's default {default_threads} threads ({THREAD_PROBE_ROWS} rows, once): batched "
+        f"{probe['batched']:.1f} rows/s, "
         f"per-row generate {probe['generate']:.1f} rows/s, ratio {probe['batched'] / probe['generate']:.1f}x"
     )
     result = {
         "what": "label scoring: batched log-likelihood (score_labels) vs per-row greedy generate, tiny model",
         "params": {
-            "rows": N_ROWS, "labels": labels, "batch_size": BATCH, "max_new_tokens": MAX_NEW_TOKENS, "max_len": MAX_LEN,
-            "model": "builtin:tiny-lm (random init, untrained)", "device": device, "torch_threads": THREADS,
+            "rows": N_ROWS,
+            "labels": labels,
+            "batch_size": BATCH,
+            "max_new_tokens": MAX_NEW_TOKENS,
+            "max_len": MAX_LEN,
+            "model": "builtin:tiny-lm (random init, untrained)",
+            "device": device,
+            "torch_threads": THREADS,
             "statistic": f"best of {REPEATS} alternating timings after a warm-up",
         },
         "methods": {k: label for k, (label, _) in methods.items()},

@@ -81,10 +81,14 @@ def main() -> None:
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_TORCH_THREADS": "1", "PYTHONPATH": str(ROOT)}
     redis = Redis.from_url(server.url)
     store = JobStore(redis)
-    spec = tiny(name="load-1000",
-                candidates=[{"catalog": f"demo/{c}", "name": c, "max_rows": 400} for c in ("helpful", "offdomain", "partial")],
-                benchmark={"catalog": "demo/benchmark", "name": "benchmark", "max_rows": 6},
-                sizes=[40, 50, 60, 70, 80], seeds=list(range(50)), training={"min_steps": 0, "max_steps": 1})
+    spec = tiny(
+        name="load-1000",
+        candidates=[{"catalog": f"demo/{c}", "name": c, "max_rows": 400} for c in ("helpful", "offdomain", "partial")],
+        benchmark={"catalog": "demo/benchmark", "name": "benchmark", "max_rows": 6},
+        sizes=[40, 50, 60, 70, 80],
+        seeds=list(range(50)),
+        training={"min_steps": 0, "max_steps": 1},
+    )
     procs = []
     try:
         mem = {"before_submit": redis.info("memory")["used_memory"]}
@@ -98,8 +102,16 @@ def main() -> None:
 
         for i in range(WORKERS):
             out = open(scratch / "logs" / f"worker-{i}.log", "w")
-            procs.append(subprocess.Popen([sys.executable, "-m", "workers.cli", "worker", "--name", f"load-{i}"], cwd=ROOT, env=env,
-                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "workers.cli", "worker", "--name", f"load-{i}"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         at = AppTest.from_file(str(ROOT / "app" / "screens" / "jobs.py"), default_timeout=120)
         at.query_params["study"] = sid
         latencies, peak, samples = [], mem["after_submit"], []
@@ -116,7 +128,14 @@ def main() -> None:
             peak = max(peak, used)
             if any(r.get("status") != "queued" for r in runs):
                 latencies.append(t.seconds * 1000)
-            samples.append({"t": round(time.monotonic(), 1), "done": done, "page_ms": round(t.seconds * 1000, 1), "used_memory": used})
+            samples.append(
+                {
+                    "t": round(time.monotonic(), 1),
+                    "done": done,
+                    "page_ms": round(t.seconds * 1000, 1),
+                    "used_memory": used,
+                }
+            )
             if done == n_runs and finished_at is None:
                 finished_at = time.monotonic()
                 mem["after_last_run"] = used
@@ -144,11 +163,19 @@ def main() -> None:
             "runs_per_s": round(n_runs / wall, 2) if wall else None,
             "mean_seconds_inside_run": round(statistics.mean(in_run), 3) if in_run else None,
             "share_outside_training_code": round(1 - sum(in_run) / (WORKERS * wall), 3) if wall and in_run else None,
-            "jobs_page_ms": {"polls": len(latencies), "p50": round(statistics.median(latencies), 1),
-                             "p95": round(percentile(latencies, 0.95), 1), "max": round(max(latencies), 1)} if latencies else None,
+            "jobs_page_ms": {
+                "polls": len(latencies),
+                "p50": round(statistics.median(latencies), 1),
+                "p95": round(percentile(latencies, 0.95), 1),
+                "max": round(max(latencies), 1),
+            }
+            if latencies
+            else None,
             "redis_memory_mib": {k: mib(v) for k, v in mem.items()},
-            "redis_bytes_per_run": {"after_submit": round((mem["after_submit"] - mem["before_submit"]) / n_runs),
-                                    "after_ranking": round((mem["after_ranking"] - mem["before_submit"]) / n_runs)},
+            "redis_bytes_per_run": {
+                "after_submit": round((mem["after_submit"] - mem["before_submit"]) / n_runs),
+                "after_ranking": round((mem["after_ranking"] - mem["before_submit"]) / n_runs),
+            },
             "result_files": len(list((artifacts.root / "runs").glob("*/result.json"))),
             "samples": samples,
             "versions": versions("rq", "redis", "streamlit"),
@@ -158,11 +185,34 @@ def main() -> None:
 
         stop_processes(procs, timeout=60)
         server.stop()
-    print_table([[result["runs"], result["workers"], result["runs_per_s"], result["mean_seconds_inside_run"],
-                  result["share_outside_training_code"], result["jobs_page_ms"]["p50"], result["jobs_page_ms"]["p95"],
-                  result["redis_memory_mib"]["after_submit"], result["redis_memory_mib"]["peak_sampled"], result["result_files"]]],
-                ["runs", "workers", "runs/s", "s inside a run", "share outside", "Jobs p50 ms", "Jobs p95 ms",
-                 "Redis MiB queued", "Redis MiB peak", "result files"])
+    print_table(
+        [
+            [
+                result["runs"],
+                result["workers"],
+                result["runs_per_s"],
+                result["mean_seconds_inside_run"],
+                result["share_outside_training_code"],
+                result["jobs_page_ms"]["p50"],
+                result["jobs_page_ms"]["p95"],
+                result["redis_memory_mib"]["after_submit"],
+                result["redis_memory_mib"]["peak_sampled"],
+                result["result_files"],
+            ]
+        ],
+        [
+            "runs",
+            "workers",
+            "runs/s",
+            "s inside a run",
+            "share outside",
+            "Jobs p50 ms",
+            "Jobs p95 ms",
+            "Redis MiB queued",
+            "Redis MiB peak",
+            "result files",
+        ],
+    )
     write_result("load", result)
 
 

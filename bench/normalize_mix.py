@@ -62,9 +62,13 @@ def main() -> dict:
         loaded, planted = synthetic_source(bench_rows)
     src = SourceSpec(path="synthetic-1m.jsonl", name="synthetic-1m")
     bench_norm = normalize(
-        LoadedSource(name="benchmark", rows=bench_rows, columns=["text", "label"]), "classification", SourceSpec(path="benchmark.jsonl")
+        LoadedSource(name="benchmark", rows=bench_rows, columns=["text", "label"]),
+        "classification",
+        SourceSpec(path="benchmark.jsonl"),
     ).rows
-    d0_norm = normalize(LoadedSource(name="d0", rows=d0_rows, columns=["text", "label"]), "classification", SourceSpec(path="d0.jsonl")).rows
+    d0_norm = normalize(
+        LoadedSource(name="d0", rows=d0_rows, columns=["text", "label"]), "classification", SourceSpec(path="d0.jsonl")
+    ).rows
 
     gc.collect()  # the collector stays on while timing, as in a real study
     with Timer() as t_norm:
@@ -74,7 +78,13 @@ def main() -> dict:
         source_index = [data.indices[i] for i in kept_index]  # as prepare_study does
     with Timer() as t_mix:
         mixture = build_mixture(
-            d0_norm, kept, size=SIZE, d0_share=SHARE, seed=0, arm="synthetic-1m", d0_name="d0",
+            d0_norm,
+            kept,
+            size=SIZE,
+            d0_share=SHARE,
+            seed=0,
+            arm="synthetic-1m",
+            d0_name="d0",
             candidate_index=source_index,
         )
     # Extras, not in the end-to-end chain: what part of normalize is the fingerprint, and what
@@ -98,7 +108,10 @@ def main() -> dict:
         s["rows_per_s"] = round(s["rows"] / s["seconds"], 1)
         s["seconds"] = round(s["seconds"], 3)
     extras = {
-        "fingerprint_rows (inside normalize)": {"seconds": round(t_fp.seconds, 3), "rows_per_s": round(len(data.rows) / t_fp.seconds, 1)},
+        "fingerprint_rows (inside normalize)": {
+            "seconds": round(t_fp.seconds, 3),
+            "rows_per_s": round(len(data.rows) / t_fp.seconds, 1),
+        },
         "mixture manifest to JSON": {
             "seconds": round(t_manifest.seconds, 3),
             "rows_per_s": round(SIZE / t_manifest.seconds, 1),
@@ -116,7 +129,13 @@ def main() -> dict:
     print(f"dropped blank rows: {data.dropped}; benchmark rows removed: {removed} (planted {planted})")
     result = {
         "what": "normalize + decontaminate + build_mixture on 1M synthetic classification rows",
-        "params": {"rows": N_ROWS, "benchmark_rows": len(bench_norm), "mixture_size": SIZE, "d0_share": SHARE, "gc": "enabled (as in a study)"},
+        "params": {
+            "rows": N_ROWS,
+            "benchmark_rows": len(bench_norm),
+            "mixture_size": SIZE,
+            "d0_share": SHARE,
+            "gc": "enabled (as in a study)",
+        },
         "steps": steps,
         "extras": extras,
         "checks": {"dropped_blank": data.dropped, "removed_contaminated": removed, "planted_contaminated": planted},

@@ -19,10 +19,11 @@ WORKBENCH_TORCH_THREADS=1. Five measurements:
    that has imported what the worker preloads vs one that has not.
 3. status read for 10,000 runs: a study with 10,000 finished run records (what run_task leaves:
    status, phase, metrics JSON, worker, timings); p50 of 20 reads of JobStore.study_runs (one
-   EVALSHA whose script returns the records as one JSON string) and of workers.client.study_status (the study hash, study_runs and the stale-run
-   check); against LRANGE + 10,000 HGETALLs one round trip each, with the same decoding, and, for
-   reference, the EVALSHA alone without decoding and a pipelined JobStore.runs(ids) (p50 of 3 reads
-   each: they take a second or more apiece here). Server-side times from INFO commandstats.
+   EVALSHA whose script returns the records as one JSON string) and of workers.client.study_status
+   (the study hash, study_runs and the stale-run check); against LRANGE + 10,000 HGETALLs one round
+   trip each, with the same decoding, and, for reference, the EVALSHA alone without decoding and a
+   pipelined JobStore.runs(ids) (p50 of 3 reads each: they take a second or more apiece here).
+   Server-side times from INFO commandstats.
 4. overhead on one demo run: catalog/demo_study_fast.yaml, arm helpful, size 250 (300 optimizer
    steps, 600 benchmark rows). Through the queue: a study record with one run record, and
    `workers.tasks.run_task` enqueued on the `gpu` queue of an idle worker; wall = enqueue -> result
@@ -300,11 +301,28 @@ def bench_status(redis) -> dict:
     now = time.time()
     records = [
         {
-            "id": f"{sid}-r{i}", "index": i, "arm": f"candidate-{i % 40}", "size": 1000 * (1 + (i // 40) % 5),
-            "seed": i // 200, "key": f"run-{i:024x}", "status": "finished", "cached": False, "phase": "done",
-            "attempts": 1, "worker": "gpu-host-3:41234", "pid": 41234, "host": "gpu-host-3",
-            "job_id": f"wb-run-{sid}-r{i}", "step": 600, "total": 600, "loss": 0.4123, "steps": 300,
-            "seconds": 21.37, "started_at": now - 60, "finished_at": now, "error": "",
+            "id": f"{sid}-r{i}",
+            "index": i,
+            "arm": f"candidate-{i % 40}",
+            "size": 1000 * (1 + (i // 40) % 5),
+            "seed": i // 200,
+            "key": f"run-{i:024x}",
+            "status": "finished",
+            "cached": False,
+            "phase": "done",
+            "attempts": 1,
+            "worker": "gpu-host-3:41234",
+            "pid": 41234,
+            "host": "gpu-host-3",
+            "job_id": f"wb-run-{sid}-r{i}",
+            "step": 600,
+            "total": 600,
+            "loss": 0.4123,
+            "steps": 300,
+            "seconds": 21.37,
+            "started_at": now - 60,
+            "finished_at": now,
+            "error": "",
             "metrics": {"macro_f1": 0.61234, "accuracy": 0.65432, "loss": 1.23456},
         }
         for i in range(STATUS_RUNS)
@@ -312,8 +330,15 @@ def bench_status(redis) -> dict:
     with Timer() as t_create:
         store.create_study(
             sid,
-            {"name": "status read benchmark", "spec": dump_spec(tiny_spec()), "status": "running", "phase": "running",
-             "primary_metric": "macro_f1", "target_size": 200000, "backend": "local"},
+            {
+                "name": "status read benchmark",
+                "spec": dump_spec(tiny_spec()),
+                "status": "running",
+                "phase": "running",
+                "primary_metric": "macro_f1",
+                "target_size": 200000,
+                "backend": "local",
+            },
             records,
         )
     ids = store.run_ids(sid)
@@ -342,10 +367,22 @@ def bench_status(redis) -> dict:
     reply = script_raw()
     reply_bytes = len(reply) if isinstance(reply, (bytes, str)) else None
     variants = {
-        "study_runs": ("JobStore.study_runs: one EVALSHA, reply parsed and decoded", lambda: store.study_runs(sid), STATUS_READS),
+        "study_runs": (
+            "JobStore.study_runs: one EVALSHA, reply parsed and decoded",
+            lambda: store.study_runs(sid),
+            STATUS_READS,
+        ),
         "study_runs_raw": ("(part of it) the EVALSHA alone: script + reply transfer", script_raw, REFERENCE_READS),
-        "study_status": ("client.study_status: study hash + study_runs + stale check", lambda: client.study_status(redis, sid)["runs"], STATUS_READS),
-        "pipelined": ("(ref) LRANGE + JobStore.runs(ids): one pipeline of 10k HGETALL", lambda: store.runs(store.run_ids(sid)), REFERENCE_READS),
+        "study_status": (
+            "client.study_status: study hash + study_runs + stale check",
+            lambda: client.study_status(redis, sid)["runs"],
+            STATUS_READS,
+        ),
+        "pipelined": (
+            "(ref) LRANGE + JobStore.runs(ids): one pipeline of 10k HGETALL",
+            lambda: store.runs(store.run_ids(sid)),
+            REFERENCE_READS,
+        ),
         "unpipelined": ("(ref) LRANGE + 10k HGETALL, one round trip each", unpipelined, UNPIPELINED_READS),
     }
     times = {k: [] for k in variants}
@@ -353,12 +390,14 @@ def bench_status(redis) -> dict:
     # Alternate (a shared machine); a variant read fewer times is spread evenly over the rounds.
     rounds = {k: {round(j * STATUS_READS / n) for j in range(n)} for k, (_, _, n) in variants.items()}
     for i in range(STATUS_READS):
-        for key, (_, fn, n) in variants.items():
+        for key, (_, fn, _) in variants.items():
             if i in rounds[key]:
                 times[key] += timed(fn, 1)
     # Decoding cost, paired by round (the raw EVALSHA and the decoded read run back to back).
-    decode_ms = [1000 * (times["study_runs"][i] - times["study_runs_raw"][j])
-                 for j, i in enumerate(sorted(rounds["study_runs_raw"]))]
+    decode_ms = [
+        1000 * (times["study_runs"][i] - times["study_runs_raw"][j])
+        for j, i in enumerate(sorted(rounds["study_runs_raw"]))
+    ]
     p50 = {k: statistics.median(v) for k, v in times.items()}
     stats = redis.info("commandstats")
     server_ms = {
@@ -375,8 +414,12 @@ def bench_status(redis) -> dict:
         "run_record_fields": fields,
         "script_reply_bytes": reply_bytes,
         "variants": {
-            k: {"label": label, "reads": len(times[k]), "p50_ms": round(1000 * p50[k], 1),
-                "all_ms": [round(1000 * x, 1) for x in times[k]]}
+            k: {
+                "label": label,
+                "reads": len(times[k]),
+                "p50_ms": round(1000 * p50[k], 1),
+                "all_ms": [round(1000 * x, 1) for x in times[k]],
+            }
             for k, (label, _, _) in variants.items()
         },
         "decode_ms_paired_median": round(statistics.median(decode_ms), 1),
@@ -411,8 +454,18 @@ def _execute_run_in_process(args: dict) -> None:
     with Timer() as t:
         result = execute_run(prepared, run, store=ArtifactStore(args["artifacts"]))
     assert not result.get("cached"), "the in-process run must not be served from a cache"
-    print("RESULT " + json.dumps({"seconds": t.seconds, "execute_run_total_seconds": result["timings"]["total_seconds"],
-                                  "timings": result["timings"], "metrics": result["metrics"]}), flush=True)
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "seconds": t.seconds,
+                "execute_run_total_seconds": result["timings"]["total_seconds"],
+                "timings": result["timings"],
+                "metrics": result["metrics"],
+            }
+        ),
+        flush=True,
+    )
 
 
 FORK_PROBE_FORKS = 100
@@ -437,17 +490,22 @@ def _fork_probe(kind: str) -> None:
             os._exit(0)
         os.waitpid(pid, 0)
         times.append(time.perf_counter() - t0)
-    print("RESULT " + json.dumps({"p50_ms": round(1000 * statistics.median(times), 2), "rss_mib": proc_rss_mib(os.getpid())}))
+    print(
+        "RESULT "
+        + json.dumps({"p50_ms": round(1000 * statistics.median(times), 2), "rss_mib": proc_rss_mib(os.getpid())})
+    )
 
 
 def bench_fork() -> dict:
     out = {}
     for kind in ("preload", "bare"):
-        proc = subprocess.run([python(), "-m", "bench.queue", "--fork-probe", kind], cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(
+            [python(), "-m", "bench.queue", "--fork-probe", kind], cwd=ROOT, capture_output=True, text=True
+        )
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if proc.returncode != 0 or line is None:
             raise RuntimeError(f"fork probe failed:\n{proc.stderr[-2000:]}")
-        out[kind] = json.loads(line[len("RESULT "):])
+        out[kind] = json.loads(line[len("RESULT ") :])
     return {"forks": FORK_PROBE_FORKS, **out}
 
 
@@ -468,13 +526,31 @@ def bench_demo_run(redis, workers: Workers, work: Path) -> dict:
     save_prepared(prepared, queue_store.prepared_dir(sid))
     records = []
     for r in range(DEMO_ROUNDS):
-        records.append({
-            "id": run_id(sid, r), "index": r, "arm": DEMO_ARM, "size": DEMO_SIZE, "seed": r,
-            "key": run_key(prepared, DEMO_ARM, DEMO_SIZE, r), "status": "queued", "cached": False, "phase": "queued", "attempts": 0,
-        })
+        records.append(
+            {
+                "id": run_id(sid, r),
+                "index": r,
+                "arm": DEMO_ARM,
+                "size": DEMO_SIZE,
+                "seed": r,
+                "key": run_key(prepared, DEMO_ARM, DEMO_SIZE, r),
+                "status": "queued",
+                "cached": False,
+                "phase": "queued",
+                "attempts": 0,
+            }
+        )
     JobStore(redis).create_study(
-        sid, {"name": spec.name, "spec": dump_spec(spec), "status": "queued", "backend": "local",
-              "primary_metric": spec.primary_metric, "target_size": spec.target_size}, records,
+        sid,
+        {
+            "name": spec.name,
+            "spec": dump_spec(spec),
+            "status": "queued",
+            "backend": "local",
+            "primary_metric": spec.primary_metric,
+            "target_size": spec.target_size,
+        },
+        records,
     )
     worker = workers.start(queue_root)
     wait_idle(redis, 1)
@@ -491,22 +567,40 @@ def bench_demo_run(redis, workers: Workers, work: Path) -> dict:
         row = {"seed": r, "key": rec["key"]}
         for side in order:
             if side == "inprocess":
-                args = {"prepared_dir": str(queue_store.prepared_dir(sid)), "arm": DEMO_ARM, "size": DEMO_SIZE, "seed": r,
-                        "key": rec["key"], "artifacts": str(inproc_root)}
+                args = {
+                    "prepared_dir": str(queue_store.prepared_dir(sid)),
+                    "arm": DEMO_ARM,
+                    "size": DEMO_SIZE,
+                    "seed": r,
+                    "key": rec["key"],
+                    "artifacts": str(inproc_root),
+                }
                 proc = subprocess.run(
-                    [python(), "-m", "bench.queue", "--execute-run", json.dumps(args)], cwd=ROOT, capture_output=True, text=True,
+                    [python(), "-m", "bench.queue", "--execute-run", json.dumps(args)],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
                     env={**os.environ, "ARTIFACTS_DIR": str(inproc_root)},
                 )
                 line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
                 if proc.returncode != 0 or line is None:
                     raise RuntimeError(f"in-process run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-                got = json.loads(line[len("RESULT "):])
-                row["inprocess"] = {"seconds": round(got["seconds"], 3), "timings": got["timings"], "metrics": got["metrics"]}
+                got = json.loads(line[len("RESULT ") :])
+                row["inprocess"] = {
+                    "seconds": round(got["seconds"], 3),
+                    "timings": got["timings"],
+                    "metrics": got["metrics"],
+                }
             else:
                 redis.config_resetstat()
                 t0 = time.time()
-                job = gpu.enqueue_call("workers.tasks.run_task", args=(sid, rec["id"]), job_id=run_job_id(rec["id"]),
-                                       timeout=3600, result_ttl=600)
+                job = gpu.enqueue_call(
+                    "workers.tasks.run_task",
+                    args=(sid, rec["id"]),
+                    job_id=run_job_id(rec["id"]),
+                    timeout=3600,
+                    result_ttl=600,
+                )
                 res = wait_result(job, 900)
                 t_back = time.time()
                 if res is None or res.type != res.Type.SUCCESSFUL:
@@ -538,9 +632,13 @@ def bench_demo_run(redis, workers: Workers, work: Path) -> dict:
     q_best = min(x["queue"]["seconds"] for x in rounds)
     i_best = min(x["inprocess"]["seconds"] for x in rounds)
     return {
-        "study": "catalog/demo_study_fast.yaml", "arm": DEMO_ARM, "size": DEMO_SIZE, "rounds": rounds,
+        "study": "catalog/demo_study_fast.yaml",
+        "arm": DEMO_ARM,
+        "size": DEMO_SIZE,
+        "rounds": rounds,
         "redis_ping_p50_ms": round(1000 * statistics.median(pings), 3),
-        "queue_best_s": q_best, "inprocess_best_s": i_best,
+        "queue_best_s": q_best,
+        "inprocess_best_s": i_best,
         "overhead_share_best": round((q_best - i_best) / q_best, 4),
         "overhead_share_median": round(statistics.median(x["overhead_share"] for x in rounds), 4),
         "outside_execute_run_share_median": round(statistics.median(x["outside_execute_run_share"] for x in rounds), 4),
@@ -568,13 +666,18 @@ def bench_resubmit(redis, workers: Workers, work: Path) -> dict:
         """The study's jobs (runs, fits, ranking: ids wb-*-<sid>-*) with when they started and ended."""
         out = []
         for key in redis.scan_iter(match=f"rq:job:wb-*{sid}*"):
-            job_id = key.decode()[len("rq:job:"):]
+            job_id = key.decode()[len("rq:job:") :]
             if ":" in job_id:
                 continue
             job = Job.fetch(job_id, connection=redis)
             if job.started_at and job.ended_at:
-                out.append({"task": job.func_name.rsplit(".", 1)[-1], "started": job.started_at.timestamp(),
-                            "seconds": round(job.ended_at.timestamp() - job.started_at.timestamp(), 3)})
+                out.append(
+                    {
+                        "task": job.func_name.rsplit(".", 1)[-1],
+                        "started": job.started_at.timestamp(),
+                        "seconds": round(job.ended_at.timestamp() - job.started_at.timestamp(), 3),
+                    }
+                )
         return sorted(out, key=lambda j: j["started"])
 
     def once(mode: str) -> dict:
@@ -594,10 +697,15 @@ def bench_resubmit(redis, workers: Workers, work: Path) -> dict:
         for j in jobs:
             by_task[j["task"]] = round(by_task.get(j["task"], 0.0) + j["seconds"], 3)
         return {
-            "study_id": sid, "status": st["study"].get("status"), "runs": len(runs), "runs_trained": trained,
-            "seconds": round(t_done - t0, 3), "submit_seconds": round(t_submit.seconds, 3),
+            "study_id": sid,
+            "status": st["study"].get("status"),
+            "runs": len(runs),
+            "runs_trained": trained,
+            "seconds": round(t_done - t0, 3),
+            "submit_seconds": round(t_submit.seconds, 3),
             "first_job_started_after_s": round(jobs[0]["started"] - t0, 3) if jobs else None,
-            "jobs_run": len(jobs), "job_seconds_by_task": by_task,
+            "jobs_run": len(jobs),
+            "job_seconds_by_task": by_task,
         }
 
     first = once("burst")
@@ -647,8 +755,9 @@ def main() -> dict:
             second = workers.start(work / "artifacts-noop")
             wait_idle(redis, 2)
             time.sleep(1.0)
-            tp2 = bench_throughput(redis, THROUGHPUT_JOBS, {"worker 1": first.pid, "worker 2": second.pid,
-                                                            "redis-server": server.proc.pid})
+            tp2 = bench_throughput(
+                redis, THROUGHPUT_JOBS, {"worker 1": first.pid, "worker 2": second.pid, "redis-server": server.proc.pid}
+            )
             workers.stop(second)
             workers.stop(first)
             wait_no_workers(redis)
@@ -659,11 +768,14 @@ def main() -> dict:
             wait_idle(redis, 1)
             rss["plain_rq_worker"] = proc_rss_mib(one.pid)
             rq_latency = bench_latency(redis)
-            rq_runs["1"] = bench_throughput(redis, RQ_THROUGHPUT_JOBS, {"worker 1": one.pid, "redis-server": server.proc.pid})
+            rq_runs["1"] = bench_throughput(
+                redis, RQ_THROUGHPUT_JOBS, {"worker 1": one.pid, "redis-server": server.proc.pid}
+            )
             two = workers.start(work / "artifacts-noop", kind="rq")
             wait_idle(redis, 2)
-            rq_runs["2"] = bench_throughput(redis, RQ_THROUGHPUT_JOBS, {"worker 1": one.pid, "worker 2": two.pid,
-                                                                        "redis-server": server.proc.pid})
+            rq_runs["2"] = bench_throughput(
+                redis, RQ_THROUGHPUT_JOBS, {"worker 1": one.pid, "worker 2": two.pid, "redis-server": server.proc.pid}
+            )
             workers.stop(two)
             workers.stop(one)
             wait_no_workers(redis)
@@ -686,54 +798,90 @@ def main() -> dict:
 
     throughput = {
         "workbench_worker": {"1": tp1, "2": tp2, "ratio_two_over_one": round(tp2["jobs_per_s"] / tp1["jobs_per_s"], 2)},
-        "plain_rq_worker": {**rq_runs, "ratio_two_over_one": round(rq_runs["2"]["jobs_per_s"] / rq_runs["1"]["jobs_per_s"], 2)},
+        "plain_rq_worker": {
+            **rq_runs,
+            "ratio_two_over_one": round(rq_runs["2"]["jobs_per_s"] / rq_runs["1"]["jobs_per_s"], 2),
+        },
     }
     print(f"own redis-server on port {server.port}; workbench worker ready {startup:.1f} s after start")
     print("\n1. enqueue -> start latency, one idle worker, one job at a time")
     print_table(
-        [[name, which.replace("_", " "), x["p50_ms"], x["p95_ms"], x["max_ms"]]
-         for name, lat in (("workbench worker", latency), ("plain rq worker", rq_latency))
-         for which, x in lat.items() if which != "jobs"],
+        [
+            [name, which.replace("_", " "), x["p50_ms"], x["p95_ms"], x["max_ms"]]
+            for name, lat in (("workbench worker", latency), ("plain rq worker", rq_latency))
+            for which, x in lat.items()
+            if which != "jobs"
+        ],
         ["worker", "interval", "p50 ms", "p95 ms", "max ms"],
     )
     print(f"\n2. {THROUGHPUT_JOBS} no-op jobs")
     print_table(
-        [[name, n, x["seconds"], x["jobs_per_s"], x["workers_that_ran_jobs"]]
-         for name, d in throughput.items() for n, x in d.items() if n in ("1", "2")],
+        [
+            [name, n, x["seconds"], x["jobs_per_s"], x["workers_that_ran_jobs"]]
+            for name, d in throughput.items()
+            for n, x in d.items()
+            if n in ("1", "2")
+        ],
         ["worker", "workers", "seconds", "jobs/s", "workers that ran jobs"],
     )
     for name, d in throughput.items():
         for n in ("1", "2"):
-            print(f"  {name} x{n}: CPU ms per job {d[n]['cpu_ms_per_job']}, machine busy {100 * d[n]['machine_busy_share']:.0f} %")
-    print(f"two / one: workbench worker {throughput['workbench_worker']['ratio_two_over_one']}x, "
-          f"plain rq worker {throughput['plain_rq_worker']['ratio_two_over_one']}x")
-    print(f"fork + exit + wait, p50 of {fork['forks']}: with the worker's preloads {fork['preload']['p50_ms']} ms "
-          f"(RSS {fork['preload']['rss_mib']} MiB), bare {fork['bare']['p50_ms']} ms (RSS {fork['bare']['rss_mib']} MiB)")
+            print(
+                f"  {name} x{n}: CPU ms per job {d[n]['cpu_ms_per_job']}, machine busy "
+                f"{100 * d[n]['machine_busy_share']:.0f} %"
+            )
+    print(
+        f"two / one: workbench worker {throughput['workbench_worker']['ratio_two_over_one']}x, "
+        f"plain rq worker {throughput['plain_rq_worker']['ratio_two_over_one']}x"
+    )
+    print(
+        f"fork + exit + wait, p50 of {fork['forks']}: with the worker's preloads {fork['preload']['p50_ms']} ms "
+        f"(RSS {fork['preload']['rss_mib']} MiB), bare {fork['bare']['p50_ms']} ms (RSS {fork['bare']['rss_mib']} MiB)"
+    )
     print(f"\n3. status read, {STATUS_RUNS:,} runs (study created in {status['create_study_seconds']:.2f} s)")
-    print_table([[v["label"], v["reads"], v["p50_ms"]] for v in status["variants"].values()], ["read", "reads", "p50 ms"])
+    print_table(
+        [[v["label"], v["reads"], v["p50_ms"]] for v in status["variants"].values()], ["read", "reads", "p50 ms"]
+    )
     print(f"unpipelined / study_runs: {status['ratio_unpipelined_over_study_runs']}x")
     print(f"\n4. one demo run ({DEMO_ARM}, size {DEMO_SIZE}): queue vs in-process")
     print_table(
-        [[x["seed"], x["queue"]["seconds"], x["queue"]["execute_run_total_seconds"], x["inprocess"]["seconds"],
-          f"{100 * x['overhead_share']:.1f} %", f"{100 * x['outside_execute_run_share']:.1f} %"] for x in demo["rounds"]],
+        [
+            [
+                x["seed"],
+                x["queue"]["seconds"],
+                x["queue"]["execute_run_total_seconds"],
+                x["inprocess"]["seconds"],
+                f"{100 * x['overhead_share']:.1f} %",
+                f"{100 * x['outside_execute_run_share']:.1f} %",
+            ]
+            for x in demo["rounds"]
+        ],
         ["seed", "queue wall s", "execute_run in job s", "in-process s", "overhead", "outside execute_run"],
     )
     print("\n5. re-submitting a finished study")
     print_table(
-        [[k, x["runs"], x["runs_trained"], x["jobs_run"], x["submit_seconds"], x["seconds"]]
-         for k, x in resubmit.items() if isinstance(x, dict)],
+        [
+            [k, x["runs"], x["runs_trained"], x["jobs_run"], x["submit_seconds"], x["seconds"]]
+            for k, x in resubmit.items()
+            if isinstance(x, dict)
+        ],
         ["case", "runs", "runs trained", "jobs run", "submit s", "submit -> ranking s"],
     )
     result = {
         "what": "job system: enqueue->start latency, no-op jobs/s with 1 and 2 workers, 10k-run status reads, "
-                "queue overhead on one demo run, re-submitting a finished study",
+        "queue overhead on one demo run, re-submitting a finished study",
         "params": {
-            "redis": "own redis-server (workers.redis_server.EmbeddedRedis, appendonly everysec) on a free loopback port",
+            "redis": "own redis-server (workers.redis_server.EmbeddedRedis, appendonly everysec) on a free "
+            "loopback port",
             "workers": "`python -m workers.cli worker` subprocesses (WORKBENCH_TORCH_THREADS=1); plain rq.Worker "
-                       "subprocesses for the reference rows",
-            "latency_jobs": LATENCY_JOBS, "latency_warmup": LATENCY_WARMUP, "throughput_jobs": THROUGHPUT_JOBS,
+            "subprocesses for the reference rows",
+            "latency_jobs": LATENCY_JOBS,
+            "latency_warmup": LATENCY_WARMUP,
+            "throughput_jobs": THROUGHPUT_JOBS,
             "rq_throughput_jobs": RQ_THROUGHPUT_JOBS,
-            "status_runs": STATUS_RUNS, "status_reads": STATUS_READS, "reference_reads": REFERENCE_READS,
+            "status_runs": STATUS_RUNS,
+            "status_reads": STATUS_READS,
+            "reference_reads": REFERENCE_READS,
             "unpipelined_reads": UNPIPELINED_READS,
             "demo_rounds": DEMO_ROUNDS,
         },

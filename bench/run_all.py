@@ -85,10 +85,27 @@ def _normalize_mix_values(r: dict) -> dict:
 
 def _streaming_sample_values(r: dict) -> dict:
     v, ratios = r["variants"], r["ratios"]
-    header = ["variant", "load_source s", "process s", "RSS after imports MiB", "peak RSS MiB",
-              "peak over imports MiB", "Arrow cache written MiB"]
-    rows = [[k, f"{x['load_seconds']:.2f}", f"{x['process_wall_seconds']:.2f}", _n(x["rss_after_imports_mib"]),
-             _n(x["peak_rss_mib"]), _n(x["peak_rss_over_imports_mib"]), _n(x["cache_mib"])] for k, x in v.items()]
+    header = [
+        "variant",
+        "load_source s",
+        "process s",
+        "RSS after imports MiB",
+        "peak RSS MiB",
+        "peak over imports MiB",
+        "Arrow cache written MiB",
+    ]
+    rows = [
+        [
+            k,
+            f"{x['load_seconds']:.2f}",
+            f"{x['process_wall_seconds']:.2f}",
+            _n(x["rss_after_imports_mib"]),
+            _n(x["peak_rss_mib"]),
+            _n(x["peak_rss_over_imports_mib"]),
+            _n(x["cache_mib"]),
+        ]
+        for k, x in v.items()
+    ]
     return {
         "v": v,
         "ratios": ratios,
@@ -118,9 +135,17 @@ def _label_scoring_values(r: dict) -> dict:
 def _train_throughput_values(r: dict) -> dict:
     v = r["variants"]
     base = v["trl_defaults"]["best"]["tokens_per_s"]
-    rows = [[x["label"], _n(x["best"]["tokens"]), f"{x['best']['seconds']:.2f}", _n(x["best"]["tokens_per_s"]),
-             _x(x["best"]["tokens_per_s"] / base), ", ".join(f"{t:.2f}" for t in x["all_seconds"])]
-            for x in v.values()]
+    rows = [
+        [
+            x["label"],
+            _n(x["best"]["tokens"]),
+            f"{x['best']['seconds']:.2f}",
+            _n(x["best"]["tokens_per_s"]),
+            _x(x["best"]["tokens_per_s"] / base),
+            ", ".join(f"{t:.2f}" for t in x["all_seconds"]),
+        ]
+        for x in v.values()
+    ]
     bf16_over_trl = v["ours_bf16"]["best"]["tokens_per_s"] / base
     return {
         "p": r["params"],
@@ -138,39 +163,96 @@ def _train_throughput_values(r: dict) -> dict:
 def _queue_tables(r: dict) -> dict:
     lat, tp, st, rs = r["latency"], r["throughput"], r["status_read"], r["resubmit"]
     workers = (("workbench", "workbench_worker"), ("plain RQ (ref)", "plain_rq_worker"))
-    latency = [[name, which.replace("_", " "), f"{x['p50_ms']:.1f}", f"{x['p95_ms']:.1f}", f"{x['max_ms']:.1f}"]
-               for name, key in workers for which, x in lat[key].items() if which != "jobs"]
-    throughput = [[name, n, _n(x["jobs"]), f"{x['seconds']:.2f}", _n(x["jobs_per_s"], 1), f"{_worker_cpu_ms(x):.1f}",
-                   f"{x['cpu_ms_per_job'].get('redis-server', 0):.2f}", f"{x.get('worker_cores_used', 0):.2f}",
-                   f"{100 * x['machine_busy_share']:.0f} %"]
-                  for name, key in workers for n in ("1", "2") for x in (tp[key][n],)]
-    demo = [[x["seed"], f"{x['queue']['seconds']:.2f}", f"{x['queue']['execute_run_total_seconds']:.2f}",
-             f"{x['inprocess']['seconds']:.2f}", f"{100 * x['overhead_share']:.1f} %",
-             f"{100 * x['outside_execute_run_share']:.1f} %",
-             f"{_n(x['queue'].get('redis_commands', 0))} ({x['queue'].get('redis_server_ms', 0):.0f})"]
-            for x in r["demo_run"]["rounds"]]
-    resubmit = [[k.replace("_", " "), x["runs"], x["runs_trained"], x["jobs_run"], f"{x['submit_seconds']:.2f}",
-                 f"{x['first_job_started_after_s']:.2f}", f"{x['seconds']:.2f}",
-                 ", ".join(f"{t} {v:.1f}" for t, v in x["job_seconds_by_task"].items())]
-                for k, x in rs.items() if isinstance(x, dict)]
+    latency = [
+        [name, which.replace("_", " "), f"{x['p50_ms']:.1f}", f"{x['p95_ms']:.1f}", f"{x['max_ms']:.1f}"]
+        for name, key in workers
+        for which, x in lat[key].items()
+        if which != "jobs"
+    ]
+    throughput = [
+        [
+            name,
+            n,
+            _n(x["jobs"]),
+            f"{x['seconds']:.2f}",
+            _n(x["jobs_per_s"], 1),
+            f"{_worker_cpu_ms(x):.1f}",
+            f"{x['cpu_ms_per_job'].get('redis-server', 0):.2f}",
+            f"{x.get('worker_cores_used', 0):.2f}",
+            f"{100 * x['machine_busy_share']:.0f} %",
+        ]
+        for name, key in workers
+        for n in ("1", "2")
+        for x in (tp[key][n],)
+    ]
+    demo = [
+        [
+            x["seed"],
+            f"{x['queue']['seconds']:.2f}",
+            f"{x['queue']['execute_run_total_seconds']:.2f}",
+            f"{x['inprocess']['seconds']:.2f}",
+            f"{100 * x['overhead_share']:.1f} %",
+            f"{100 * x['outside_execute_run_share']:.1f} %",
+            f"{_n(x['queue'].get('redis_commands', 0))} ({x['queue'].get('redis_server_ms', 0):.0f})",
+        ]
+        for x in r["demo_run"]["rounds"]
+    ]
+    resubmit = [
+        [
+            k.replace("_", " "),
+            x["runs"],
+            x["runs_trained"],
+            x["jobs_run"],
+            f"{x['submit_seconds']:.2f}",
+            f"{x['first_job_started_after_s']:.2f}",
+            f"{x['seconds']:.2f}",
+            ", ".join(f"{t} {v:.1f}" for t, v in x["job_seconds_by_task"].items()),
+        ]
+        for k, x in rs.items()
+        if isinstance(x, dict)
+    ]
     return {
         "latency_table": _table(["worker", "interval", "p50 ms", "p95 ms", "max ms"], latency),
         "throughput_table": _table(
-            ["worker", "workers", "jobs", "seconds", "jobs/s", "CPU ms/job (workers + horses)", "CPU ms/job redis",
-             "cores the workers got", "machine busy"],
+            [
+                "worker",
+                "workers",
+                "jobs",
+                "seconds",
+                "jobs/s",
+                "CPU ms/job (workers + horses)",
+                "CPU ms/job redis",
+                "cores the workers got",
+                "machine busy",
+            ],
             throughput,
         ),
         "status_table": _table(
             ["read", "reads", "p50 ms"], [[v["label"], v["reads"], _n(v["p50_ms"])] for v in st["variants"].values()]
         ),
         "demo_table": _table(
-            ["seed", "queue wall s", "execute_run inside the job s", "in-process s", "overhead",
-             "queue wall outside execute_run", "Redis commands (server ms)"],
+            [
+                "seed",
+                "queue wall s",
+                "execute_run inside the job s",
+                "in-process s",
+                "overhead",
+                "queue wall outside execute_run",
+                "Redis commands (server ms)",
+            ],
             demo,
         ),
         "resubmit_table": _table(
-            ["case", "runs", "runs trained", "jobs run", "submit s", "first job started s", "submit to ranking s",
-             "job seconds by task"],
+            [
+                "case",
+                "runs",
+                "runs trained",
+                "jobs run",
+                "submit s",
+                "first job started s",
+                "submit to ranking s",
+                "job seconds by task",
+            ],
             resubmit,
         ),
     }
@@ -231,12 +313,29 @@ def _queue_values(r: dict) -> dict:
 
 def _dashboard_values(r: dict) -> dict:
     p, rd, rs = r["params"], r["render"], r["run_to_start"]
-    pages = [[k.capitalize(), _n(v["first_ms"]), _n(v["steady_median_ms"]), _n(v["steady_min_ms"]),
-              _n(v["steady_max_ms"]), "met" if v["goal_met_steady"] else "NOT met"] for k, v in rd.items()]
-    rounds = [[n, _n(x["submit_ms"]), _n(x["after_submit_ms"]), _n(x["run_to_first_running_ms"])]
-              for n, x in enumerate(rs["rounds"])]
-    rounds.append(["**median**", _n(rs["submit_ms_median"]), _n(rs["after_submit_ms_median"]),
-                   f"**{_n(rs['run_to_first_running_ms_median'])}**"])
+    pages = [
+        [
+            k.capitalize(),
+            _n(v["first_ms"]),
+            _n(v["steady_median_ms"]),
+            _n(v["steady_min_ms"]),
+            _n(v["steady_max_ms"]),
+            "met" if v["goal_met_steady"] else "NOT met",
+        ]
+        for k, v in rd.items()
+    ]
+    rounds = [
+        [n, _n(x["submit_ms"]), _n(x["after_submit_ms"]), _n(x["run_to_first_running_ms"])]
+        for n, x in enumerate(rs["rounds"])
+    ]
+    rounds.append(
+        [
+            "**median**",
+            _n(rs["submit_ms_median"]),
+            _n(rs["after_submit_ms_median"]),
+            f"**{_n(rs['run_to_first_running_ms_median'])}**",
+        ]
+    )
     return {
         "p": p,
         "rd": rd,

@@ -90,7 +90,9 @@ def child(variant: str, folder: str, cache: str) -> None:
 
     rss_before = _rss_kib("VmRSS")
     start = time.perf_counter()
-    loaded = load_source(SourceSpec(path=folder, max_rows=SAMPLE), seed=0, streaming=variant == "stream", cache_dir=cache)
+    loaded = load_source(
+        SourceSpec(path=folder, max_rows=SAMPLE), seed=0, streaming=variant == "stream", cache_dir=cache
+    )
     seconds = time.perf_counter() - start
     cache_bytes = sum(p.stat().st_size for p in Path(cache).rglob("*") if p.is_file())
     print(
@@ -119,7 +121,10 @@ def run_variant(variant: str, folder: Path, scratch: Path) -> dict:
     start = time.perf_counter()
     proc = subprocess.run(
         [python(), "-m", "bench.streaming_sample", "--child", variant, str(folder), str(cache)],
-        capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
     )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
@@ -168,11 +173,28 @@ def main() -> dict:
     }
     print_table(
         [
-            [v, r["rows"], r["load_seconds"], r["process_wall_seconds"], r["rss_after_imports_mib"], r["peak_rss_mib"],
-             r["peak_rss_over_imports_mib"], r["cache_mib"]]
+            [
+                v,
+                r["rows"],
+                r["load_seconds"],
+                r["process_wall_seconds"],
+                r["rss_after_imports_mib"],
+                r["peak_rss_mib"],
+                r["peak_rss_over_imports_mib"],
+                r["cache_mib"],
+            ]
             for v, r in results.items()
         ],
-        ["variant", "rows", "load s", "process s", "RSS after imports MiB", "peak RSS MiB", "peak - imports MiB", "cache MiB"],
+        [
+            "variant",
+            "rows",
+            "load s",
+            "process s",
+            "RSS after imports MiB",
+            "peak RSS MiB",
+            "peak - imports MiB",
+            "cache MiB",
+        ],
     )
     print()
     for k, v in ratios.items():
@@ -180,7 +202,11 @@ def main() -> dict:
     result = {
         "what": f"sample {SAMPLE:,} rows of a {N_ROWS:,}-row Hub-style jsonl folder: streaming vs full load",
         "params": {
-            "rows": N_ROWS, "shards": N_SHARDS, "sample": SAMPLE, "source_mib": round(size_mib, 1), "repeats": REPEATS,
+            "rows": N_ROWS,
+            "shards": N_SHARDS,
+            "sample": SAMPLE,
+            "source_mib": round(size_mib, 1),
+            "repeats": REPEATS,
             "statistic": "median over repeats (alternating stream/full subprocesses)",
             "baseline": "RSS after importing datasets and torch (a worker has both loaded)",
         },

@@ -43,8 +43,18 @@ THREADS = 1
 PROBE_STEPS = 50
 
 
-RESOLVED_FIELDS = ("use_cpu", "bf16", "gradient_checkpointing", "logging_steps", "max_length", "learning_rate",
-                   "dataloader_num_workers", "dataloader_pin_memory", "padding_free", "packing")
+RESOLVED_FIELDS = (
+    "use_cpu",
+    "bf16",
+    "gradient_checkpointing",
+    "logging_steps",
+    "max_length",
+    "learning_rate",
+    "dataloader_num_workers",
+    "dataloader_pin_memory",
+    "padding_free",
+    "packing",
+)
 
 
 @contextlib.contextmanager
@@ -91,16 +101,15 @@ class TokenCounter:
 
 def main() -> dict:
     setup_env()
+    import datasets
     import torch
+    import transformers
 
     from core import demo
     from core.mixture import build_mixture
     from core.prompts import to_prompt_completion
     from core.spec import load_spec
     from core.train import load_model, train
-
-    import datasets
-    import transformers
 
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
@@ -121,13 +130,19 @@ def main() -> dict:
         resolved: dict = {}
         try:
             with sft_config_overrides(resolved, **(overrides or {})):
-                res = train(loaded, rows, settings.model_copy(update={"max_steps": steps}), seed=0, out_dir=out, save=False)
+                res = train(
+                    loaded, rows, settings.model_copy(update={"max_steps": steps}), seed=0, out_dir=out, save=False
+                )
         finally:
             counter.close()
             shutil.rmtree(out, ignore_errors=True)
         return {
-            "seconds": res.seconds, "tokens": counter.tokens, "forwards": counter.forwards,
-            "train_result_tokens": res.train_tokens, "train_loss": res.train_loss, "config": resolved,
+            "seconds": res.seconds,
+            "tokens": counter.tokens,
+            "forwards": counter.forwards,
+            "train_result_tokens": res.train_tokens,
+            "train_loss": res.train_loss,
+            "config": resolved,
         }
 
     def run_trl_defaults() -> dict:
@@ -140,13 +155,19 @@ def main() -> dict:
         out = tempfile.mkdtemp(dir=work)
         try:
             config = SFTConfig(
-                output_dir=out, max_steps=STEPS, report_to=[], per_device_train_batch_size=settings.batch_size,
+                output_dir=out,
+                max_steps=STEPS,
+                report_to=[],
+                per_device_train_batch_size=settings.batch_size,
                 # The one addition: TRL's bf16=True default refuses to construct on a CPU-only
                 # machine ("You need to assign use_cpu") unless use_cpu is set.
                 use_cpu=not torch.cuda.is_available(),
             )
             trainer = SFTTrainer(
-                model=loaded.model, args=config, train_dataset=Dataset.from_list(rows), processing_class=loaded.tokenizer
+                model=loaded.model,
+                args=config,
+                train_dataset=Dataset.from_list(rows),
+                processing_class=loaded.tokenizer,
             )
             # TRL's defaults print a log dict every 10 steps and a tqdm bar: kept (they are part of
             # the defaults' cost), but out of this benchmark's table.
@@ -159,8 +180,12 @@ def main() -> dict:
             counter.close()
             shutil.rmtree(out, ignore_errors=True)
         return {
-            "seconds": round(t.seconds, 3), "tokens": counter.tokens, "forwards": counter.forwards,
-            "trl_counted_tokens": trl_tokens, "train_loss": float(output.training_loss), "config": picked,
+            "seconds": round(t.seconds, 3),
+            "tokens": counter.tokens,
+            "forwards": counter.forwards,
+            "trl_counted_tokens": trl_tokens,
+            "train_loss": float(output.training_loss),
+            "config": picked,
         }
 
     variants = {
@@ -190,8 +215,14 @@ def main() -> dict:
     print(f"tiny model, {N_ROWS} rows, batch {settings.batch_size}, {STEPS} steps, torch threads {THREADS}")
     print_table(
         [
-            [label, best[k]["tokens"], best[k]["seconds"], best[k]["tokens_per_s"],
-             best[k]["tokens_per_s"] / best["trl_defaults"]["tokens_per_s"], ", ".join(f"{r['seconds']:.2f}" for r in runs[k])]
+            [
+                label,
+                best[k]["tokens"],
+                best[k]["seconds"],
+                best[k]["tokens_per_s"],
+                best[k]["tokens_per_s"] / best["trl_defaults"]["tokens_per_s"],
+                ", ".join(f"{r['seconds']:.2f}" for r in runs[k]),
+            ]
             for k, (label, _) in variants.items()
         ],
         ["variant", "tokens", "best s", "tokens/s", "x TRL defaults", "all timings s"],
@@ -201,23 +232,35 @@ def main() -> dict:
     print(f"ours as resolved here: {best['ours']['config']}")
     one, dflt = threads_probe[str(THREADS)], threads_probe[str(default_threads)]
     print(
-        f"threads probe ({PROBE_STEPS} steps of ours, back to back): {THREADS} thread {one['tokens_per_s']:,.0f} tokens/s, "
+        f"threads probe ({PROBE_STEPS} steps of ours, back to back): {THREADS} thread "
+        f"{one['tokens_per_s']:,.0f} tokens/s, "
         f"{default_threads} threads {dflt['tokens_per_s']:,.0f} tokens/s "
         f"({dflt['tokens_per_s'] / one['tokens_per_s']:.2f}x; 1-min load average {os.getloadavg()[0]:.2f})"
     )
     result = {
         "what": "training tokens/s: core.train.train with the demo settings vs TRL SFTConfig defaults, tiny model",
         "params": {
-            "rows": N_ROWS, "steps": STEPS, "batch_size": settings.batch_size, "torch_threads": THREADS,
-            "ours_settings": settings.model_dump(), "statistic": f"best of {ROUNDS} alternating runs after a warm-up",
+            "rows": N_ROWS,
+            "steps": STEPS,
+            "batch_size": settings.batch_size,
+            "torch_threads": THREADS,
+            "ours_settings": settings.model_dump(),
+            "statistic": f"best of {ROUNDS} alternating runs after a warm-up",
             "tokens": "non-pad tokens seen by training forwards (attention_mask sums)",
         },
-        "variants": {k: {"label": label, "best": best[k], "all_seconds": [r["seconds"] for r in runs[k]]}
-                     for k, (label, _) in variants.items()},
+        "variants": {
+            k: {"label": label, "best": best[k], "all_seconds": [r["seconds"] for r in runs[k]]}
+            for k, (label, _) in variants.items()
+        },
         "ratio_ours_over_trl_defaults": round(ratio, 3),
-        "ratio_whatif_over_ours": {"ours_bf16": round(best["ours_bf16"]["tokens_per_s"] / best["ours"]["tokens_per_s"], 3)},
-        "threads_probe": {"steps": PROBE_STEPS, "by_threads": threads_probe,
-                          "ratio_default_over_one": round(dflt["tokens_per_s"] / one["tokens_per_s"], 3)},
+        "ratio_whatif_over_ours": {
+            "ours_bf16": round(best["ours_bf16"]["tokens_per_s"] / best["ours"]["tokens_per_s"], 3)
+        },
+        "threads_probe": {
+            "steps": PROBE_STEPS,
+            "by_threads": threads_probe,
+            "ratio_default_over_one": round(dflt["tokens_per_s"] / one["tokens_per_s"], 3),
+        },
         "versions": versions("torch", "transformers", "trl"),
     }
     write_result("train_throughput", result)

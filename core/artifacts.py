@@ -121,4 +121,3 @@ class ArtifactStore:
     def result_keys(self) -> list[str]:
         base = self.root / "runs"
         return sorted(p.name for p in base.iterdir() if (p / "result.json").is_file()) if base.is_dir() else []
-

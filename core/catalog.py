@@ -10,9 +10,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -83,7 +84,7 @@ class CatalogEntry(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "CatalogEntry":
+    def _check(self) -> CatalogEntry:
         given = [k for k in ("hub_id", "path", "demo") if getattr(self, k)]
         if len(given) != 1:
             raise ValueError(f"give exactly one of 'hub_id', 'path' or 'demo'; got {given or 'none'}")
@@ -91,7 +92,9 @@ class CatalogEntry(BaseModel):
         known = task.known_fields
         unknown = [f for f in self.columns if f not in known]
         if unknown:
-            raise ValueError(f"columns maps unknown field(s) {unknown} for task '{self.task}'; fields are {list(known)}")
+            raise ValueError(
+                f"columns maps unknown field(s) {unknown} for task '{self.task}'; fields are {list(known)}"
+            )
         for option in tasks.SOURCE_OPTIONS:
             unset = type(self).model_fields[option].get_default(call_default_factory=True)
             if option not in task.source_options and getattr(self, option) != unset:
@@ -133,7 +136,11 @@ class Catalog:
             return self._entries[entry_id]
         except KeyError:
             close = difflib.get_close_matches(entry_id, self.ids(), n=5, cutoff=0.5)
-            hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"known ids: {', '.join(self.ids()[:30])}"
+            hint = (
+                f"did you mean {', '.join(repr(c) for c in close)}?"
+                if close
+                else f"known ids: {', '.join(self.ids()[:30])}"
+            )
             raise UnknownCatalogId(f"unknown catalog id '{entry_id}'; {hint}") from None
 
     def for_task(self, task: str) -> list[CatalogEntry]:
@@ -191,15 +198,19 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     """Read and validate a catalog file (default: core.paths.catalog_file())."""
     path = Path(path) if path is not None else paths.catalog_file()
     if not path.is_file():
-        raise CatalogError(f"catalog file '{path}' does not exist; set WORKBENCH_CATALOG or restore catalog/candidates.json")
+        raise CatalogError(
+            f"catalog file '{path}' does not exist; set WORKBENCH_CATALOG or restore catalog/candidates.json"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CatalogError(f"catalog file '{path.name}' is not valid JSON ({err}); fix the file") from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise CatalogError(f"catalog file '{path.name}' must be an object {{\"version\": 1, \"entries\": [...]}}")
+        raise CatalogError(f'catalog file \'{path.name}\' must be an object {{"version": 1, "entries": [...]}}')
     if data.get("version") != CATALOG_VERSION:
-        raise CatalogError(f"catalog file '{path.name}' has version {data.get('version')!r}; this workbench reads version 1")
+        raise CatalogError(
+            f"catalog file '{path.name}' has version {data.get('version')!r}; this workbench reads version 1"
+        )
     problems: list[str] = []
     entries: list[CatalogEntry] = []
     seen: set[str] = set()
@@ -216,7 +227,9 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         seen.add(entry.id)
         entries.append(entry)
     if problems:
-        raise CatalogError(f"catalog file '{path.name}' has invalid entries:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise CatalogError(
+            f"catalog file '{path.name}' has invalid entries:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
     return Catalog(entries, path=path)
 
 

@@ -17,7 +17,6 @@ import altair as alt
 import pandas as pd
 
 from core.artifacts import write_bytes
-
 from core.spec import LOSS_METRICS
 
 WIDTH = 640
@@ -98,7 +97,13 @@ def _curve_layers(
         layers.append(
             alt.Chart(bands)
             .mark_area(opacity=0.15)
-            .encode(x=x, y=alt.Y("low:Q", scale=alt.Scale(zero=False), title=y_title), y2="high:Q", color=color, detail="arm:N")
+            .encode(
+                x=x,
+                y=alt.Y("low:Q", scale=alt.Scale(zero=False), title=y_title),
+                y2="high:Q",
+                color=color,
+                detail="arm:N",
+            )
         )
     candidate_curves = curves[curves["arm"] != baseline]
     if not candidate_curves.empty:
@@ -180,9 +185,9 @@ def ranking_chart(
     if baseline_value is not None:
         rule = pd.DataFrame({"predicted": [float(baseline_value)], "label": ["baseline"]})
         layers.append(
-            alt.Chart(rule).mark_rule(color=BASELINE_COLOR, strokeDash=BASELINE_DASH).encode(
-                x=x, tooltip=[alt.Tooltip("predicted:Q", title=f"Baseline {metric}", format=".4f")]
-            )
+            alt.Chart(rule)
+            .mark_rule(color=BASELINE_COLOR, strokeDash=BASELINE_DASH)
+            .encode(x=x, tooltip=[alt.Tooltip("predicted:Q", title=f"Baseline {metric}", format=".4f")])
         )
         layers.append(
             alt.Chart(rule)
@@ -259,5 +264,3 @@ def _vl_version() -> str | None:
 
     major_minor = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     return major_minor if major_minor in vl_convert.get_vegalite_versions() else None
-
-

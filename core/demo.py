@@ -91,7 +91,29 @@ _TEMPLATES_B = [
 
 
 def _made_up_words(rng: random.Random, n: int, taken: set[str]) -> list[str]:
-    onsets = ["b", "br", "d", "dr", "f", "g", "gl", "k", "kr", "l", "m", "n", "p", "pl", "r", "s", "st", "t", "tr", "v", "z"]
+    onsets = [
+        "b",
+        "br",
+        "d",
+        "dr",
+        "f",
+        "g",
+        "gl",
+        "k",
+        "kr",
+        "l",
+        "m",
+        "n",
+        "p",
+        "pl",
+        "r",
+        "s",
+        "st",
+        "t",
+        "tr",
+        "v",
+        "z",
+    ]
     vowels = ["a", "e", "i", "o", "u", "ai", "ou"]
     codas = ["", "n", "x", "r", "l", "m", "sk", "nt"]
     words: list[str] = []

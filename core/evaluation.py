@@ -79,7 +79,14 @@ def _sequence_logprobs(model, sequences: list[tuple[list[int], int]], batch_size
 
 
 def score_sequences(
-    model, tokenizer, prompts: list[str], completions: list[str], *, batch_size: int, max_len: int, device: str,
+    model,
+    tokenizer,
+    prompts: list[str],
+    completions: list[str],
+    *,
+    batch_size: int,
+    max_len: int,
+    device: str,
     eos: bool = True,
 ) -> tuple[list[float], list[int]]:
     """Per (prompt, completion): the completion's summed token log-likelihood (+EOS with `eos`) and token count."""
@@ -87,7 +94,9 @@ def score_sequences(
     return _sequence_logprobs(model, sequences, batch_size, tokenizer.pad_token_id, device)
 
 
-def score_labels_full(model, tokenizer, prompts: list[str], labels: list[str], *, batch_size: int, max_len: int, device: str):
+def score_labels_full(
+    model, tokenizer, prompts: list[str], labels: list[str], *, batch_size: int, max_len: int, device: str
+):
     """Reference scorer: every (prompt, label) pair as its own full sequence. Simple and general."""
     sequences = []
     for p in prompts:
@@ -95,10 +104,14 @@ def score_labels_full(model, tokenizer, prompts: list[str], labels: list[str], *
             sequences.append(_encode_pair(tokenizer, p, f" {label}", max_len))
     sums, counts = _sequence_logprobs(model, sequences, batch_size, tokenizer.pad_token_id, device)
     k = len(labels)
-    return [sums[i * k : (i + 1) * k] for i in range(len(prompts))], [counts[i * k : (i + 1) * k] for i in range(len(prompts))]
+    return [sums[i * k : (i + 1) * k] for i in range(len(prompts))], [
+        counts[i * k : (i + 1) * k] for i in range(len(prompts))
+    ]
 
 
-def score_labels(model, tokenizer, prompts: list[str], labels: list[str], *, batch_size: int, max_len: int, device: str):
+def score_labels(
+    model, tokenizer, prompts: list[str], labels: list[str], *, batch_size: int, max_len: int, device: str
+):
     """Per prompt, the log-likelihood of every label (+EOS), and its token count.
 
     Each prompt runs once (a left-padded batch, keeping its KV cache); the cache is repeated once per
@@ -109,13 +122,21 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], *, bat
     """
     try:
         return _score_labels_shared_prefix(
-            model, tokenizer, prompts, labels, batch_size=max(1, batch_size // max(len(labels), 1)), max_len=max_len, device=device
+            model,
+            tokenizer,
+            prompts,
+            labels,
+            batch_size=max(1, batch_size // max(len(labels), 1)),
+            max_len=max_len,
+            device=device,
         )
     except (AttributeError, TypeError, NotImplementedError, ValueError) as err:
         # A model without a repeatable KV cache (or labels that do not share the prompt's tokens)
         # is scored the simple way; said in the log so a bug in the fast path cannot hide here.
         log.warning("label scoring falls back to the reference scorer: %s: %s", type(err).__name__, err)
-        return score_labels_full(model, tokenizer, prompts, labels, batch_size=batch_size, max_len=max_len, device=device)
+        return score_labels_full(
+            model, tokenizer, prompts, labels, batch_size=batch_size, max_len=max_len, device=device
+        )
 
 
 def _shared_start(p_ids: list[int], full: list[int]) -> int:
@@ -192,7 +213,9 @@ def _score_labels_shared_prefix(model, tokenizer, prompts, labels, *, batch_size
             lp[:, 0] = first.gather(-1, tgt[:, :1]).squeeze(-1)
             if span > 1:
                 attn2 = torch.cat([attn.repeat_interleave(k, 0), smask], dim=1)
-                pos2 = attn.sum(-1).repeat_interleave(k, 0).unsqueeze(1) + torch.arange(steps, device=device).unsqueeze(0)
+                pos2 = attn.sum(-1).repeat_interleave(k, 0).unsqueeze(1) + torch.arange(steps, device=device).unsqueeze(
+                    0
+                )
                 logits2 = model(
                     input_ids=sid, attention_mask=attn2, position_ids=pos2, past_key_values=cache, use_cache=False
                 ).logits.float()
@@ -205,7 +228,9 @@ def _score_labels_shared_prefix(model, tokenizer, prompts, labels, *, batch_size
     return sums, counts
 
 
-def generate_answers(model, tokenizer, prompts: list[str], *, batch_size: int, max_new_tokens: int, max_len: int, device: str) -> list[str]:
+def generate_answers(
+    model, tokenizer, prompts: list[str], *, batch_size: int, max_new_tokens: int, max_len: int, device: str
+) -> list[str]:
     import torch
 
     side = tokenizer.padding_side
@@ -256,8 +281,12 @@ def evaluate_model(
 ) -> EvalResult:
     start = time.perf_counter()
     settings = tasks.EvalSettings(
-        labels=labels, answer_extraction=answer_extraction, batch_size=batch_size, max_new_tokens=max_new_tokens,
-        max_len=max_len, device=device,
+        labels=labels,
+        answer_extraction=answer_extraction,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        max_len=max_len,
+        device=device,
     )
     results, predictions = tasks.get(task).evaluate(model, tokenizer, rows, list(metrics), settings)
     return EvalResult(
@@ -276,15 +305,25 @@ def generate_and_score(
 
     prompts = [task.prompt(r, tokenizer) for r in rows]
     generated = generate_answers(
-        model, tokenizer, prompts, batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
-        max_len=settings.max_len, device=settings.device,
+        model,
+        tokenizer,
+        prompts,
+        batch_size=settings.batch_size,
+        max_new_tokens=settings.max_new_tokens,
+        max_len=settings.max_len,
+        device=settings.device,
     )
     predictions = [clean(g) for g in generated]
     results: dict[str, float] = {}
     if "loss" in metrics:
         completions = [task.completion(r, tokenizer) for r in rows]
         sums, counts = score_sequences(
-            model, tokenizer, prompts, completions, batch_size=settings.batch_size, max_len=settings.max_len,
+            model,
+            tokenizer,
+            prompts,
+            completions,
+            batch_size=settings.batch_size,
+            max_len=settings.max_len,
             device=settings.device,
         )
         results["loss"] = -sum(sums) / max(sum(counts), 1)

@@ -128,7 +128,8 @@ def _resolve_columns(name: str, task: Task, src: SourceSpec, columns: list[str],
 def type_error(name: str, index: int, column: str, field_name: str, value: Any, want: str) -> DataError:
     return DataError(
         f"{name}: row {index}: column '{column}' (field '{field_name}') holds a {type(value).__name__}, not {want}; "
-        f"map '{field_name}' to a {want.removeprefix('a ')} column with columns: {{{field_name}: <column>}} or fix that row"
+        f"map '{field_name}' to a {want.removeprefix('a ')} column with columns: {{{field_name}: <column>}} or "
+        "fix that row"
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.scaling import BASELINE, StudyFit, json_float, clean_points
+from core.scaling import BASELINE, StudyFit, clean_points, json_float
 
 NO_FIT_RANK_NOTE = "ranked at the measured size; no fit"
 DEFAULT_SEED_BOOT = 200
@@ -60,7 +60,8 @@ class RankingRow:
             "measured_at_largest": json_float(self.measured_at_largest),
             "largest_size": int(self.largest_size),
             "rank_at_largest_size": int(self.rank_at_largest_size),
-            "beats_baseline_at_largest": None if self.beats_baseline_at_largest is None
+            "beats_baseline_at_largest": None
+            if self.beats_baseline_at_largest is None
             else bool(self.beats_baseline_at_largest),
             "form": self.form,
             "flags": list(self.flags),
@@ -161,8 +162,9 @@ def _seed_bootstrap(measured: dict[str, _Measured], names: list[str], n_boot: in
     return np.stack(cols, axis=1)
 
 
-def _crossings(study_fit: StudyFit, names: list[str], measured: dict[str, _Measured],
-               sign: float) -> dict[str, list[str]]:
+def _crossings(
+    study_fit: StudyFit, names: list[str], measured: dict[str, _Measured], sign: float
+) -> dict[str, list[str]]:
     """Pairs whose fitted curves swap order between the largest measured size and the target.
 
     The order at the measured end is read from the fitted curves at the pair's common largest
@@ -171,7 +173,7 @@ def _crossings(study_fit: StudyFit, names: list[str], measured: dict[str, _Measu
     out: dict[str, list[str]] = {n: [] for n in names}
     target = study_fit.target_size
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             n_l = min(measured[a].largest_size, measured[b].largest_size)
             va = study_fit.predict(a, [n_l, target])
             vb = study_fit.predict(b, [n_l, target])
@@ -188,8 +190,9 @@ def _beats(sign: float, cand: _Measured, base: _Measured | None) -> bool | None:
     return bool(sign * (cand.mean - base.by_size[cand.largest_size]) > 0)
 
 
-def rank_arms(study_fit: StudyFit, points: pd.DataFrame, *, higher_is_better: bool,
-              baseline: str = BASELINE) -> list[RankingRow]:
+def rank_arms(
+    study_fit: StudyFit, points: pd.DataFrame, *, higher_is_better: bool, baseline: str = BASELINE
+) -> list[RankingRow]:
     """Rank the candidates (baseline excluded) of one fitted study; rows come best first.
 
     Fitted candidates are ranked by the predicted value at the target size; candidates with no
@@ -197,8 +200,10 @@ def rank_arms(study_fit: StudyFit, points: pd.DataFrame, *, higher_is_better: bo
     ranked at the measured size with a seed-level bootstrap for P(best).
     """
     if bool(higher_is_better) != bool(study_fit.higher_is_better):
-        raise ValueError(f"higher_is_better={higher_is_better} disagrees with the fit of "
-                         f"'{study_fit.metric}' (higher_is_better={study_fit.higher_is_better})")
+        raise ValueError(
+            f"higher_is_better={higher_is_better} disagrees with the fit of "
+            f"'{study_fit.metric}' (higher_is_better={study_fit.higher_is_better})"
+        )
     sign = 1.0 if higher_is_better else -1.0
     measured = _measured(clean_points(points))
     candidates = sorted(a for a in measured if a != baseline)
@@ -220,12 +225,16 @@ def rank_arms(study_fit: StudyFit, points: pd.DataFrame, *, higher_is_better: bo
         crossings = {}
     base_fit = study_fit.fits.get(baseline)
     context = _RankContext(
-        study_fit=study_fit, sign=sign, any_fitted=bool(fitted), base_measured=measured.get(baseline),
+        study_fit=study_fit,
+        sign=sign,
+        any_fitted=bool(fitted),
+        base_measured=measured.get(baseline),
         base_predicted=base_fit.prediction.value if base_fit is not None and base_fit.prediction else None,
     )
     return [
-        _ranking_row(context, n, measured[n], rank=rank, rank_plain=rank_plain[n], p_best=p_best.get(n),
-                     crossed=crossings.get(n))
+        _ranking_row(
+            context, n, measured[n], rank=rank, rank_plain=rank_plain[n], p_best=p_best.get(n), crossed=crossings.get(n)
+        )
         for rank, n in enumerate(order, start=1)
     ]
 
@@ -244,8 +253,9 @@ def _p_best_of_fits(study_fit: StudyFit, fitted: list[str], sign: float) -> dict
     return {} if shares is None else {n: float(s) for n, s in zip(cols, shares)}
 
 
-def _p_best_of_seeds(study_fit: StudyFit, measured: dict[str, _Measured], candidates: list[str],
-                     sign: float) -> dict[str, float]:
+def _p_best_of_seeds(
+    study_fit: StudyFit, measured: dict[str, _Measured], candidates: list[str], sign: float
+) -> dict[str, float]:
     """P(best) at the measured size, from a bootstrap over seeds (nothing was fitted)."""
     n_boot = study_fit.n_boot if study_fit.n_boot > 0 else DEFAULT_SEED_BOOT
     shares = p_best_from_replicates(_seed_bootstrap(measured, candidates, n_boot, study_fit.seed), sign)
@@ -263,8 +273,16 @@ class _RankContext:
     base_predicted: float | None
 
 
-def _ranking_row(ctx: _RankContext, name: str, m: _Measured, *, rank: int, rank_plain: int,
-                 p_best: float | None, crossed: list[str] | None) -> RankingRow:
+def _ranking_row(
+    ctx: _RankContext,
+    name: str,
+    m: _Measured,
+    *,
+    rank: int,
+    rank_plain: int,
+    p_best: float | None,
+    crossed: list[str] | None,
+) -> RankingRow:
     fit = ctx.study_fit.fits.get(name)
     flags = list(fit.flags) if fit else []
     notes = list(fit.notes) if fit else []
@@ -280,20 +298,30 @@ def _ranking_row(ctx: _RankContext, name: str, m: _Measured, *, rank: int, rank_
         notes.append(NO_FIT_RANK_NOTE)
     else:
         predicted = low = high = gain = None
-        notes.append(f"{NO_FIT_RANK_NOTE}; placed after the fitted candidates "
-                     f"(measured only at {m.largest_size:,})")
+        notes.append(f"{NO_FIT_RANK_NOTE}; placed after the fitted candidates (measured only at {m.largest_size:,})")
     if crossed:
         flags.append("crosses")
-        notes.append("fitted curve crosses " + ", ".join(crossed)
-                     + "'s between the largest measured size and the target")
+        notes.append(
+            "fitted curve crosses " + ", ".join(crossed) + "'s between the largest measured size and the target"
+        )
     beats = _beats(sign, m, base_meas)
     if beats is None and base_meas is not None:
         notes.append(f"baseline not measured at {m.largest_size:,}; no plain comparison with it")
     return RankingRow(
-        candidate=name, predicted=predicted, low=low, high=high, gain_over_baseline=gain,
-        p_best=p_best, rank=rank, measured_at_largest=m.mean, largest_size=m.largest_size,
-        rank_at_largest_size=rank_plain, beats_baseline_at_largest=beats,
-        form=fit.form if fit else "none", flags=flags, notes=notes,
+        candidate=name,
+        predicted=predicted,
+        low=low,
+        high=high,
+        gain_over_baseline=gain,
+        p_best=p_best,
+        rank=rank,
+        measured_at_largest=m.mean,
+        largest_size=m.largest_size,
+        rank_at_largest_size=rank_plain,
+        beats_baseline_at_largest=beats,
+        form=fit.form if fit else "none",
+        flags=flags,
+        notes=notes,
     )
 
 
@@ -306,8 +334,18 @@ def baseline_row(study_fit: StudyFit, points: pd.DataFrame, *, baseline: str = B
     fit = study_fit.fits.get(baseline)
     if fit is not None and fit.prediction is not None:
         pr = fit.prediction
-        return BaselineRow(baseline, pr.value, pr.low, pr.high, m.mean, m.largest_size, fit.form,
-                           list(fit.flags), list(fit.notes))
+        return BaselineRow(
+            baseline, pr.value, pr.low, pr.high, m.mean, m.largest_size, fit.form, list(fit.flags), list(fit.notes)
+        )
     notes = (list(fit.notes) if fit else []) + [NO_FIT_RANK_NOTE]
-    return BaselineRow(baseline, m.mean, m.low, m.high, m.mean, m.largest_size, fit.form if fit else "none",
-                       list(fit.flags) if fit else [], notes)
+    return BaselineRow(
+        baseline,
+        m.mean,
+        m.low,
+        m.high,
+        m.mean,
+        m.largest_size,
+        fit.form if fit else "none",
+        list(fit.flags) if fit else [],
+        notes,
+    )

@@ -24,15 +24,28 @@ from core.scaling import FORMS, ArmFit, StudyFit, json_float
 
 CURVE_COLUMNS = ["arm", "size", "value", "low", "high"]
 CURVE_GRID_POINTS = 60
-SUMMARY_COLUMNS = ["rank", "candidate", "predicted", "low", "high", "gain_over_baseline", "p_best",
-                   "measured_at_largest", "largest_size", "rank_at_largest_size", "backtest_error", "flags"]
+SUMMARY_COLUMNS = [
+    "rank",
+    "candidate",
+    "predicted",
+    "low",
+    "high",
+    "gain_over_baseline",
+    "p_best",
+    "measured_at_largest",
+    "largest_size",
+    "rank_at_largest_size",
+    "backtest_error",
+    "flags",
+]
 BASELINE_LABEL = "baseline (D0 only)"
 
 __all__ = ["ArmFit", "BaselineRow", "RankingRow", "RunResult", "StudyResult", "curve_records", "curves_table"]
 
 
-def curves_table(study_fit: StudyFit, min_size: float, max_size: float, target_size: int,
-                 n: int = CURVE_GRID_POINTS) -> pd.DataFrame:
+def curves_table(
+    study_fit: StudyFit, min_size: float, max_size: float, target_size: int, n: int = CURVE_GRID_POINTS
+) -> pd.DataFrame:
     """Each fitted arm's curve with its band, from the smallest measured size to the target (or the largest)."""
     grid = np.unique(np.geomspace(min_size, max(target_size, max_size), n).round().astype(int))
     frames = []
@@ -142,8 +155,9 @@ class StudyResult:
     def points(self, metric: str | None = None) -> pd.DataFrame:
         """arm, size, seed, value of every run that has `metric` (the primary one by default)."""
         metric = metric or self.primary_metric
-        rows = [(r.arm, r.size, r.seed, r.metrics[metric]) for r in self.runs
-                if (r.metrics or {}).get(metric) is not None]
+        rows = [
+            (r.arm, r.size, r.seed, r.metrics[metric]) for r in self.runs if (r.metrics or {}).get(metric) is not None
+        ]
         return pd.DataFrame(rows, columns=["arm", "size", "seed", "value"])
 
     def ranking_rows(self, metric: str | None = None) -> tuple[list[RankingRow], BaselineRow | None]:
@@ -158,16 +172,36 @@ class StudyResult:
     def ranking_summary(self, metric: str | None = None, *, with_baseline: bool = False) -> list[dict[str, Any]]:
         """The ranking as shown everywhere (SUMMARY_COLUMNS), best first; the baseline row last when asked."""
         rows, base = self.ranking_rows(metric)
-        out = [{"rank": r.rank, "candidate": r.candidate, "predicted": r.predicted, "low": r.low, "high": r.high,
-                "gain_over_baseline": r.gain_over_baseline, "p_best": r.p_best,
-                "measured_at_largest": r.measured_at_largest, "largest_size": r.largest_size,
-                "rank_at_largest_size": r.rank_at_largest_size, "backtest_error": r.backtest_abs_error,
-                "flags": list(r.flags)} for r in rows]
+        out = [
+            {
+                "rank": r.rank,
+                "candidate": r.candidate,
+                "predicted": r.predicted,
+                "low": r.low,
+                "high": r.high,
+                "gain_over_baseline": r.gain_over_baseline,
+                "p_best": r.p_best,
+                "measured_at_largest": r.measured_at_largest,
+                "largest_size": r.largest_size,
+                "rank_at_largest_size": r.rank_at_largest_size,
+                "backtest_error": r.backtest_abs_error,
+                "flags": list(r.flags),
+            }
+            for r in rows
+        ]
         if with_baseline and base is not None:
-            out.append({c: None for c in SUMMARY_COLUMNS} | {
-                "candidate": BASELINE_LABEL, "predicted": base.predicted, "low": base.low, "high": base.high,
-                "measured_at_largest": base.measured_at_largest, "largest_size": base.largest_size,
-                "flags": list(base.flags)})
+            out.append(
+                {c: None for c in SUMMARY_COLUMNS}
+                | {
+                    "candidate": BASELINE_LABEL,
+                    "predicted": base.predicted,
+                    "low": base.low,
+                    "high": base.high,
+                    "measured_at_largest": base.measured_at_largest,
+                    "largest_size": base.largest_size,
+                    "flags": list(base.flags),
+                }
+            )
         return out
 
     def _curves_from_fits(self) -> pd.DataFrame:
@@ -176,15 +210,24 @@ class StudyResult:
         if not sizes or not self.target_size:
             return _empty_curves()
         fits = {a: f for a, f in self.fits.items() if set(FORMS[f.form].param_names) <= set(f.params)}
-        fit = StudyFit(self.primary_metric, bool(self.higher_is_better), int(self.target_size), "", 0, 0, fits,
-                       pd.DataFrame(), {})
+        fit = StudyFit(
+            self.primary_metric, bool(self.higher_is_better), int(self.target_size), "", 0, 0, fits, pd.DataFrame(), {}
+        )
         return curves_table(fit, float(min(sizes)), float(max(sizes)), int(self.target_size))
 
 
 def curve_records(curves: pd.DataFrame) -> list[dict[str, Any]]:
     """The curves table as metrics.json stores it: one record per (arm, size), JSON's null for no band."""
-    return [{"arm": str(arm), "size": int(round(size)), "value": json_float(value), "low": json_float(low),
-             "high": json_float(high)} for arm, size, value, low, high in curves[CURVE_COLUMNS].itertuples(index=False)]
+    return [
+        {
+            "arm": str(arm),
+            "size": int(round(size)),
+            "value": json_float(value),
+            "low": json_float(low),
+            "high": json_float(high),
+        }
+        for arm, size, value, low, high in curves[CURVE_COLUMNS].itertuples(index=False)
+    ]
 
 
 def _curves_frame(records: list[dict]) -> pd.DataFrame:
@@ -192,4 +235,3 @@ def _curves_frame(records: list[dict]) -> pd.DataFrame:
         return _empty_curves()
     frame = pd.DataFrame.from_records(records, columns=CURVE_COLUMNS)
     return frame.astype({"arm": str}).astype({c: float for c in CURVE_COLUMNS[1:]})
-

@@ -240,7 +240,10 @@ def extract_zip(
         for info, rel in members:
             target = (root / Path(*rel.parts)).resolve()
             if not target.is_relative_to(root):  # belt and braces after _safe_member_path
-                raise SourceError(f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' would be written outside the upload folder")
+                raise SourceError(
+                    f"{name}: '{zip_path.name}' member '{_printable(info.filename)}' would be written outside "
+                    "the upload folder"
+                )
             target.parent.mkdir(parents=True, exist_ok=True)
             written_total = _extract_member(zf, info, target, zip_path, name, written_before=written_total, limit=limit)
             out.append(target)
@@ -338,7 +341,8 @@ def _safe_member_path(filename: str, zip_path: Path, name: str) -> PurePosixPath
     )
     if unsafe:
         raise SourceError(
-            f"{name}: '{zip_path.name}' has a member with an unsafe path '{_printable(filename)}' (absolute or with '..'); "
+            f"{name}: '{zip_path.name}' has a member with an unsafe path '{_printable(filename)}' (absolute or "
+            "with '..'); "
             "zip the data file from its own folder"
         )
     return rel
@@ -379,7 +383,8 @@ def _check_utf8_text(path: Path, name: str, shown: str) -> None:
             except UnicodeDecodeError as err:
                 bad = err.object[err.start : err.start + 1]
                 raise SourceError(
-                    f"{name}: '{shown}' is not UTF-8 text (byte 0x{bad.hex() or '??'} at offset {offset + err.start:,}); "
+                    f"{name}: '{shown}' is not UTF-8 text (byte 0x{bad.hex() or '??'} at offset "
+                    f"{offset + err.start:,}); "
                     "re-save it as UTF-8 (spreadsheets: 'CSV UTF-8'; or `iconv -f latin1 -t utf-8`)"
                 ) from None
             if blank and text.strip():
@@ -403,7 +408,8 @@ def check_parquet_file(path: Path, name: str, shown: str) -> None:
     except (pa.ArrowException, OSError) as err:
         detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise SourceError(
-            f"{name}: '{shown}' could not be parsed: not a readable Parquet file ({detail}); a truncated upload? export it again"
+            f"{name}: '{shown}' could not be parsed: not a readable Parquet file ({detail}); a truncated "
+            "upload? export it again"
         ) from None
     if rows == 0:
         raise SourceError(f"{name}: '{shown}' has no rows (a Parquet file with only a schema); give a file with data")
@@ -448,7 +454,9 @@ def _load_hub(
 # Rows out of a Dataset / IterableDataset
 
 
-def _materialize(ds: Any, src: SourceSpec, name: str, *, seed: int, origin: str, where: str, ext: str | None) -> LoadedSource:
+def _materialize(
+    ds: Any, src: SourceSpec, name: str, *, seed: int, origin: str, where: str, ext: str | None
+) -> LoadedSource:
     import datasets
 
     max_rows = src.max_rows
@@ -477,9 +485,7 @@ def _materialize(ds: Any, src: SourceSpec, name: str, *, seed: int, origin: str,
         raise SourceError(f"{name}: {where} has no rows in split '{src.split}'; give a file or split with data")
     features = ds.features or {}
     columns = list(ds.column_names or features or rows[0].keys())
-    class_labels = {
-        col: list(feat.names) for col, feat in features.items() if isinstance(feat, datasets.ClassLabel)
-    }
+    class_labels = {col: list(feat.names) for col, feat in features.items() if isinstance(feat, datasets.ClassLabel)}
     label_col = src.columns.get("label", "label")
     label_names = class_labels.get(label_col)
     if label_names is None and len(class_labels) == 1 and label_col not in columns:
@@ -531,7 +537,8 @@ def _chain(err: BaseException) -> list[BaseException]:
 
 def _format_hint(ext: str | None) -> str:
     return {
-        ".csv": "check the quoting and that every line has the same number of fields as the header (export as UTF-8 CSV)",
+        ".csv": "check the quoting and that every line has the same number of fields as the header (export as "
+        "UTF-8 CSV)",
         ".json": "a .json file must hold a list of objects, or one object per line",
         ".jsonl": "a .jsonl file must hold one JSON object per line",
         ".parquet": "the file is not a readable Parquet file (truncated upload?); export it again",
@@ -621,9 +628,8 @@ def _hub_access_problem(
     err: Exception, chain: list[BaseException], where: str, src: SourceSpec, ext: str | None
 ) -> str | None:
     """A gated dataset, a revision that is not there, a dataset not found."""
-    from huggingface_hub import errors as hf_errors
-
     from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub import errors as hf_errors
 
     msg = str(err)
     gated = next((e for e in chain if isinstance(e, hf_errors.GatedRepoError)), None)
@@ -635,7 +641,9 @@ def _hub_access_problem(
     revision = next((e for e in chain if isinstance(e, hf_errors.RevisionNotFoundError)), None)
     if revision is not None or (isinstance(err, DatasetNotFoundError) and "Revision" in msg):
         return f"{where} has no revision '{src.revision}'; check 'revision' (a branch, tag or commit)"
-    not_found = next((e for e in chain if isinstance(e, (hf_errors.RepositoryNotFoundError, DatasetNotFoundError))), None)
+    not_found = next(
+        (e for e in chain if isinstance(e, (hf_errors.RepositoryNotFoundError, DatasetNotFoundError))), None
+    )
     if not_found is not None:
         return f"{where} was not found or cannot be accessed; {_HUB_FIX}"
     return None

@@ -101,7 +101,7 @@ class SourceSpec(_Model):
         return v
 
     @model_validator(mode="after")
-    def _one_location(self) -> "SourceSpec":
+    def _one_location(self) -> SourceSpec:
         given = [k for k in ("path", "hub_id", "catalog") if getattr(self, k)]
         if len(given) != 1:
             raise ValueError(
@@ -141,8 +141,13 @@ class TrainingSettings(_Model):
     weight_decay: float = Field(0.0, ge=0, lt=1, description="AdamW weight decay")
     batch_size: int = Field(8, gt=0, le=4096, description="examples per device per optimizer step")
     grad_accum: int = Field(1, gt=0, le=1024, title="Gradient accumulation", description="batches per optimizer step")
-    max_seq_length: int = Field(256, ge=8, le=131072, title="Max sequence length",
-                                description="longer examples are truncated to this many tokens")
+    max_seq_length: int = Field(
+        256,
+        ge=8,
+        le=131072,
+        title="Max sequence length",
+        description="longer examples are truncated to this many tokens",
+    )
     lora_r: int = Field(16, gt=0, le=1024, title="LoRA r", description="rank of the LoRA update")
     lora_alpha: int = Field(32, gt=0, le=4096, title="LoRA alpha", description="LoRA scaling (alpha / r)")
     lora_dropout: float = Field(0.05, ge=0, lt=1, title="LoRA dropout", description="dropout on the LoRA layers")
@@ -219,7 +224,9 @@ class StudySpec(_Model):
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
         if len(v) > MAX_SEEDS:
-            raise ValueError(f"{len(v):,} seeds is too many (at most {MAX_SEEDS}); two or three seeds give the intervals")
+            raise ValueError(
+                f"{len(v):,} seeds is too many (at most {MAX_SEEDS}); two or three seeds give the intervals"
+            )
         if len(set(v)) != len(v):
             raise ValueError(f"seeds must be distinct; got {v}")
         if any(s < 0 or s > 2**31 - 1 for s in v):
@@ -227,7 +234,7 @@ class StudySpec(_Model):
         return v
 
     @model_validator(mode="after")
-    def _consistency(self) -> "StudySpec":
+    def _consistency(self) -> StudySpec:
         # Every cross-field problem is collected, one "field.path: what to fix" line each, so a
         # user sees them all at once (_format_errors splits the lines back into problems).
         problems: list[str] = []
@@ -246,7 +253,9 @@ class StudySpec(_Model):
             object.__setattr__(self, "primary_metric", primary)
         problems += _option_problems(self)
         if self.benchmark is None and self.benchmark_holdout is None:
-            problems.append("benchmark: give a 'benchmark' source, or 'benchmark_holdout' (rows of D0 kept out for evaluation)")
+            problems.append(
+                "benchmark: give a 'benchmark' source, or 'benchmark_holdout' (rows of D0 kept out for evaluation)"
+            )
         if self.benchmark is not None and self.benchmark_holdout is not None:
             problems.append("benchmark_holdout: give either 'benchmark' or 'benchmark_holdout', not both")
         if self.target_size <= 0 or self.target_size > MAX_TARGET_SIZE:
@@ -260,16 +269,24 @@ class StudySpec(_Model):
         d0_name = self.d0.display_name
         for i, n in enumerate(names):
             if n in names[:i]:
-                problems.append(f"candidates.{i}: name '{n}' is already used by candidates.{names.index(n)}; set a distinct 'name'")
+                problems.append(
+                    f"candidates.{i}: name '{n}' is already used by candidates.{names.index(n)}; set a distinct 'name'"
+                )
             elif n == "baseline":
-                problems.append(f"candidates.{i}: the name 'baseline' is reserved for the D0-only runs; set another 'name'")
+                problems.append(
+                    f"candidates.{i}: the name 'baseline' is reserved for the D0-only runs; set another 'name'"
+                )
             elif n == d0_name:
-                problems.append(f"candidates.{i}: name '{n}' is also D0's name, so provenance could not tell them apart; set a distinct 'name'")
+                problems.append(
+                    f"candidates.{i}: name '{n}' is also D0's name, so provenance could not tell them apart; "
+                    "set a distinct 'name'"
+                )
         runs = (len(self.candidates) + 1) * len(self.sizes) * len(self.seeds)
         if runs > MAX_RUNS:
             problems.append(
                 f"sizes: (candidates + baseline) x sizes x seeds = {len(self.candidates) + 1} x {len(self.sizes)} x "
-                f"{len(self.seeds)} = {runs:,} runs, above the limit of {MAX_RUNS:,}; use fewer sizes, seeds or candidates"
+                f"{len(self.seeds)} = {runs:,} runs, above the limit of {MAX_RUNS:,}; use fewer sizes, seeds "
+                "or candidates"
             )
         if self.training.method == "qlora" and self.model.startswith("builtin:"):
             problems.append("training.method: 'qlora' needs a pretrained Hub model, not the built-in tiny model")
@@ -345,16 +362,31 @@ def load_spec(path: str | Path) -> StudySpec:
     try:
         size = path.stat().st_size
         if size > SPEC_FILE_MAX_BYTES:
-            raise SpecError([f"{path.name}: {size:,} bytes is too large for a study spec (limit {SPEC_FILE_MAX_BYTES:,}); is it the right file?"])
+            raise SpecError(
+                [
+                    f"{path.name}: {size:,} bytes is too large for a study spec (limit "
+                    f"{SPEC_FILE_MAX_BYTES:,}); is it the right file?"
+                ]
+            )
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
-        raise SpecError([f"{path.name}: not UTF-8 text (byte 0x{err.object[err.start:err.start + 1].hex()} at offset {err.start:,}); save the spec as UTF-8"]) from None
+        raise SpecError(
+            [
+                f"{path.name}: not UTF-8 text (byte 0x{err.object[err.start : err.start + 1].hex()} at offset "
+                f"{err.start:,}); save the spec as UTF-8"
+            ]
+        ) from None
     except OSError as err:
         raise SpecError([f"spec file '{path}' cannot be read ({err.strerror or err}); check its permissions"]) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise SpecError([f"{path.name}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}{syntax_error_detail(err)}; fix the syntax"]) from None
+        raise SpecError(
+            [
+                f"{path.name}: not valid "
+                f"{'JSON' if path.suffix == '.json' else 'YAML'}{syntax_error_detail(err)}; fix the syntax"
+            ]
+        ) from None
     spec = parse_spec(data)
     return resolve_paths(spec, path.parent)
 

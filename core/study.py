@@ -15,10 +15,10 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,11 @@ class PreparedStudy:
         """What a user checks before spending compute: rows, labels, contamination."""
         return {
             "d0": {"name": self.d0.name, "rows": len(self.d0.rows), "dropped": self.d0.dropped},
-            "benchmark": {"name": self.benchmark.name, "rows": len(self.benchmark.rows), "dropped": self.benchmark.dropped},
+            "benchmark": {
+                "name": self.benchmark.name,
+                "rows": len(self.benchmark.rows),
+                "dropped": self.benchmark.dropped,
+            },
             "candidates": {
                 name: {"rows": len(d.rows), "dropped": d.dropped, "contaminated_removed": self.contamination[name]}
                 for name, d in self.candidates.items()
@@ -91,7 +95,9 @@ def is_higher_better(metric: str) -> bool:
 # Data
 
 
-def _load(src: SourceSpec, task: str, *, seed: int, labels: list[str] | None = None) -> tuple[NormalizedData, SourceSpec]:
+def _load(
+    src: SourceSpec, task: str, *, seed: int, labels: list[str] | None = None
+) -> tuple[NormalizedData, SourceSpec]:
     resolved = resolve_source(src, task=task)
     loaded = load_source(resolved.spec, seed=seed, size_hint=resolved.size_hint)
     return normalize(loaded, task, resolved.spec, labels=labels), resolved.spec
@@ -214,7 +220,12 @@ def plan_runs(prepared: PreparedStudy) -> list[RunSpec]:
     """Every (arm × size × seed), the D0-only baseline first."""
     spec = prepared.spec
     arms = [BASELINE] + list(prepared.candidates)
-    return [RunSpec(arm, size, seed, run_key(prepared, arm, size, seed)) for arm in arms for size in spec.sizes for seed in spec.seeds]
+    return [
+        RunSpec(arm, size, seed, run_key(prepared, arm, size, seed))
+        for arm in arms
+        for size in spec.sizes
+        for seed in spec.seeds
+    ]
 
 
 def execute_run(
@@ -332,7 +343,7 @@ def _run_result(
             "candidate_repetition": None if baseline else mixture.candidate_repetition,
         },
         "weights": weights,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "result_version": RESULT_VERSION,
     }
 
@@ -360,13 +371,28 @@ def rank_metric(spec: StudySpec, results: list[dict], metric: str, *, n_boot: in
     higher = is_higher_better(metric)
     if points.empty:
         return {"metric": metric, "fits": {}, "ranking": [], "baseline": None, "study_fit": None, "points": points}
-    study_fit = fit_study(points, metric=metric, higher_is_better=higher, target_size=spec.target_size, n_boot=n_boot, seed=0)
+    study_fit = fit_study(
+        points, metric=metric, higher_is_better=higher, target_size=spec.target_size, n_boot=n_boot, seed=0
+    )
     ranking = rank_arms(study_fit, points, higher_is_better=higher)
     base = baseline_row(study_fit, points)
-    return {"metric": metric, "fits": study_fit.fits, "ranking": ranking, "baseline": base, "study_fit": study_fit, "points": points}
+    return {
+        "metric": metric,
+        "fits": study_fit.fits,
+        "ranking": ranking,
+        "baseline": base,
+        "study_fit": study_fit,
+        "points": points,
+    }
 
 
-def summarize_study(spec: StudySpec, results: list[dict], *, contamination: dict[str, int] | None = None, failed: list[dict] | None = None) -> dict:
+def summarize_study(
+    spec: StudySpec,
+    results: list[dict],
+    *,
+    contamination: dict[str, int] | None = None,
+    failed: list[dict] | None = None,
+) -> dict:
     """metrics.json content: runs, fits, ranking (primary metric), rankings by the other metrics."""
     primary = spec.primary_metric or (spec.metrics or ["loss"])[0]
     main = rank_metric(spec, results, primary, n_boot=spec.bootstrap)
@@ -379,7 +405,8 @@ def summarize_study(spec: StudySpec, results: list[dict], *, contamination: dict
         if rep > REPETITION_WARN:
             d["flags"] = list(d["flags"]) + ["repeated_data"]
             d["notes"] = list(d.get("notes", [])) + [
-                f"the candidate had too few rows: each was used up to {rep:.1f}× to reach a size; repeated data is worth less"
+                f"the candidate had too few rows: each was used up to {rep:.1f}× to reach a size; repeated "
+                "data is worth less"
             ]
         fit = main["fits"].get(d["candidate"])
         d["backtest_abs_error"] = fit.backtest.abs_error if fit is not None and fit.backtest is not None else None
@@ -389,7 +416,10 @@ def summarize_study(spec: StudySpec, results: list[dict], *, contamination: dict
         if metric == primary:
             continue
         other = rank_metric(spec, results, metric, n_boot=min(spec.bootstrap, 100))
-        others[metric] = {"ranking": [r.to_dict() for r in other["ranking"]], "baseline": other["baseline"].to_dict() if other["baseline"] else None}
+        others[metric] = {
+            "ranking": [r.to_dict() for r in other["ranking"]],
+            "baseline": other["baseline"].to_dict() if other["baseline"] else None,
+        }
     warnings = sorted({f"{r['candidate']}: {flag}" for r in ranking for flag in r["flags"]})
     return {
         "study": spec.name,
@@ -404,7 +434,23 @@ def summarize_study(spec: StudySpec, results: list[dict], *, contamination: dict
         "seeds": list(spec.seeds),
         "d0_share": spec.d0_share,
         "runs": [
-            {k: r.get(k) for k in ("candidate", "arm", "size", "seed", "key", "metrics", "train", "eval", "timings", "mixture", "d0_share", "cached")}
+            {
+                k: r.get(k)
+                for k in (
+                    "candidate",
+                    "arm",
+                    "size",
+                    "seed",
+                    "key",
+                    "metrics",
+                    "train",
+                    "eval",
+                    "timings",
+                    "mixture",
+                    "d0_share",
+                    "cached",
+                )
+            }
             | {"candidate": r["arm"]}
             for r in sorted(results, key=lambda r: (r["arm"] != BASELINE, r["arm"], r["size"], r["seed"]))
         ],
@@ -415,7 +461,7 @@ def summarize_study(spec: StudySpec, results: list[dict], *, contamination: dict
         "ranking_by_metric": others,
         "contamination": contamination or {},
         "warnings": warnings,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "curves": _curve_records(main, spec.target_size),
     }
 
@@ -456,15 +502,26 @@ def write_study_outputs(summary: dict, out_dir: Path, spec: StudySpec) -> dict:
         if len(points) > MAX_CHART_POINTS:  # Altair refuses more than 5,000 rows: draw the mean over seeds
             points = points.groupby(["arm", "size"], as_index=False)["value"].mean().assign(seed=-1)
         chart = scaling_chart(
-            points, curves, metric=summary["primary_metric"], target_size=spec.target_size, higher_is_better=summary["higher_is_better"]
+            points,
+            curves,
+            metric=summary["primary_metric"],
+            target_size=spec.target_size,
+            higher_is_better=summary["higher_is_better"],
         )
-        files["scaling_chart"] = [str(p) for p in save_chart(chart.properties(title=f"{spec.name}: scaling curves"), out_dir / "scaling")]
+        files["scaling_chart"] = [
+            str(p) for p in save_chart(chart.properties(title=f"{spec.name}: scaling curves"), out_dir / "scaling")
+        ]
         if summary["ranking"]:
             frame = pd.DataFrame(summary["ranking"])
             frame = frame[frame["predicted"].notna()]
             if not frame.empty:
                 base = (summary.get("baseline") or {}).get("predicted")
-                rchart = ranking_chart(frame, metric=summary["primary_metric"], baseline_value=base, higher_is_better=summary["higher_is_better"])
+                rchart = ranking_chart(
+                    frame,
+                    metric=summary["primary_metric"],
+                    baseline_value=base,
+                    higher_is_better=summary["higher_is_better"],
+                )
                 files["ranking_chart"] = [str(p) for p in save_chart(rchart, out_dir / "ranking")]
     summary["files"] = files
     write_json(out_dir / "metrics.json", summary)

@@ -18,8 +18,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from core.paths import models_dir
 from core.hashing import stable_hash
+from core.paths import models_dir
 
 BUILTIN_PREFIX = "builtin:"
 TINY_LM = "builtin:tiny-lm"
@@ -96,7 +96,11 @@ def _build(out: Path) -> None:
     )
     tok.train_from_iterator(_corpus(), trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", model_max_length=RECIPE["max_position_embeddings"]
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        model_max_length=RECIPE["max_position_embeddings"],
     )
     fast.padding_side = "right"
     fast.save_pretrained(out)

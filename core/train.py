@@ -14,9 +14,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from core.spec import TrainingSettings
 from core.tiny_model import TINY_LM, ensure_tiny_lm, is_builtin
@@ -158,7 +158,8 @@ def _model_load_hint(model_ref: str, err: Exception) -> str:
     if os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in text.lower() or "connect" in text.lower():
         return (
             f"model '{model_ref}' is not in the local cache and the Hub cannot be reached: download it on a "
-            f"connected machine, give a local folder, or use the built-in offline model '{TINY_LM}' ({text.splitlines()[0]})"
+            f"connected machine, give a local folder, or use the built-in offline model '{TINY_LM}' "
+            f"({text.splitlines()[0]})"
         )
     return f"cannot load model '{model_ref}': check the Hub id or folder ({text.splitlines()[0]})"
 

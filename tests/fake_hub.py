@@ -31,14 +31,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import secrets
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -46,7 +45,7 @@ TERMINAL = ("COMPLETED", "ERROR", "CANCELED", "DELETED")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _git_sha1(data: bytes) -> str:
@@ -141,7 +140,7 @@ class FakeHub:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FakeHub":
+    def start(self) -> FakeHub:
         self._thread.start()
         return self
 
@@ -223,14 +222,24 @@ class FakeHub:
 
     def _execute(self, job: FakeJob) -> None:
         time.sleep(0.1)  # a moment of SCHEDULING
-        env = {**self.base_env, **(job.spec.get("environment") or {}), **(job.spec.get("secrets") or {}), "HF_ENDPOINT": self.url}
+        env = {
+            **self.base_env,
+            **(job.spec.get("environment") or {}),
+            **(job.spec.get("secrets") or {}),
+            "HF_ENDPOINT": self.url,
+        }
         with self.lock:
             if job.canceled:
                 return
             job.stage = "RUNNING"
             job.process = subprocess.Popen(
-                job.spec["command"] + list(job.spec.get("arguments") or []), env=env, cwd=self.workdir, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True, bufsize=1,
+                job.spec["command"] + list(job.spec.get("arguments") or []),
+                env=env,
+                cwd=self.workdir,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
             )
         for line in job.process.stdout:
             job.log(line.rstrip("\n"))
@@ -261,7 +270,11 @@ def _handler(hub: FakeHub):
             raw = self.rfile.read(length) if length else b""
             body = raw.decode("utf-8", errors="replace")
             parsed = None
-            if raw and "json" in (self.headers.get("Content-Type") or "") and "ndjson" not in (self.headers.get("Content-Type") or ""):
+            if (
+                raw
+                and "json" in (self.headers.get("Content-Type") or "")
+                and "ndjson" not in (self.headers.get("Content-Type") or "")
+            ):
                 try:
                     parsed = json.loads(raw)
                 except ValueError:
@@ -281,7 +294,14 @@ def _handler(hub: FakeHub):
         def _authorized(self, rec: dict) -> bool:
             return rec["headers"].get("authorization") == f"Bearer {hub.token}"
 
-        def _send(self, status: int, payload=None, headers: dict | None = None, body: bytes | None = None, content_type="application/json"):
+        def _send(
+            self,
+            status: int,
+            payload=None,
+            headers: dict | None = None,
+            body: bytes | None = None,
+            content_type="application/json",
+        ):
             data = body if body is not None else (json.dumps(payload).encode() if payload is not None else b"")
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -352,11 +372,17 @@ def _handler(hub: FakeHub):
         def _whoami(self, rec):
             if not self._authorized(rec):
                 return self._error(401, None, "Invalid credentials in Authorization header")
-            self._send(200, {
-                "type": "user", "id": "fake-user-id", "name": hub.user, "fullname": "Fake User",
-                "orgs": [{"name": o, "type": "org"} for o in hub.orgs],
-                "auth": {"type": "access_token", "accessToken": {"displayName": "fake", "role": "write"}},
-            })
+            self._send(
+                200,
+                {
+                    "type": "user",
+                    "id": "fake-user-id",
+                    "name": hub.user,
+                    "fullname": "Fake User",
+                    "orgs": [{"name": o, "type": "org"} for o in hub.orgs],
+                    "auth": {"type": "access_token", "accessToken": {"displayName": "fake", "role": "write"}},
+                },
+            )
 
         def _model(self, rec, model_id: str, rest: str | None):
             state = hub.models.get(model_id, "ok")
@@ -366,7 +392,16 @@ def _handler(hub: FakeHub):
                 if state == "gated":
                     return self._error(403, "GatedRepo", "Access to model is restricted")
                 return self._send(200, {})
-            self._send(200, {"id": model_id, "sha": "0" * 40, "private": False, "gated": "manual" if state == "gated" else False, "tags": []})
+            self._send(
+                200,
+                {
+                    "id": model_id,
+                    "sha": "0" * 40,
+                    "private": False,
+                    "gated": "manual" if state == "gated" else False,
+                    "tags": [],
+                },
+            )
 
         def _create_repo(self, rec):
             if not self._authorized(rec):
@@ -378,7 +413,11 @@ def _handler(hub: FakeHub):
             with hub.lock:
                 if (repo_type, repo_id) in hub.repos:  # the Hub answers 409 with the repo's url
                     message = "You already created this repo"
-                    return self._send(409, {"error": message, "url": f"{hub.url}/{prefix}{repo_id}"}, headers={"X-Error-Message": message})
+                    return self._send(
+                        409,
+                        {"error": message, "url": f"{hub.url}/{prefix}{repo_id}"},
+                        headers={"X-Error-Message": message},
+                    )
                 private = body.get("visibility") == "private" or bool(body.get("private"))
                 hub.repos[(repo_type, repo_id)] = Repo(repo_type, repo_id, private=private)
             self._send(200, {"url": f"{hub.url}/{prefix}{repo_id}", "name": repo_id})
@@ -386,8 +425,15 @@ def _handler(hub: FakeHub):
         def _repo_info(self, rec, repo_type, repo_id):
             repo = self._repo(rec, repo_type, repo_id)
             if repo:
-                self._send(200, {"id": repo_id, "sha": repo.sha, "private": repo.private,
-                                 "siblings": [{"rfilename": p} for p in sorted(repo.files)]})
+                self._send(
+                    200,
+                    {
+                        "id": repo_id,
+                        "sha": repo.sha,
+                        "private": repo.private,
+                        "siblings": [{"rfilename": p} for p in sorted(repo.files)],
+                    },
+                )
 
         def _preupload(self, rec, repo_type, repo_id):
             if not self._authorized(rec):
@@ -395,7 +441,14 @@ def _handler(hub: FakeHub):
             if not self._repo(rec, repo_type, repo_id):
                 return
             files = (rec["json"] or {}).get("files") or []
-            self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files]})
+            self._send(
+                200,
+                {
+                    "files": [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files
+                    ]
+                },
+            )
 
         def _commit(self, rec, repo_type, repo_id):
             if not self._authorized(rec):
@@ -418,7 +471,10 @@ def _handler(hub: FakeHub):
                 repo.sha = secrets.token_hex(20)
                 sha = repo.sha
             prefix = "" if repo_type == "model" else f"{repo_type}s/"
-            self._send(200, {"commitUrl": f"{hub.url}/{prefix}{repo_id}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None})
+            self._send(
+                200,
+                {"commitUrl": f"{hub.url}/{prefix}{repo_id}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None},
+            )
 
         def _resolve(self, rec, repo_type, repo_id, filename):
             repo = self._repo(rec, repo_type, repo_id)
@@ -427,9 +483,16 @@ def _handler(hub: FakeHub):
             data = repo.files.get(filename)
             if data is None:
                 return self._error(404, "EntryNotFound", "Entry not found")  # X-Repo-Commit is optional here
-            self._send(200, body=data, content_type="application/octet-stream", headers={
-                "ETag": f'"{_git_sha1(data)}"', "X-Repo-Commit": repo.sha, "Accept-Ranges": "bytes",
-            })
+            self._send(
+                200,
+                body=data,
+                content_type="application/octet-stream",
+                headers={
+                    "ETag": f'"{_git_sha1(data)}"',
+                    "X-Repo-Commit": repo.sha,
+                    "Accept-Ranges": "bytes",
+                },
+            )
 
         # -- jobs ----------------------------------------------------------------------------------
 
@@ -458,7 +521,7 @@ def _handler(hub: FakeHub):
                     logs = list(job.logs)
                 tail = rec["query"].get("tail")
                 if tail:
-                    logs = logs[-int(tail[0]):]
+                    logs = logs[-int(tail[0]) :]
                 body = "".join(f"data: {json.dumps({'data': line, 'timestamp': ts})}\n\n" for ts, line in logs)
                 return self._send(200, body=body.encode(), content_type="text/event-stream")
             self._error(404, None, "no such Job route")

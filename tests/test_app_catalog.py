@@ -79,8 +79,14 @@ def table(at: AppTest):
     return at.dataframe[0].value
 
 
-def fill_local(at: AppTest, *, id: str = "local/reviews", path: str = "data/reviews.jsonl",
-               columns: str = "text=body\nlabel=stars", license: str = "cc-by-4.0") -> None:
+def fill_local(
+    at: AppTest,
+    *,
+    id: str = "local/reviews",
+    path: str = "data/reviews.jsonl",
+    columns: str = "text=body\nlabel=stars",
+    license: str = "cc-by-4.0",
+) -> None:
     at.text_input(key="cat_f_id").input(id)
     at.radio(key="cat_f_kind").set_value("local path")
     at.run()
@@ -124,8 +130,21 @@ def test_renders_the_catalog_with_demo_entries_marked(catalog_copy):
     df = table(at)
     shipped = load_catalog(catalog_copy)
     assert list(df["id"]) == shipped.ids()
-    cols = ("kind", "id", "task", "source", "config", "split", "license", "size hint", "columns", "labels", "tags",
-            "description", "checked")
+    cols = (
+        "kind",
+        "id",
+        "task",
+        "source",
+        "config",
+        "split",
+        "license",
+        "size hint",
+        "columns",
+        "labels",
+        "tags",
+        "description",
+        "checked",
+    )
     for col in cols:
         assert col in df.columns
     demo = df[df["id"].str.startswith("demo/")]
@@ -273,8 +292,10 @@ def test_edit_prefills_the_form_and_replaces_the_entry(catalog_copy):
     # Point it at a local copy of the data, check, save: the entry is replaced, not duplicated.
     data = catalog_copy.parent / "gsm8k.jsonl"
     data.write_text(
-        json.dumps({"question": "What is 2+3?", "answer": "2+3=5\n#### 5"}) + "\n"
-        + json.dumps({"question": "What is 4*2?", "answer": "4*2=8\n#### 8"}) + "\n",
+        json.dumps({"question": "What is 2+3?", "answer": "2+3=5\n#### 5"})
+        + "\n"
+        + json.dumps({"question": "What is 4*2?", "answer": "4*2=8\n#### 8"})
+        + "\n",
         encoding="utf-8",
     )
     at.radio(key="cat_f_kind").set_value("local path").run()

@@ -29,10 +29,10 @@ from app import ui, views
 from core.artifacts import ArtifactStore, write_text
 from core.results import StudyResult
 from core.spec import dump_spec
+from tests.conftest import real_redis, redis_test_url
 from tests.specs import tiny_spec
 from workers import client
 from workers.store import JobStore
-from tests.conftest import real_redis, redis_test_url
 
 REDIS_URL = redis_test_url(14)
 PAGES = Path(__file__).resolve().parent.parent / "app" / "screens"
@@ -68,13 +68,43 @@ def table(at: AppTest, column: str) -> pd.DataFrame:
     raise AssertionError(f"no table with column {column!r}: {[list(d.value.columns) for d in at.dataframe]}")
 
 
-def make_study(store: JobStore, study_id: str, n: int, *, name: str = "study", status: str = "running",
-               arms=("baseline", "helpful", "offdomain"), **record) -> list[str]:
-    runs = [{"id": f"{study_id}-r{i}", "index": i, "arm": arms[i % len(arms)], "size": 100 * (1 + i % 3),
-             "seed": i // 9, "key": f"run-{study_id}-{i}", "status": "queued", "phase": "queued", "attempts": 0}
-            for i in range(n)]
-    store.create_study(study_id, {"name": name, "status": status, "backend": "local", "submitted_by": "tester",
-                                  "primary_metric": "macro_f1", "target_size": 10_000, **record}, runs)
+def make_study(
+    store: JobStore,
+    study_id: str,
+    n: int,
+    *,
+    name: str = "study",
+    status: str = "running",
+    arms=("baseline", "helpful", "offdomain"),
+    **record,
+) -> list[str]:
+    runs = [
+        {
+            "id": f"{study_id}-r{i}",
+            "index": i,
+            "arm": arms[i % len(arms)],
+            "size": 100 * (1 + i % 3),
+            "seed": i // 9,
+            "key": f"run-{study_id}-{i}",
+            "status": "queued",
+            "phase": "queued",
+            "attempts": 0,
+        }
+        for i in range(n)
+    ]
+    store.create_study(
+        study_id,
+        {
+            "name": name,
+            "status": status,
+            "backend": "local",
+            "submitted_by": "tester",
+            "primary_metric": "macro_f1",
+            "target_size": 10_000,
+            **record,
+        },
+        runs,
+    )
     return [r["id"] for r in runs]
 
 
@@ -106,11 +136,19 @@ def finished(tmp_path_factory):
         write_text(store.study_dir(study_id) / "spec.yaml", dump_spec(spec))
         results = []
         for run in plan_runs(prepared):
-            res = {"key": run.key, "arm": run.arm, "size": run.size, "seed": run.seed, "model": spec.model,
-                   "task": spec.task, "metrics": _metric(run.arm, run.size, run.seed),
-                   "train": {"steps": 4, "train_loss": 3.0}, "timings": {"train_seconds": 1.0, "total_seconds": 2.0},
-                   "mixture": {"parts": [], "candidate_repetition": None if run.arm == "baseline" else 0.2},
-                   "d0_share": None if run.arm == "baseline" else spec.d0_share}
+            res = {
+                "key": run.key,
+                "arm": run.arm,
+                "size": run.size,
+                "seed": run.seed,
+                "model": spec.model,
+                "task": spec.task,
+                "metrics": _metric(run.arm, run.size, run.seed),
+                "train": {"steps": 4, "train_loss": 3.0},
+                "timings": {"train_seconds": 1.0, "total_seconds": 2.0},
+                "mixture": {"parts": [], "candidate_repetition": None if run.arm == "baseline" else 0.2},
+                "d0_share": None if run.arm == "baseline" else spec.d0_share,
+            }
             store.put_result(run.key, res)
             results.append(res)
         summary = summarize_study(spec, results, contamination=prepared.contamination)
@@ -139,13 +177,47 @@ def finished_in_redis(finished, redis, monkeypatch):
 def test_runs_frame_progress_elapsed_metric_and_link():
     now = 1_000.0
     runs = [
-        {"id": "s-r0", "index": 0, "arm": "baseline", "size": 40, "seed": 0, "status": "finished", "phase": "done",
-         "step": 60, "total": 60, "started_at": 900.0, "finished_at": 990.0, "metrics": {"macro_f1": 0.5}, "cached": "1"},
-        {"id": "s-r1", "index": 1, "arm": "helpful", "size": 40, "seed": 0, "status": "running", "phase": "training",
-         "step": 3, "total": 12, "started_at": 940.0, "worker": "gpu-1:77", "backend_url": "https://hf.co/jobs/u/1"},
+        {
+            "id": "s-r0",
+            "index": 0,
+            "arm": "baseline",
+            "size": 40,
+            "seed": 0,
+            "status": "finished",
+            "phase": "done",
+            "step": 60,
+            "total": 60,
+            "started_at": 900.0,
+            "finished_at": 990.0,
+            "metrics": {"macro_f1": 0.5},
+            "cached": "1",
+        },
+        {
+            "id": "s-r1",
+            "index": 1,
+            "arm": "helpful",
+            "size": 40,
+            "seed": 0,
+            "status": "running",
+            "phase": "training",
+            "step": 3,
+            "total": 12,
+            "started_at": 940.0,
+            "worker": "gpu-1:77",
+            "backend_url": "https://hf.co/jobs/u/1",
+        },
         {"id": "s-r2", "index": 2, "arm": "helpful", "size": 80, "seed": 0, "status": "queued"},
-        {"id": "s-r3", "index": 3, "arm": "offdomain", "size": 80, "seed": 0, "status": "failed",
-         "error": "<b>CUDA</b> out of memory", "started_at": 950.0, "finished_at": 955.0},
+        {
+            "id": "s-r3",
+            "index": 3,
+            "arm": "offdomain",
+            "size": 80,
+            "seed": 0,
+            "status": "failed",
+            "error": "<b>CUDA</b> out of memory",
+            "started_at": 950.0,
+            "finished_at": 955.0,
+        },
     ]
     f = views.runs_frame(list(reversed(runs)), metric="macro_f1", now=now)
     assert list(f["id"]) == ["s-r0", "s-r1", "s-r2", "s-r3"]  # plan order
@@ -166,8 +238,16 @@ def test_runs_frame_progress_elapsed_metric_and_link():
 
 
 def test_filters_pages_counts_and_liveness():
-    runs = [{"id": f"s-r{i}", "index": i, "arm": "a" if i % 2 else "b", "status": "finished" if i % 3 else "failed",
-             "error": "boom" if i == 3 else ""} for i in range(450)]
+    runs = [
+        {
+            "id": f"s-r{i}",
+            "index": i,
+            "arm": "a" if i % 2 else "b",
+            "status": "finished" if i % 3 else "failed",
+            "error": "boom" if i == 3 else "",
+        }
+        for i in range(450)
+    ]
     f = views.runs_frame(runs)
     assert len(views.filter_runs(f, statuses=["failed"])) == 150
     assert len(views.filter_runs(f, arm="a", statuses=["failed"])) == 75
@@ -181,20 +261,34 @@ def test_filters_pages_counts_and_liveness():
 
 
 def test_studies_frame_and_labels():
-    studies = [{"id": "b-2", "name": "second", "status": "running", "n_runs": 4, "submitted_at": 1_700_000_000.0,
-                "submitted_by": "ana", "backend": "hf_jobs"},
-               {"id": "a-1", "name": "first", "status": "finished", "n_runs": 2}]
+    studies = [
+        {
+            "id": "b-2",
+            "name": "second",
+            "status": "running",
+            "n_runs": 4,
+            "submitted_at": 1_700_000_000.0,
+            "submitted_by": "ana",
+            "backend": "hf_jobs",
+        },
+        {"id": "a-1", "name": "first", "status": "finished", "n_runs": 2},
+    ]
     f = views.studies_frame(studies, {"b-2": {"queued": 1, "running": 1, "finished": 2}})
     assert list(f["id"]) == ["b-2", "a-1"]
     assert f["progress"][0] == 0.5 and f["finished"][0] == 2 and pd.isna(f["progress"][1])
     assert f["backend"].tolist() == ["hf_jobs", "local"]
-    assert views.study_label(studies[0]).startswith("second · running · ") and views.study_label(studies[0]).endswith("b-2")
+    assert views.study_label(studies[0]).startswith("second · running · ") and views.study_label(studies[0]).endswith(
+        "b-2"
+    )
 
 
 def test_log_text_and_loss_frame():
-    events = [{"t": 0, "kind": "log", "message": "started <script>alert(1)</script>"},
-              {"t": 1, "kind": "loss", "step": 2, "loss": 1.5}, {"t": 2, "kind": "loss", "step": 1, "loss": 2.5},
-              {"t": 3, "kind": "error", "message": "failed: boom"}]
+    events = [
+        {"t": 0, "kind": "log", "message": "started <script>alert(1)</script>"},
+        {"t": 1, "kind": "loss", "step": 2, "loss": 1.5},
+        {"t": 2, "kind": "loss", "step": 1, "loss": 2.5},
+        {"t": 3, "kind": "error", "message": "failed: boom"},
+    ]
     text = views.log_text(events)
     assert text.splitlines()[0].endswith("started <script>alert(1)</script>")
     assert "ERROR failed: boom" in text and "1.5" not in text
@@ -205,18 +299,54 @@ def test_log_text_and_loss_frame():
 
 def test_ranking_frame_words_baseline_and_disagreement():
     ranking = [
-        {"candidate": "helpful", "predicted": 0.8, "low": 0.7, "high": 0.85, "gain_over_baseline": 0.1, "p_best": 0.9,
-         "rank": 1, "measured_at_largest": 0.6, "largest_size": 160, "rank_at_largest_size": 2,
-         "flags": ["extrapolation", "crosses"], "notes": ["a note"], "backtest_abs_error": 0.01, "max_repetition": 0.2,
-         "beats_baseline_at_largest": True, "form": "power_law"},
-        {"candidate": "noisy", "predicted": 0.7, "low": None, "high": None, "gain_over_baseline": 0.0, "p_best": 0.1,
-         "rank": 2, "measured_at_largest": 0.65, "largest_size": 160, "rank_at_largest_size": 1, "flags": [],
-         "beats_baseline_at_largest": True, "form": "log_linear"},
+        {
+            "candidate": "helpful",
+            "predicted": 0.8,
+            "low": 0.7,
+            "high": 0.85,
+            "gain_over_baseline": 0.1,
+            "p_best": 0.9,
+            "rank": 1,
+            "measured_at_largest": 0.6,
+            "largest_size": 160,
+            "rank_at_largest_size": 2,
+            "flags": ["extrapolation", "crosses"],
+            "notes": ["a note"],
+            "backtest_abs_error": 0.01,
+            "max_repetition": 0.2,
+            "beats_baseline_at_largest": True,
+            "form": "power_law",
+        },
+        {
+            "candidate": "noisy",
+            "predicted": 0.7,
+            "low": None,
+            "high": None,
+            "gain_over_baseline": 0.0,
+            "p_best": 0.1,
+            "rank": 2,
+            "measured_at_largest": 0.65,
+            "largest_size": 160,
+            "rank_at_largest_size": 1,
+            "flags": [],
+            "beats_baseline_at_largest": True,
+            "form": "log_linear",
+        },
     ]
-    baseline = {"arm": "baseline", "predicted": 0.7, "low": 0.6, "high": 0.75, "measured_at_largest": 0.55,
-                "largest_size": 160, "form": "power_law", "flags": ["no_improvement"], "notes": ["flat"]}
-    result = StudyResult.from_dict({"primary_metric": "macro_f1", "ranking": ranking, "baseline": baseline,
-                                    "target_size": 1000, "curves": []})
+    baseline = {
+        "arm": "baseline",
+        "predicted": 0.7,
+        "low": 0.6,
+        "high": 0.75,
+        "measured_at_largest": 0.55,
+        "largest_size": 160,
+        "form": "power_law",
+        "flags": ["no_improvement"],
+        "notes": ["flat"],
+    }
+    result = StudyResult.from_dict(
+        {"primary_metric": "macro_f1", "ranking": ranking, "baseline": baseline, "target_size": 1000, "curves": []}
+    )
     f = views.ranking_frame(result.ranking_summary(with_baseline=True))
     assert list(f["candidate"]) == ["helpful", "noisy", "baseline (D0 only)"]
     assert f["flags"][0] == "long extrapolation, curve crosses another"
@@ -225,17 +355,44 @@ def test_ranking_frame_words_baseline_and_disagreement():
     assert f["backtest_error"][0] == 0.01 and pd.isna(f["backtest_error"][1])
     assert views.rankings_disagree(ranking) == ["helpful", "noisy"]
     assert views.plain_order(ranking) == ["noisy", "helpful"]
-    assert views.notes_frame(ranking, baseline).values.tolist() == [["helpful", "a note"], ["baseline (D0 only)", "flat"]]
+    assert views.notes_frame(ranking, baseline).values.tolist() == [
+        ["helpful", "a note"],
+        ["baseline (D0 only)", "flat"],
+    ]
     assert list(views.ranking_chart_frame(ranking)["candidate"]) == ["helpful", "noisy"]
 
 
 def test_ranking_table_shows_an_em_dash_in_the_baseline_rows_empty_cells():
-    summary = [{"rank": 1, "candidate": "helpful", "predicted": 0.8, "low": 0.7, "high": 0.85, "gain_over_baseline": 0.1,
-                "p_best": 1.0, "measured_at_largest": 0.6, "largest_size": 160, "rank_at_largest_size": 1,
-                "backtest_error": None, "flags": []},
-               {"rank": None, "candidate": "baseline (D0 only)", "predicted": 0.7, "low": None, "high": None,
-                "gain_over_baseline": None, "p_best": None, "measured_at_largest": 0.55, "largest_size": 160,
-                "rank_at_largest_size": None, "backtest_error": None, "flags": []}]
+    summary = [
+        {
+            "rank": 1,
+            "candidate": "helpful",
+            "predicted": 0.8,
+            "low": 0.7,
+            "high": 0.85,
+            "gain_over_baseline": 0.1,
+            "p_best": 1.0,
+            "measured_at_largest": 0.6,
+            "largest_size": 160,
+            "rank_at_largest_size": 1,
+            "backtest_error": None,
+            "flags": [],
+        },
+        {
+            "rank": None,
+            "candidate": "baseline (D0 only)",
+            "predicted": 0.7,
+            "low": None,
+            "high": None,
+            "gain_over_baseline": None,
+            "p_best": None,
+            "measured_at_largest": 0.55,
+            "largest_size": 160,
+            "rank_at_largest_size": None,
+            "backtest_error": None,
+            "flags": [],
+        },
+    ]
     frame = views.ranking_frame(summary)
     shown = views.ranking_styler(frame.assign(p_best=frame["p_best"] * 100.0)).to_string(delimiter="|").splitlines()
     baseline = shown[2].split("|")[1:]
@@ -386,7 +543,10 @@ def test_many_studies_one_with_10k_runs(redis, finished_in_redis):
     with redis.pipeline(transaction=False) as p:  # a realistic mix, written the way workers write it
         for i, rid in enumerate(ids):
             if i % 4 == 0:
-                p.hset(f"wb:run:{rid}", mapping={"status": "finished", "phase": "done", "metrics": json.dumps({"macro_f1": 0.5})})
+                p.hset(
+                    f"wb:run:{rid}",
+                    mapping={"status": "finished", "phase": "done", "metrics": json.dumps({"macro_f1": 0.5})},
+                )
             elif i % 97 == 0:
                 p.hset(f"wb:run:{rid}", mapping={"status": "failed", "phase": "failed", "error": f"boom {i}"})
         p.execute()
@@ -418,7 +578,9 @@ def test_results_shows_a_finished_study(redis, finished_in_redis):
     assert at.selectbox(key="results.study").value == sid
     ranking = table(at, "p_best")
     assert list(ranking["candidate"]) == ["helpful", "offdomain", "baseline (D0 only)"]
-    assert ranking.loc[0, "rank"] == 1 and ranking.loc[0, "gain_over_baseline"] > 0 > ranking.loc[1, "gain_over_baseline"]
+    assert (
+        ranking.loc[0, "rank"] == 1 and ranking.loc[0, "gain_over_baseline"] > 0 > ranking.loc[1, "gain_over_baseline"]
+    )
     assert ranking["p_best"].iloc[:2].sum() == pytest.approx(100.0)  # percent
     assert "no improvement with size" in ranking.loc[1, "flags"]
     runs = table(at, "train_seconds")

@@ -23,9 +23,9 @@ from streamlit.testing.v1 import AppTest
 from app import uploads
 from app.uploads import UploadError, check_local_path, read_spec, safe_filename, save_upload
 from core.spec import SpecError, dump_spec, load_spec
+from tests.conftest import real_redis, redis_test_url
 from workers import client
 from workers.store import JobStore
-from tests.conftest import real_redis, redis_test_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "app" / "screens" / "setup.py")
@@ -132,7 +132,12 @@ def test_load_demo_fills_the_whole_form(redis):
     assert at.selectbox(key=W + "d0.catalog").value == "demo/d0"
     assert at.radio(key=W + "bench.kind").value == "catalog"
     assert at.selectbox(key=W + "bench.catalog").value == "demo/benchmark"
-    assert at.multiselect(key=W + "candidates").value == ["demo/helpful", "demo/partial", "demo/offdomain", "demo/noisy"]
+    assert at.multiselect(key=W + "candidates").value == [
+        "demo/helpful",
+        "demo/partial",
+        "demo/offdomain",
+        "demo/noisy",
+    ]
     assert at.text_input(key=W + "sizes").value == "250, 500, 1000"
     assert at.text_input(key=W + "seeds").value == "0"
     assert at.text_input(key=W + "target").value == "4000"
@@ -194,7 +199,10 @@ def test_run_on_hf_jobs_records_flavor_and_timeout(redis):
     (study_id,) = JobStore(redis).study_ids()
     study = JobStore(redis).study(study_id)
     assert (study["backend"], study["hf_flavor"], study["hf_timeout"]) == ("hf_jobs", "a10g-small", "90m")
-    assert Queue(client.QUEUE_DEFAULT, connection=redis).count == 15 and Queue(client.QUEUE_GPU, connection=redis).count == 0
+    assert (
+        Queue(client.QUEUE_DEFAULT, connection=redis).count == 15
+        and Queue(client.QUEUE_GPU, connection=redis).count == 0
+    )
 
 
 def _set_text(key: str, value: str):
@@ -205,9 +213,15 @@ BAD_INPUTS = {
     "sizes not numbers": (_set_text("sizes", "250, abc, 1000"), ["Sizes", "'abc' is not a whole number"]),
     "sizes empty": (_set_text("sizes", " "), ["Sizes", "at least one size"]),
     "sizes repeated": (_set_text("sizes", "250, 250"), ["sizes", "distinct"]),
-    "target smaller than sizes": (_set_text("target", "500"), ["Target size", "target_size", "must be at least the largest size (1000)"]),
+    "target smaller than sizes": (
+        _set_text("target", "500"),
+        ["Target size", "target_size", "must be at least the largest size (1000)"],
+    ),
     "seeds not numbers": (_set_text("seeds", "zero"), ["Seeds", "'zero'"]),
-    "no candidates": (lambda at: at.multiselect(key=W + "candidates").set_value([]), ["Candidates", "choose at least one candidate"]),
+    "no candidates": (
+        lambda at: at.multiselect(key=W + "candidates").set_value([]),
+        ["Candidates", "choose at least one candidate"],
+    ),
     "no metrics": (lambda at: at.multiselect(key=W + "metrics").set_value([]), ["Metrics", "at least one"]),
     "empty model": (_set_text("model", ""), ["Model", "model"]),
     "bad column mapping": (_set_text("d0.columns", "text"), ["D0 column mapping", "field=column"]),
@@ -217,7 +231,10 @@ BAD_INPUTS = {
     "d0 upload missing": (lambda at: at.radio(key=W + "d0.kind").set_value("upload"), ["D0", "upload a file"]),
     "hub id missing": (lambda at: at.radio(key=W + "bench.kind").set_value("hub"), ["Benchmark", "Hub dataset id"]),
     "hub dataset unreachable": (
-        lambda at: (at.radio(key=W + "bench.kind").set_value("hub").run(), at.text_input(key=W + "bench.hub_id").input("someone/no-such-set")),
+        lambda at: (
+            at.radio(key=W + "bench.kind").set_value("hub").run(),
+            at.text_input(key=W + "bench.hub_id").input("someone/no-such-set"),
+        ),
         ["someone/no-such-set"],
     ),
 }
@@ -265,7 +282,9 @@ def _add_candidate(at: AppTest, path: Path, name: str) -> AppTest:
 
 
 def test_uploaded_candidate_with_unknown_label_is_refused(redis, tmp_path):
-    rows = "text,label\n" + "".join(f"my parcel {i} is late,shipping\n" for i in range(20)) + "what a sunny day,weather\n"
+    rows = (
+        "text,label\n" + "".join(f"my parcel {i} is late,shipping\n" for i in range(20)) + "what a sunny day,weather\n"
+    )
     up = save_upload("../my candidate.csv", rows.encode())
     at = _demo(_app())
     _add_candidate(at, up.path, "mine")
@@ -303,8 +322,16 @@ def test_bad_yaml_spec_shows_error_and_keeps_the_form(redis):
         ("name: [unclosed\nmodel: x", ["not valid YAML", "line"]),
         ("- just\n- a list", ["expected a mapping"]),
         ("", ["empty"]),
-        (dump_spec(load_spec(ROOT / "catalog" / "demo_study_fast.yaml")).replace("sizes:", "sizez:"), ["sizez", "unknown field", "sizes", "missing"]),
-        (dump_spec(load_spec(ROOT / "catalog" / "demo_study_fast.yaml")).replace("target_size: 4000", "target_size: 10"), ["target_size", "at least"]),
+        (
+            dump_spec(load_spec(ROOT / "catalog" / "demo_study_fast.yaml")).replace("sizes:", "sizez:"),
+            ["sizez", "unknown field", "sizes", "missing"],
+        ),
+        (
+            dump_spec(load_spec(ROOT / "catalog" / "demo_study_fast.yaml")).replace(
+                "target_size: 4000", "target_size: 10"
+            ),
+            ["target_size", "at least"],
+        ),
     ):
         at.text_area(key="setup.spec_text").input(text).run()
         _click(at, "setup.spec_paste")
@@ -324,7 +351,12 @@ def test_spec_yaml_round_trip_fills_the_form(redis):
     assert not at.error, _errors(at)
     assert at.text_input(key=W + "sizes").value == "250, 500, 1000, 2000"
     assert at.text_input(key=W + "seeds").value == "0, 1"
-    assert at.multiselect(key=W + "candidates").value == ["demo/helpful", "demo/partial", "demo/offdomain", "demo/noisy"]
+    assert at.multiselect(key=W + "candidates").value == [
+        "demo/helpful",
+        "demo/partial",
+        "demo/offdomain",
+        "demo/noisy",
+    ]
     # the form builds back the same study (same content hash), names of catalog candidates included
     _click(at, "setup.validate")
     assert not at.error, _errors(at)
@@ -338,7 +370,8 @@ def test_form_survives_another_page(redis, tmp_path):
     main = tmp_path / "main.py"
     main.write_text(
         "import streamlit as st\n"
-        f"st.navigation([st.Page({PAGE!r}, url_path='setup', default=True), st.Page({str(other)!r}, url_path='other')]).run()\n"
+        f"st.navigation([st.Page({PAGE!r}, url_path='setup', default=True), st.Page({str(other)!r}, "
+        "url_path='other')]).run()\n"
     )
     at = AppTest.from_file(str(main), default_timeout=60)
     at.run()
@@ -349,7 +382,12 @@ def test_form_survives_another_page(redis, tmp_path):
     at.switch_page(os.path.relpath(PAGE, tmp_path)).run()
     assert not at.exception, at.exception
     assert at.text_input(key=W + "sizes").value == "300, 600, 1200"
-    assert at.multiselect(key=W + "candidates").value == ["demo/helpful", "demo/partial", "demo/offdomain", "demo/noisy"]
+    assert at.multiselect(key=W + "candidates").value == [
+        "demo/helpful",
+        "demo/partial",
+        "demo/offdomain",
+        "demo/noisy",
+    ]
     assert at.selectbox(key=W + "t.method").value == "full"
 
 
@@ -451,7 +489,9 @@ def _zip_bytes(members: dict[str, bytes]) -> bytes:
 
 def test_zip_with_one_data_file(env):
     rows = "".join(json.dumps({"text": f"t{i}", "label": "a"}) + "\n" for i in range(5)).encode()
-    up = save_upload("data.zip", _zip_bytes({"inner/data.jsonl": rows, "__MACOSX/inner/._data.jsonl": b"junk", "README.txt": b"hi"}))
+    up = save_upload(
+        "data.zip", _zip_bytes({"inner/data.jsonl": rows, "__MACOSX/inner/._data.jsonl": b"junk", "README.txt": b"hi"})
+    )
     assert up.path.name == "data.jsonl" and up.path.read_bytes() == rows
     assert up.path.is_relative_to((env / "uploads").resolve())
 
@@ -554,7 +594,11 @@ def test_check_model_against_the_fake_hub(monkeypatch, tmp_path):
         hub.mark_model("org/missing", "missing")
         assert client.check_model("org/open", endpoint=hub.url)["kind"] == "hub"
         gated = client.check_model("org/gated", endpoint=hub.url)
-        assert gated["kind"] == "gated" and "request access" in gated["message"] and "hf_fake_token" not in gated["message"]
+        assert (
+            gated["kind"] == "gated"
+            and "request access" in gated["message"]
+            and "hf_fake_token" not in gated["message"]
+        )
         assert client.check_model("org/missing", endpoint=hub.url)["kind"] == "missing"
     folder = tmp_path / "model"
     folder.mkdir()

@@ -30,10 +30,11 @@ import sys
 import tempfile
 import traceback
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -129,7 +130,7 @@ def _zip_symlink() -> bytes:
     return buf.getvalue()
 
 
-def _symlink(w: "Work", name: str, target: str) -> str:
+def _symlink(w: Work, name: str, target: str) -> str:
     """A link the user (or anyone with a shell on the server) left in an open data folder."""
     link = w.data / name
     link.symlink_to(target)
@@ -137,7 +138,7 @@ def _symlink(w: "Work", name: str, target: str) -> str:
     return str(link)
 
 
-def _escape(w: "Work", name: str) -> str:
+def _escape(w: Work, name: str) -> str:
     """A relative member path that climbs from any extraction folder to `w.outside / name`."""
     return "../" * 40 + str((w.outside / name).relative_to("/"))
 
@@ -259,8 +260,19 @@ EVERY_FIELD_WRONG = {
     "target_size": "huge",
     "training": {"epochs": -1, "learning_rate": 5, "method": "magic"},
 }
-EVERY_FIELD = ("  - name:", "  - model:", "  - task:", "  - d0:", "  - candidates:", "  - sizes:", "  - seeds:",
-               "  - target_size:", "  - training.epochs:", "  - training.learning_rate:", "  - training.method:")
+EVERY_FIELD = (
+    "  - name:",
+    "  - model:",
+    "  - task:",
+    "  - d0:",
+    "  - candidates:",
+    "  - sizes:",
+    "  - seeds:",
+    "  - target_size:",
+    "  - training.epochs:",
+    "  - training.learning_rate:",
+    "  - training.method:",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,232 +298,820 @@ class Case:
 
 
 def C(id, path, act, expect, errors=USER_ERRORS, **kw) -> Case:
-    return Case(id, path, act, tuple([expect] if isinstance(expect, str) else expect),
-                tuple([errors] if isinstance(errors, type) else errors), **kw)
+    return Case(
+        id,
+        path,
+        act,
+        tuple([expect] if isinstance(expect, str) else expect),
+        tuple([errors] if isinstance(errors, type) else errors),
+        **kw,
+    )
 
 
 _uploads = lambda w: [w.uploads]  # noqa: E731
 
 CASES = [
     # -- malformed files: parquet, csv, jsonl, json
-    C("parquet-truncated", API, lambda c: submit(c, d0={"path": c.w.write("trunc.parquet", _parquet()[: len(_parquet()) // 2])}),
-      ("'trunc.parquet'", "not a readable Parquet file", "truncated upload"), SourceError),
-    C("parquet-garbage", CLI, lambda c: cli(c, d0={"path": c.w.write("garbage.parquet", os.urandom(4096))}),
-      ("'garbage.parquet'", "Parquet")),
-    C("parquet-garbage-upload", UPLOAD, lambda c: upload("garbage.parquet", os.urandom(4096)),
-      ("'garbage.parquet'", "not a readable Parquet file"), UploadError),
-    C("parquet-truncated-upload", UPLOAD, lambda c: upload("trunc.parquet", _parquet()[:-100]),
-      ("'trunc.parquet'", "truncated upload"), UploadError),
-    C("parquet-no-rows-preview", API, lambda c: preview(c, d0={"path": c.w.write("zero.parquet", _parquet_no_rows())}),
-      ("'zero.parquet'", "no rows"), SourceError),
-    C("csv-ragged-rows", API, lambda c: submit(c, candidates=[{"path": c.w.write("ragged.csv", "text,label\nhello,a\nfoo,b,extra,more\n"), "name": "cand"}]),
-      ("'ragged.csv'", "Expected 2 fields in line 3", "same number of fields"), SourceError),
-    C("csv-ragged-rows", CLI, lambda c: cli(c, d0={"path": c.w.write("ragged.csv", "text,label\nhello,a\nfoo,b,extra,more\n")}),
-      ("'ragged.csv'", "same number of fields")),
-    C("csv-unclosed-quote", API, lambda c: preview(c, d0={"path": c.w.write("quote.csv", 'text,label\n"hello,a\nfoo,b\n')}),
-      ("'quote.csv'", "quoting"), SourceError),
-    C("csv-short-row-no-label", API, lambda c: submit(c, d0={"path": c.w.write("short.csv", "text,label\nhello,a\nbare row\nbye,b\n")}),
-      ("row 1", "label column 'label' is missing"), DataError),
-    C("jsonl-broken-line", API, lambda c: submit(c, d0={"path": c.w.write("broken.jsonl", '{"text":"a","label":"a"}\n{"text": "b", "label"\n{"text":"c","label":"b"}\n')}),
-      ("'broken.jsonl'", "one JSON object per line"), SourceError),
-    C("jsonl-broken-line", CLI, lambda c: cli(c, candidates=[{"path": c.w.write("broken.jsonl", '{"text":"a","label":"a"}\n{"text": "b"\n'), "name": "cand"}]),
-      ("'broken.jsonl'", "could not be parsed")),
-    C("json-scalar", API, lambda c: preview(c, d0={"path": c.w.write("num.json", "42")}),
-      ("'num.json'", "list of objects"), SourceError),
+    C(
+        "parquet-truncated",
+        API,
+        lambda c: submit(c, d0={"path": c.w.write("trunc.parquet", _parquet()[: len(_parquet()) // 2])}),
+        ("'trunc.parquet'", "not a readable Parquet file", "truncated upload"),
+        SourceError,
+    ),
+    C(
+        "parquet-garbage",
+        CLI,
+        lambda c: cli(c, d0={"path": c.w.write("garbage.parquet", os.urandom(4096))}),
+        ("'garbage.parquet'", "Parquet"),
+    ),
+    C(
+        "parquet-garbage-upload",
+        UPLOAD,
+        lambda c: upload("garbage.parquet", os.urandom(4096)),
+        ("'garbage.parquet'", "not a readable Parquet file"),
+        UploadError,
+    ),
+    C(
+        "parquet-truncated-upload",
+        UPLOAD,
+        lambda c: upload("trunc.parquet", _parquet()[:-100]),
+        ("'trunc.parquet'", "truncated upload"),
+        UploadError,
+    ),
+    C(
+        "parquet-no-rows-preview",
+        API,
+        lambda c: preview(c, d0={"path": c.w.write("zero.parquet", _parquet_no_rows())}),
+        ("'zero.parquet'", "no rows"),
+        SourceError,
+    ),
+    C(
+        "csv-ragged-rows",
+        API,
+        lambda c: submit(
+            c, candidates=[{"path": c.w.write("ragged.csv", "text,label\nhello,a\nfoo,b,extra,more\n"), "name": "cand"}]
+        ),
+        ("'ragged.csv'", "Expected 2 fields in line 3", "same number of fields"),
+        SourceError,
+    ),
+    C(
+        "csv-ragged-rows",
+        CLI,
+        lambda c: cli(c, d0={"path": c.w.write("ragged.csv", "text,label\nhello,a\nfoo,b,extra,more\n")}),
+        ("'ragged.csv'", "same number of fields"),
+    ),
+    C(
+        "csv-unclosed-quote",
+        API,
+        lambda c: preview(c, d0={"path": c.w.write("quote.csv", 'text,label\n"hello,a\nfoo,b\n')}),
+        ("'quote.csv'", "quoting"),
+        SourceError,
+    ),
+    C(
+        "csv-short-row-no-label",
+        API,
+        lambda c: submit(c, d0={"path": c.w.write("short.csv", "text,label\nhello,a\nbare row\nbye,b\n")}),
+        ("row 1", "label column 'label' is missing"),
+        DataError,
+    ),
+    C(
+        "jsonl-broken-line",
+        API,
+        lambda c: submit(
+            c,
+            d0={
+                "path": c.w.write(
+                    "broken.jsonl", '{"text":"a","label":"a"}\n{"text": "b", "label"\n{"text":"c","label":"b"}\n'
+                )
+            },
+        ),
+        ("'broken.jsonl'", "one JSON object per line"),
+        SourceError,
+    ),
+    C(
+        "jsonl-broken-line",
+        CLI,
+        lambda c: cli(
+            c,
+            candidates=[
+                {"path": c.w.write("broken.jsonl", '{"text":"a","label":"a"}\n{"text": "b"\n'), "name": "cand"}
+            ],
+        ),
+        ("'broken.jsonl'", "could not be parsed"),
+    ),
+    C(
+        "json-scalar",
+        API,
+        lambda c: preview(c, d0={"path": c.w.write("num.json", "42")}),
+        ("'num.json'", "list of objects"),
+        SourceError,
+    ),
     # -- wrong or missing columns
-    C("column-text-absent", API, lambda c: submit(c, d0={"path": c.w.write("body.csv", "body,label\nhi,a\nho,b\n")}),
-      ("no column for field 'text'", "['body', 'label']", "columns: {text: <column>}"), DataError),
-    C("column-label-absent", CLI_IN, lambda c: cli(c, d0={"path": c.w.write("tag.csv", "text,tag\nhi,a\nho,b\n")}),
-      ("no column for field 'label'", "['text', 'tag']")),
-    C("columns-names-missing-column", API, lambda c: submit(c, candidates=[{"path": c.w.spec()["candidates"][0]["path"], "name": "cand", "columns": {"text": "body_text"}}]),
-      ("cand:", "'body_text', which is not a column", "['text', 'label']"), DataError),
-    C("columns-unknown-field", API, lambda c: preview(c, d0={"path": c.w.spec()["d0"]["path"], "columns": {"texte": "text"}}),
-      ("unknown field(s) ['texte']", "['text', 'label']"), DataError),
-    C("qa-context-absent", API, lambda c: submit(c, task="qa", d0={"path": c.w.write("qa.jsonl", '{"question":"q?","answers":"a"}\n')}),
-      ("no column for field 'context'", "generative"), DataError),
+    C(
+        "column-text-absent",
+        API,
+        lambda c: submit(c, d0={"path": c.w.write("body.csv", "body,label\nhi,a\nho,b\n")}),
+        ("no column for field 'text'", "['body', 'label']", "columns: {text: <column>}"),
+        DataError,
+    ),
+    C(
+        "column-label-absent",
+        CLI_IN,
+        lambda c: cli(c, d0={"path": c.w.write("tag.csv", "text,tag\nhi,a\nho,b\n")}),
+        ("no column for field 'label'", "['text', 'tag']"),
+    ),
+    C(
+        "columns-names-missing-column",
+        API,
+        lambda c: submit(
+            c,
+            candidates=[
+                {"path": c.w.spec()["candidates"][0]["path"], "name": "cand", "columns": {"text": "body_text"}}
+            ],
+        ),
+        ("cand:", "'body_text', which is not a column", "['text', 'label']"),
+        DataError,
+    ),
+    C(
+        "columns-unknown-field",
+        API,
+        lambda c: preview(c, d0={"path": c.w.spec()["d0"]["path"], "columns": {"texte": "text"}}),
+        ("unknown field(s) ['texte']", "['text', 'label']"),
+        DataError,
+    ),
+    C(
+        "qa-context-absent",
+        API,
+        lambda c: submit(c, task="qa", d0={"path": c.w.write("qa.jsonl", '{"question":"q?","answers":"a"}\n')}),
+        ("no column for field 'context'", "generative"),
+        DataError,
+    ),
     # -- labels
-    C("labels-mixed-int-and-str", API, lambda c: submit(c, d0={"path": c.w.write("mixed.jsonl", '{"text":"x","label":1}\n{"text":"y","label":"a"}\n')}),
-      ("label column 'label' mixes types", "number 1", "string 'a'"), DataError),
-    C("labels-mixed-int-and-str", CLI_IN, lambda c: cli(c, candidates=[{"path": c.w.write("mixed.jsonl", '{"text":"x","label":0}\n{"text":"y","label":"b"}\n'), "name": "cand"}]),
-      ("mixes types", "label_names")),
-    C("labels-outside-benchmark-set", API, lambda c: client.submit(c.redis, tiny_spec(candidates=[{"path": c.w.write("weather.csv", "text,label\nis it raining,weather\nsunny days,weather\n"), "name": "weather"}])),
-      ("weather:", "outside the study's label set", "'weather'", "label_map"), DataError, demo=True),
-    C("labels-outside-benchmark-set", CLI_IN, lambda c: cli(c, candidates=[{"path": c.w.write("zz.csv", "text,label\nfoo,zzz\n"), "name": "cand"}]),
-      ("outside the study's label set", "'zzz'")),
-    C("labels-none", API, lambda c: submit(c, d0={"path": c.w.write("none.jsonl", '{"text":"x","label":"a"}\n{"text":"y","label":null}\n')}),
-      ("row 1", "label column 'label' is missing"), DataError),
-    C("labels-int-without-name", API, lambda c: preview(c, d0={"path": c.w.write("seven.csv", "text,label\nx,7\ny,0\n"), "label_names": ["a", "b"]}),
-      ("integer label 7", "label_names has 2"), DataError),
-    C("labels-list-value", API, lambda c: submit(c, d0={"path": c.w.write("listy.jsonl", '{"text":"x","label":[1,2]}\n')}),
-      ("row 0", "column 'label'", "holds a list"), DataError),
+    C(
+        "labels-mixed-int-and-str",
+        API,
+        lambda c: submit(
+            c, d0={"path": c.w.write("mixed.jsonl", '{"text":"x","label":1}\n{"text":"y","label":"a"}\n')}
+        ),
+        ("label column 'label' mixes types", "number 1", "string 'a'"),
+        DataError,
+    ),
+    C(
+        "labels-mixed-int-and-str",
+        CLI_IN,
+        lambda c: cli(
+            c,
+            candidates=[
+                {"path": c.w.write("mixed.jsonl", '{"text":"x","label":0}\n{"text":"y","label":"b"}\n'), "name": "cand"}
+            ],
+        ),
+        ("mixes types", "label_names"),
+    ),
+    C(
+        "labels-outside-benchmark-set",
+        API,
+        lambda c: client.submit(
+            c.redis,
+            tiny_spec(
+                candidates=[
+                    {
+                        "path": c.w.write("weather.csv", "text,label\nis it raining,weather\nsunny days,weather\n"),
+                        "name": "weather",
+                    }
+                ]
+            ),
+        ),
+        ("weather:", "outside the study's label set", "'weather'", "label_map"),
+        DataError,
+        demo=True,
+    ),
+    C(
+        "labels-outside-benchmark-set",
+        CLI_IN,
+        lambda c: cli(c, candidates=[{"path": c.w.write("zz.csv", "text,label\nfoo,zzz\n"), "name": "cand"}]),
+        ("outside the study's label set", "'zzz'"),
+    ),
+    C(
+        "labels-none",
+        API,
+        lambda c: submit(
+            c, d0={"path": c.w.write("none.jsonl", '{"text":"x","label":"a"}\n{"text":"y","label":null}\n')}
+        ),
+        ("row 1", "label column 'label' is missing"),
+        DataError,
+    ),
+    C(
+        "labels-int-without-name",
+        API,
+        lambda c: preview(c, d0={"path": c.w.write("seven.csv", "text,label\nx,7\ny,0\n"), "label_names": ["a", "b"]}),
+        ("integer label 7", "label_names has 2"),
+        DataError,
+    ),
+    C(
+        "labels-list-value",
+        API,
+        lambda c: submit(c, d0={"path": c.w.write("listy.jsonl", '{"text":"x","label":[1,2]}\n')}),
+        ("row 0", "column 'label'", "holds a list"),
+        DataError,
+    ),
     # -- empty files
-    C("csv-zero-bytes", API, lambda c: submit(c, d0={"path": c.w.write("empty.csv", b"")}),
-      ("'empty.csv' is empty",), SourceError),
-    C("csv-header-only", CLI_IN, lambda c: cli(c, d0={"path": c.w.write("header.csv", "text,label\n")}),
-      ("'header.csv' has no rows",)),
-    C("jsonl-only-whitespace", API, lambda c: preview(c, d0={"path": c.w.write("blank.jsonl", "\n \n\n")}),
-      ("'blank.jsonl' is empty",), SourceError),
-    C("parquet-zero-bytes", API, lambda c: submit(c, benchmark={"path": c.w.write("empty.parquet", b"")}),
-      ("'empty.parquet' is empty",), SourceError),
-    C("upload-zero-bytes", UPLOAD, lambda c: upload("empty.csv", b""),
-      ("'empty.csv' is empty",), UploadError),
-    C("upload-header-only-then-submit", UPLOAD, lambda c: upload_then_submit(c, "header.csv", b"text,label\n"),
-      ("'header.csv' has no rows",), SourceError, allow_new=_uploads),
+    C(
+        "csv-zero-bytes",
+        API,
+        lambda c: submit(c, d0={"path": c.w.write("empty.csv", b"")}),
+        ("'empty.csv' is empty",),
+        SourceError,
+    ),
+    C(
+        "csv-header-only",
+        CLI_IN,
+        lambda c: cli(c, d0={"path": c.w.write("header.csv", "text,label\n")}),
+        ("'header.csv' has no rows",),
+    ),
+    C(
+        "jsonl-only-whitespace",
+        API,
+        lambda c: preview(c, d0={"path": c.w.write("blank.jsonl", "\n \n\n")}),
+        ("'blank.jsonl' is empty",),
+        SourceError,
+    ),
+    C(
+        "parquet-zero-bytes",
+        API,
+        lambda c: submit(c, benchmark={"path": c.w.write("empty.parquet", b"")}),
+        ("'empty.parquet' is empty",),
+        SourceError,
+    ),
+    C("upload-zero-bytes", UPLOAD, lambda c: upload("empty.csv", b""), ("'empty.csv' is empty",), UploadError),
+    C(
+        "upload-header-only-then-submit",
+        UPLOAD,
+        lambda c: upload_then_submit(c, "header.csv", b"text,label\n"),
+        ("'header.csv' has no rows",),
+        SourceError,
+        allow_new=_uploads,
+    ),
     # -- oversize uploads (WORKBENCH_UPLOAD_MAX_MB=1)
-    C("upload-2mb-over-1mb-cap", UPLOAD, lambda c: upload("big.csv", b"text,label\n" + b"x,a\n" * (2 * 1024**2 // 4)),
-      ("'big.csv'", "1 MB upload limit", "WORKBENCH_UPLOAD_MAX_MB"), UploadError, env={"WORKBENCH_UPLOAD_MAX_MB": "1"}),
-    C("upload-2mb-stream-over-1mb-cap", UPLOAD, lambda c: upload("big.jsonl", io.BytesIO(b'{"text":"x","label":"a"}\n' * 90_000)),
-      ("'big.jsonl'", "1 MB upload limit"), UploadError, env={"WORKBENCH_UPLOAD_MAX_MB": "1"}),
-    C("upload-zip-expands-over-cap", UPLOAD, lambda c: upload("wide.zip", _zip_wide()),
-      ("'wide.zip' expands to 24 MiB", "10 MiB limit"), UploadError, env={"WORKBENCH_UPLOAD_MAX_MB": "1"}),
+    C(
+        "upload-2mb-over-1mb-cap",
+        UPLOAD,
+        lambda c: upload("big.csv", b"text,label\n" + b"x,a\n" * (2 * 1024**2 // 4)),
+        ("'big.csv'", "1 MB upload limit", "WORKBENCH_UPLOAD_MAX_MB"),
+        UploadError,
+        env={"WORKBENCH_UPLOAD_MAX_MB": "1"},
+    ),
+    C(
+        "upload-2mb-stream-over-1mb-cap",
+        UPLOAD,
+        lambda c: upload("big.jsonl", io.BytesIO(b'{"text":"x","label":"a"}\n' * 90_000)),
+        ("'big.jsonl'", "1 MB upload limit"),
+        UploadError,
+        env={"WORKBENCH_UPLOAD_MAX_MB": "1"},
+    ),
+    C(
+        "upload-zip-expands-over-cap",
+        UPLOAD,
+        lambda c: upload("wide.zip", _zip_wide()),
+        ("'wide.zip' expands to 24 MiB", "10 MiB limit"),
+        UploadError,
+        env={"WORKBENCH_UPLOAD_MAX_MB": "1"},
+    ),
     # -- text that is not UTF-8
-    C("csv-latin1", API, lambda c: submit(c, d0={"path": c.w.write("latin.csv", "text,label\ncafé crème,a\n".encode("latin-1"))}),
-      ("'latin.csv' is not UTF-8", "byte 0xe9", "iconv"), SourceError),
-    C("jsonl-utf16", CLI_IN, lambda c: cli(c, d0={"path": c.w.write("u16.jsonl", '{"text":"x","label":"a"}\n'.encode("utf-16"))}),
-      ("'u16.jsonl' is not UTF-8", "byte 0xff")),
-    C("jsonl-latin1", API, lambda c: preview(c, candidates=[{"path": c.w.write("latin.jsonl", '{"text":"naïve","label":"a"}\n'.encode("latin-1")), "name": "cand"}]),
-      ("'latin.jsonl' is not UTF-8",), SourceError),
-    C("upload-csv-latin1", UPLOAD, lambda c: upload("latin.csv", "text,label\ncafé,a\n".encode("latin-1")),
-      ("'latin.csv' is not UTF-8", "byte 0xe9"), UploadError),
-    C("upload-jsonl-utf16", UPLOAD, lambda c: upload("u16.jsonl", '{"text":"x","label":"a"}\n'.encode("utf-16")),
-      ("'u16.jsonl' is not UTF-8", "byte 0xff"), UploadError),
-    C("upload-zip-member-latin1", UPLOAD, lambda c: upload("latin.zip", _zip([("data.csv", "text,label\ncafé,a\n".encode("latin-1"))])),
-      ("'latin.zip:data.csv' is not UTF-8",), UploadError),
-    C("spec-file-latin1", CLI, lambda c: [c.w.spec_file("name: caf\xe9\n".encode("latin-1"))],
-      ("spec.yaml: not UTF-8", "byte 0xe9")),
-    C("spec-file-utf16", API, lambda c: load_spec(c.w.spec_file(yaml.safe_dump(c.w.spec()).encode("utf-16"))),
-      ("spec.yaml: not UTF-8",), SpecError),
-    C("spec-upload-latin1", UPLOAD, lambda c: read_spec("name: caf\xe9\n".encode("latin-1"), "study.yaml"),
-      ("study.yaml: not UTF-8",), SpecError),
+    C(
+        "csv-latin1",
+        API,
+        lambda c: submit(c, d0={"path": c.w.write("latin.csv", "text,label\ncafé crème,a\n".encode("latin-1"))}),
+        ("'latin.csv' is not UTF-8", "byte 0xe9", "iconv"),
+        SourceError,
+    ),
+    C(
+        "jsonl-utf16",
+        CLI_IN,
+        lambda c: cli(c, d0={"path": c.w.write("u16.jsonl", '{"text":"x","label":"a"}\n'.encode("utf-16"))}),
+        ("'u16.jsonl' is not UTF-8", "byte 0xff"),
+    ),
+    C(
+        "jsonl-latin1",
+        API,
+        lambda c: preview(
+            c,
+            candidates=[
+                {"path": c.w.write("latin.jsonl", '{"text":"naïve","label":"a"}\n'.encode("latin-1")), "name": "cand"}
+            ],
+        ),
+        ("'latin.jsonl' is not UTF-8",),
+        SourceError,
+    ),
+    C(
+        "upload-csv-latin1",
+        UPLOAD,
+        lambda c: upload("latin.csv", "text,label\ncafé,a\n".encode("latin-1")),
+        ("'latin.csv' is not UTF-8", "byte 0xe9"),
+        UploadError,
+    ),
+    C(
+        "upload-jsonl-utf16",
+        UPLOAD,
+        lambda c: upload("u16.jsonl", '{"text":"x","label":"a"}\n'.encode("utf-16")),
+        ("'u16.jsonl' is not UTF-8", "byte 0xff"),
+        UploadError,
+    ),
+    C(
+        "upload-zip-member-latin1",
+        UPLOAD,
+        lambda c: upload("latin.zip", _zip([("data.csv", "text,label\ncafé,a\n".encode("latin-1"))])),
+        ("'latin.zip:data.csv' is not UTF-8",),
+        UploadError,
+    ),
+    C(
+        "spec-file-latin1",
+        CLI,
+        lambda c: [c.w.spec_file("name: caf\xe9\n".encode("latin-1"))],
+        ("spec.yaml: not UTF-8", "byte 0xe9"),
+    ),
+    C(
+        "spec-file-utf16",
+        API,
+        lambda c: load_spec(c.w.spec_file(yaml.safe_dump(c.w.spec()).encode("utf-16"))),
+        ("spec.yaml: not UTF-8",),
+        SpecError,
+    ),
+    C(
+        "spec-upload-latin1",
+        UPLOAD,
+        lambda c: read_spec("name: caf\xe9\n".encode("latin-1"), "study.yaml"),
+        ("study.yaml: not UTF-8",),
+        SpecError,
+    ),
     # -- zips: traversal, absolute paths, links, bombs
-    C("zip-traversal-upload", UPLOAD, lambda c: upload("evil.zip", _zip([("../evil.csv", "text,label\nx,a\n"), (_escape(c.w, "evil.csv"), "text,label\nx,a\n")])),
-      ("'evil.zip'", "unsafe path '../evil.csv'"), UploadError,
-      absent=lambda w: [w.outside / "evil.csv", w.uploads / "evil.csv", w.home / "evil.csv"]),
-    C("zip-absolute-upload", UPLOAD, lambda c: upload("abs.zip", _zip([("/tmp/x", "text,label\nx,a\n")])),
-      ("'abs.zip'", "unsafe path '/tmp/x'"), UploadError),
-    C("zip-absolute-submit", API, lambda c: submit(c, d0={"path": c.w.write("abs.zip", _zip([(str(c.w.outside / "x.csv"), "text,label\nx,a\n")]))}),
-      ("'abs.zip'", "unsafe path", "absolute or with '..'"), SourceError, absent=lambda w: [w.outside / "x.csv"]),
-    C("zip-traversal-submit", API, lambda c: preview(c, d0={"path": c.w.write("evil.zip", _zip([(_escape(c.w, "evil.csv"), "text,label\nx,a\n")]))}),
-      ("'evil.zip'", "unsafe path"), SourceError, absent=lambda w: [w.outside / "evil.csv"]),
-    C("zip-traversal", CLI, lambda c: cli(c, candidates=[{"path": c.w.write("evil.zip", _zip([("../evil.csv", "text,label\nx,a\n"), (_escape(c.w, "evil.csv"), "text,label\nx,a\n")])), "name": "cand"}]),
-      ("'evil.zip'", "unsafe path '../evil.csv'"), absent=lambda w: [w.outside / "evil.csv", w.data / "evil.csv"]),
-    C("zip-member-name-with-terminal-escapes", UPLOAD, lambda c: upload("ansi.zip", _zip([("../\x1b[2J\x1b[31mevil.csv", "text,label\nx,a\n")])),
-      ("'ansi.zip'", "unsafe path '../?[2J?[31mevil.csv'"), UploadError, forbid=("\x1b",)),
-    C("zip-without-data-file-terminal-escapes", API, lambda c: submit(c, d0={"path": c.w.write("notes.zip", _zip([("\x1b[31mnotes.txt", "hello")]))}),
-      ("'notes.zip' holds no", "found: ?[31mnotes.txt"), SourceError, forbid=("\x1b",)),
-    C("zip-symlink-upload", UPLOAD, lambda c: upload("link.zip", _zip_symlink()),
-      ("'link.zip'", "symbolic link 'data.csv'"), UploadError),
-    C("zip-bomb-upload", UPLOAD, lambda c: upload("bomb.zip", _zip_bomb()),
-      ("'bomb.zip' looks like a zip bomb", "'data.csv'", "limit 100x"), UploadError),
-    C("zip-bomb-submit", API, lambda c: submit(c, d0={"path": c.w.write("bomb.zip", _zip_bomb())}),
-      ("'bomb.zip' looks like a zip bomb",), SourceError),
-    C("zip-bomb", CLI_IN, lambda c: cli(c, benchmark={"path": c.w.write("bomb.zip", _zip_bomb())}),
-      ("'bomb.zip' looks like a zip bomb",)),
-    C("zip-lying-header-upload", UPLOAD, lambda c: upload("lying.zip", _zip_lying()),
-      ("cannot extract 'data.csv' from 'lying.zip'", "re-create the archive"), UploadError),
-    C("zip-not-a-zip-upload", UPLOAD, lambda c: upload("fake.zip", os.urandom(2048)),
-      ("'fake.zip' is not a valid zip file",), UploadError),
-    C("zip-without-data-file-upload", UPLOAD, lambda c: upload("notes.zip", _zip([("readme.txt", "hello")])),
-      ("'notes.zip' holds no", "found: readme.txt"), UploadError),
-    C("upload-unsupported-extension", UPLOAD, lambda c: upload("../../tool.exe", b"MZ\x90\x00"),
-      ("tool.exe", "not a supported file"), UploadError),
-    C("local-path-outside-data-dirs", UPLOAD, lambda c: check_local_path("/etc/passwd"),
-      ("'/etc/passwd' is outside the folders", "WORKBENCH_DATA_DIRS"), UploadError),
-    C("local-path-symlink-out-of-data-dir", UPLOAD, lambda c: check_local_path(_symlink(c.w, "passwd.csv", "/etc/passwd")),
-      ("passwd.csv' is outside the folders",), UploadError),
-    C("local-path-traversal", UPLOAD, lambda c: check_local_path("../../../etc/passwd"),
-      ("'../../../etc/passwd' is outside the folders",), UploadError),
+    C(
+        "zip-traversal-upload",
+        UPLOAD,
+        lambda c: upload(
+            "evil.zip", _zip([("../evil.csv", "text,label\nx,a\n"), (_escape(c.w, "evil.csv"), "text,label\nx,a\n")])
+        ),
+        ("'evil.zip'", "unsafe path '../evil.csv'"),
+        UploadError,
+        absent=lambda w: [w.outside / "evil.csv", w.uploads / "evil.csv", w.home / "evil.csv"],
+    ),
+    C(
+        "zip-absolute-upload",
+        UPLOAD,
+        lambda c: upload("abs.zip", _zip([("/tmp/x", "text,label\nx,a\n")])),
+        ("'abs.zip'", "unsafe path '/tmp/x'"),
+        UploadError,
+    ),
+    C(
+        "zip-absolute-submit",
+        API,
+        lambda c: submit(
+            c, d0={"path": c.w.write("abs.zip", _zip([(str(c.w.outside / "x.csv"), "text,label\nx,a\n")]))}
+        ),
+        ("'abs.zip'", "unsafe path", "absolute or with '..'"),
+        SourceError,
+        absent=lambda w: [w.outside / "x.csv"],
+    ),
+    C(
+        "zip-traversal-submit",
+        API,
+        lambda c: preview(
+            c, d0={"path": c.w.write("evil.zip", _zip([(_escape(c.w, "evil.csv"), "text,label\nx,a\n")]))}
+        ),
+        ("'evil.zip'", "unsafe path"),
+        SourceError,
+        absent=lambda w: [w.outside / "evil.csv"],
+    ),
+    C(
+        "zip-traversal",
+        CLI,
+        lambda c: cli(
+            c,
+            candidates=[
+                {
+                    "path": c.w.write(
+                        "evil.zip",
+                        _zip([("../evil.csv", "text,label\nx,a\n"), (_escape(c.w, "evil.csv"), "text,label\nx,a\n")]),
+                    ),
+                    "name": "cand",
+                }
+            ],
+        ),
+        ("'evil.zip'", "unsafe path '../evil.csv'"),
+        absent=lambda w: [w.outside / "evil.csv", w.data / "evil.csv"],
+    ),
+    C(
+        "zip-member-name-with-terminal-escapes",
+        UPLOAD,
+        lambda c: upload("ansi.zip", _zip([("../\x1b[2J\x1b[31mevil.csv", "text,label\nx,a\n")])),
+        ("'ansi.zip'", "unsafe path '../?[2J?[31mevil.csv'"),
+        UploadError,
+        forbid=("\x1b",),
+    ),
+    C(
+        "zip-without-data-file-terminal-escapes",
+        API,
+        lambda c: submit(c, d0={"path": c.w.write("notes.zip", _zip([("\x1b[31mnotes.txt", "hello")]))}),
+        ("'notes.zip' holds no", "found: ?[31mnotes.txt"),
+        SourceError,
+        forbid=("\x1b",),
+    ),
+    C(
+        "zip-symlink-upload",
+        UPLOAD,
+        lambda c: upload("link.zip", _zip_symlink()),
+        ("'link.zip'", "symbolic link 'data.csv'"),
+        UploadError,
+    ),
+    C(
+        "zip-bomb-upload",
+        UPLOAD,
+        lambda c: upload("bomb.zip", _zip_bomb()),
+        ("'bomb.zip' looks like a zip bomb", "'data.csv'", "limit 100x"),
+        UploadError,
+    ),
+    C(
+        "zip-bomb-submit",
+        API,
+        lambda c: submit(c, d0={"path": c.w.write("bomb.zip", _zip_bomb())}),
+        ("'bomb.zip' looks like a zip bomb",),
+        SourceError,
+    ),
+    C(
+        "zip-bomb",
+        CLI_IN,
+        lambda c: cli(c, benchmark={"path": c.w.write("bomb.zip", _zip_bomb())}),
+        ("'bomb.zip' looks like a zip bomb",),
+    ),
+    C(
+        "zip-lying-header-upload",
+        UPLOAD,
+        lambda c: upload("lying.zip", _zip_lying()),
+        ("cannot extract 'data.csv' from 'lying.zip'", "re-create the archive"),
+        UploadError,
+    ),
+    C(
+        "zip-not-a-zip-upload",
+        UPLOAD,
+        lambda c: upload("fake.zip", os.urandom(2048)),
+        ("'fake.zip' is not a valid zip file",),
+        UploadError,
+    ),
+    C(
+        "zip-without-data-file-upload",
+        UPLOAD,
+        lambda c: upload("notes.zip", _zip([("readme.txt", "hello")])),
+        ("'notes.zip' holds no", "found: readme.txt"),
+        UploadError,
+    ),
+    C(
+        "upload-unsupported-extension",
+        UPLOAD,
+        lambda c: upload("../../tool.exe", b"MZ\x90\x00"),
+        ("tool.exe", "not a supported file"),
+        UploadError,
+    ),
+    C(
+        "local-path-outside-data-dirs",
+        UPLOAD,
+        lambda c: check_local_path("/etc/passwd"),
+        ("'/etc/passwd' is outside the folders", "WORKBENCH_DATA_DIRS"),
+        UploadError,
+    ),
+    C(
+        "local-path-symlink-out-of-data-dir",
+        UPLOAD,
+        lambda c: check_local_path(_symlink(c.w, "passwd.csv", "/etc/passwd")),
+        ("passwd.csv' is outside the folders",),
+        UploadError,
+    ),
+    C(
+        "local-path-traversal",
+        UPLOAD,
+        lambda c: check_local_path("../../../etc/passwd"),
+        ("'../../../etc/passwd' is outside the folders",),
+        UploadError,
+    ),
     # -- Hub ids
-    C("hub-id-three-parts", API, lambda c: submit(c, d0={"hub_id": "a/b/c"}),
-      ("d0.hub_id: 'a/b/c' is not a Hub dataset id", "owner/name"), SpecError),
-    C("hub-id-dotdot", CLI_IN, lambda c: cli(c, benchmark={"hub_id": "../x", "split": "test"}),
-      ("benchmark.hub_id: '../x' is not a Hub dataset id",)),
-    C("hub-id-spaces", API, lambda c: preview(c, candidates=[{"hub_id": "my org/my data"}]),
-      ("candidates.0.hub_id: 'my org/my data' is not a Hub dataset id",), SpecError),
-    C("hub-id-unreachable-offline", API, lambda c: submit(c, d0={"hub_id": "someone/nonexistent-data"}),
-      ("someone/nonexistent-data", "offline mode is on", "HF_HUB_OFFLINE=1", "local folder as 'path'"), SourceError),
-    C("hub-id-unknown-on-hub", CLI, lambda c: cli(c, d0={"hub_id": "org/private-set"}),
-      ("'org/private-set' was not found or cannot be accessed", "HF_TOKEN"),
-      env={"HF_ENDPOINT": "{hub}", "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_TOKEN": FAKE_TOKEN}, forbid=(FAKE_TOKEN,)),
-    C("catalog-entry-hub-id-dotdot", API, lambda c: add_to_catalog(c, {"id": "mine/evil", "hub_id": "../../etc", "task": "classification", "license": "mit"}),
-      ("hub_id: '../../etc' is not a Hub dataset id",), CatalogError),
-    C("model-three-parts", API, lambda c: submit(c, model="a/b/c"),
-      ("model: 'a/b/c' is not a Hub model id", "owner/name"), SpecError),
-    C("model-dotdot", CLI_IN, lambda c: cli(c, model="../x"),
-      ("model: '../x' is a path, but there is no such folder here",)),
-    C("model-spaces", API, lambda c: preview(c, model="my model"),
-      ("model: 'my model' is not a Hub model id",), SpecError),
-    C("model-unknown-builtin", API, lambda c: submit(c, model="builtin:huge"),
-      ("unknown built-in model 'builtin:huge'", "builtin:tiny-lm"), SpecError),
-    C("check-model-malformed", API, lambda c: client.check_model("a/b/c"),
-      ("'a/b/c' is not a valid Hub model id",), kind="invalid"),
-    C("check-model-offline", API, lambda c: client.check_model("someone/some-model"),
-      ("'someone/some-model' was not checked", "HF_HUB_OFFLINE=1"), kind="unreachable"),
-    C("check-model-gated", API, lambda c: with_fake_hub(c, "org/gated-model", "gated"),
-      ("'org/gated-model' is gated", "request access", "HF_TOKEN"), kind="gated", forbid=(FAKE_TOKEN,)),
-    C("check-model-missing", API, lambda c: with_fake_hub(c, "org/no-such-model", "missing"),
-      ("'org/no-such-model' was not found on the Hub",), kind="missing", forbid=(FAKE_TOKEN,)),
+    C(
+        "hub-id-three-parts",
+        API,
+        lambda c: submit(c, d0={"hub_id": "a/b/c"}),
+        ("d0.hub_id: 'a/b/c' is not a Hub dataset id", "owner/name"),
+        SpecError,
+    ),
+    C(
+        "hub-id-dotdot",
+        CLI_IN,
+        lambda c: cli(c, benchmark={"hub_id": "../x", "split": "test"}),
+        ("benchmark.hub_id: '../x' is not a Hub dataset id",),
+    ),
+    C(
+        "hub-id-spaces",
+        API,
+        lambda c: preview(c, candidates=[{"hub_id": "my org/my data"}]),
+        ("candidates.0.hub_id: 'my org/my data' is not a Hub dataset id",),
+        SpecError,
+    ),
+    C(
+        "hub-id-unreachable-offline",
+        API,
+        lambda c: submit(c, d0={"hub_id": "someone/nonexistent-data"}),
+        ("someone/nonexistent-data", "offline mode is on", "HF_HUB_OFFLINE=1", "local folder as 'path'"),
+        SourceError,
+    ),
+    C(
+        "hub-id-unknown-on-hub",
+        CLI,
+        lambda c: cli(c, d0={"hub_id": "org/private-set"}),
+        ("'org/private-set' was not found or cannot be accessed", "HF_TOKEN"),
+        env={"HF_ENDPOINT": "{hub}", "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_TOKEN": FAKE_TOKEN},
+        forbid=(FAKE_TOKEN,),
+    ),
+    C(
+        "catalog-entry-hub-id-dotdot",
+        API,
+        lambda c: add_to_catalog(
+            c, {"id": "mine/evil", "hub_id": "../../etc", "task": "classification", "license": "mit"}
+        ),
+        ("hub_id: '../../etc' is not a Hub dataset id",),
+        CatalogError,
+    ),
+    C(
+        "model-three-parts",
+        API,
+        lambda c: submit(c, model="a/b/c"),
+        ("model: 'a/b/c' is not a Hub model id", "owner/name"),
+        SpecError,
+    ),
+    C(
+        "model-dotdot",
+        CLI_IN,
+        lambda c: cli(c, model="../x"),
+        ("model: '../x' is a path, but there is no such folder here",),
+    ),
+    C(
+        "model-spaces",
+        API,
+        lambda c: preview(c, model="my model"),
+        ("model: 'my model' is not a Hub model id",),
+        SpecError,
+    ),
+    C(
+        "model-unknown-builtin",
+        API,
+        lambda c: submit(c, model="builtin:huge"),
+        ("unknown built-in model 'builtin:huge'", "builtin:tiny-lm"),
+        SpecError,
+    ),
+    C(
+        "check-model-malformed",
+        API,
+        lambda c: client.check_model("a/b/c"),
+        ("'a/b/c' is not a valid Hub model id",),
+        kind="invalid",
+    ),
+    C(
+        "check-model-offline",
+        API,
+        lambda c: client.check_model("someone/some-model"),
+        ("'someone/some-model' was not checked", "HF_HUB_OFFLINE=1"),
+        kind="unreachable",
+    ),
+    C(
+        "check-model-gated",
+        API,
+        lambda c: with_fake_hub(c, "org/gated-model", "gated"),
+        ("'org/gated-model' is gated", "request access", "HF_TOKEN"),
+        kind="gated",
+        forbid=(FAKE_TOKEN,),
+    ),
+    C(
+        "check-model-missing",
+        API,
+        lambda c: with_fake_hub(c, "org/no-such-model", "missing"),
+        ("'org/no-such-model' was not found on the Hub",),
+        kind="missing",
+        forbid=(FAKE_TOKEN,),
+    ),
     # -- specs with every field wrong, and broken spec files
     C("spec-every-field-wrong", API, lambda c: parse_spec(EVERY_FIELD_WRONG), EVERY_FIELD, SpecError),
     C("spec-every-field-wrong", CLI, lambda c: [c.w.spec_file(EVERY_FIELD_WRONG)], EVERY_FIELD),
-    C("spec-every-field-wrong-upload", UPLOAD, lambda c: read_spec(yaml.safe_dump(EVERY_FIELD_WRONG), "study.yaml"), EVERY_FIELD, SpecError),
-    C("spec-not-a-mapping", CLI_IN, lambda c: [c.w.spec_file("- name: x\n- model: y\n")],
-      ("spec: expected a mapping of fields, got list",)),
-    C("spec-invalid-yaml", CLI, lambda c: [c.w.spec_file("name: [unclosed\nmodel: x\n")],
-      ("spec.yaml: not valid YAML",)),
-    C("spec-file-missing", CLI_IN, lambda c: [str(c.w.data / "nope.yaml")],
-      ("nope.yaml' does not exist",)),
-    C("spec-file-too-large", CLI_IN, lambda c: [c.w.spec_file("# padding\n" * 200_000 + yaml.safe_dump(c.w.spec()))],
-      ("spec.yaml: 2,000,", "too large for a study spec")),
-    C("spec-yaml-alias-bomb", CLI_IN, lambda c: [c.w.spec_file(
-        "\n".join(['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-                  + [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)])
-        + "\n" + yaml.safe_dump(c.w.spec(training={"method": "full"})).replace("method: full", "method: full\n  lora_target_modules: *a8"))],
-      ("training.lora_target_modules", "a0: unknown field")),
-    C("spec-unknown-field", API, lambda c: parse_spec(c.w.spec(trainig={"epochs": 1})),
-      ("trainig: unknown field",), SpecError),
+    C(
+        "spec-every-field-wrong-upload",
+        UPLOAD,
+        lambda c: read_spec(yaml.safe_dump(EVERY_FIELD_WRONG), "study.yaml"),
+        EVERY_FIELD,
+        SpecError,
+    ),
+    C(
+        "spec-not-a-mapping",
+        CLI_IN,
+        lambda c: [c.w.spec_file("- name: x\n- model: y\n")],
+        ("spec: expected a mapping of fields, got list",),
+    ),
+    C(
+        "spec-invalid-yaml",
+        CLI,
+        lambda c: [c.w.spec_file("name: [unclosed\nmodel: x\n")],
+        ("spec.yaml: not valid YAML",),
+    ),
+    C("spec-file-missing", CLI_IN, lambda c: [str(c.w.data / "nope.yaml")], ("nope.yaml' does not exist",)),
+    C(
+        "spec-file-too-large",
+        CLI_IN,
+        lambda c: [c.w.spec_file("# padding\n" * 200_000 + yaml.safe_dump(c.w.spec()))],
+        ("spec.yaml: 2,000,", "too large for a study spec"),
+    ),
+    C(
+        "spec-yaml-alias-bomb",
+        CLI_IN,
+        lambda c: [
+            c.w.spec_file(
+                "\n".join(
+                    ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+                    + [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+                )
+                + "\n"
+                + yaml.safe_dump(c.w.spec(training={"method": "full"})).replace(
+                    "method: full", "method: full\n  lora_target_modules: *a8"
+                )
+            )
+        ],
+        ("training.lora_target_modules", "a0: unknown field"),
+    ),
+    C(
+        "spec-unknown-field",
+        API,
+        lambda c: parse_spec(c.w.spec(trainig={"epochs": 1})),
+        ("trainig: unknown field",),
+        SpecError,
+    ),
     # -- absurd sizes and counts
-    C("sizes-zero", API, lambda c: submit(c, sizes=[0, 20]), ("sizes: sizes must be between 1 and 10,000,000", "[0]"), SpecError),
+    C(
+        "sizes-zero",
+        API,
+        lambda c: submit(c, sizes=[0, 20]),
+        ("sizes: sizes must be between 1 and 10,000,000", "[0]"),
+        SpecError,
+    ),
     C("sizes-negative", CLI_IN, lambda c: cli(c, sizes=[-5, 20]), ("sizes: sizes must be between 1", "[-5]")),
-    C("sizes-10e12", API, lambda c: preview(c, sizes=[20, 10**12], target_size=10**12), ("sizes: sizes must be between 1 and 10,000,000", "[1000000000000]"), SpecError),
+    C(
+        "sizes-10e12",
+        API,
+        lambda c: preview(c, sizes=[20, 10**12], target_size=10**12),
+        ("sizes: sizes must be between 1 and 10,000,000", "[1000000000000]"),
+        SpecError,
+    ),
     C("sizes-empty", API, lambda c: submit(c, sizes=[]), ("sizes: List should have at least 1 item",), SpecError),
-    C("sizes-not-numbers", API, lambda c: submit(c, sizes=["1k", 20]), ("sizes.0: Input should be a valid integer",), SpecError),
+    C(
+        "sizes-not-numbers",
+        API,
+        lambda c: submit(c, sizes=["1k", 20]),
+        ("sizes.0: Input should be a valid integer",),
+        SpecError,
+    ),
     C("sizes-duplicated", API, lambda c: submit(c, sizes=[20, 40, 20]), ("sizes: sizes must be distinct",), SpecError),
-    C("sizes-too-many", API, lambda c: submit(c, sizes=list(range(1, 202)), target_size=1000), ("sizes: 201 sizes is too many", "at most 50"), SpecError),
-    C("sizes-larger-than-data", API, lambda c: submit(c, sizes=[20, 100_000], target_size=10**6),
-      ("sizes: the largest size 100,000", "'d0', which has 60", "repetition", "lower 'sizes'"), DataError),
-    C("sizes-larger-than-demo-data", API, lambda c: client.submit(c.redis, tiny_spec(sizes=[40, 10**6], target_size=10**7)),
-      ("sizes: the largest size 1,000,000", "which has 300"), DataError, demo=True),
-    C("sizes-larger-than-candidate", CLI_IN, lambda c: cli(c, d0={"path": c.w.write("big_d0.csv", _csv("wide base", 3000)), "name": "d0"},
-                                                        candidates=[{"path": c.w.write("tiny.csv", _csv("tiny cand", 4)), "name": "tiny"}],
-                                                        sizes=[500, 2000], target_size=10_000),
-      ("needs 1,400 rows of candidate 'tiny', which has 4", "repetition")),
-    C("target-smaller-than-sizes", API, lambda c: submit(c, target_size=30), ("target_size: 30 must be at least the largest size (40)",), SpecError),
+    C(
+        "sizes-too-many",
+        API,
+        lambda c: submit(c, sizes=list(range(1, 202)), target_size=1000),
+        ("sizes: 201 sizes is too many", "at most 50"),
+        SpecError,
+    ),
+    C(
+        "sizes-larger-than-data",
+        API,
+        lambda c: submit(c, sizes=[20, 100_000], target_size=10**6),
+        ("sizes: the largest size 100,000", "'d0', which has 60", "repetition", "lower 'sizes'"),
+        DataError,
+    ),
+    C(
+        "sizes-larger-than-demo-data",
+        API,
+        lambda c: client.submit(c.redis, tiny_spec(sizes=[40, 10**6], target_size=10**7)),
+        ("sizes: the largest size 1,000,000", "which has 300"),
+        DataError,
+        demo=True,
+    ),
+    C(
+        "sizes-larger-than-candidate",
+        CLI_IN,
+        lambda c: cli(
+            c,
+            d0={"path": c.w.write("big_d0.csv", _csv("wide base", 3000)), "name": "d0"},
+            candidates=[{"path": c.w.write("tiny.csv", _csv("tiny cand", 4)), "name": "tiny"}],
+            sizes=[500, 2000],
+            target_size=10_000,
+        ),
+        ("needs 1,400 rows of candidate 'tiny', which has 4", "repetition"),
+    ),
+    C(
+        "target-smaller-than-sizes",
+        API,
+        lambda c: submit(c, target_size=30),
+        ("target_size: 30 must be at least the largest size (40)",),
+        SpecError,
+    ),
     C("target-size-zero", API, lambda c: submit(c, target_size=0), ("target_size: must be between 1 and",), SpecError),
     C("target-size-negative", CLI_IN, lambda c: cli(c, target_size=-1000), ("target_size: must be between 1 and",)),
-    C("target-size-10e12", API, lambda c: submit(c, target_size=10**12), ("target_size: must be between 1 and 10,000,000,000",), SpecError),
-    C("seeds-a-million", API, lambda c: submit(c, seeds=list(range(10**6))), ("seeds: 1,000,000 seeds is too many", "at most 1000"), SpecError),
-    C("seeds-too-many", CLI_IN, lambda c: cli(c, seeds=list(range(1500))), ("seeds: 1,500 seeds is too many", "at most 1000")),
-    C("seeds-a-million-in-a-file", CLI_IN, lambda c: [c.w.spec_file(yaml.safe_dump(c.w.spec()) + "seeds: [" + ",".join(map(str, range(10**6))) + "]\n", name="seeds.yaml")],
-      ("seeds.yaml: ", "bytes is too large for a study spec")),
+    C(
+        "target-size-10e12",
+        API,
+        lambda c: submit(c, target_size=10**12),
+        ("target_size: must be between 1 and 10,000,000,000",),
+        SpecError,
+    ),
+    C(
+        "seeds-a-million",
+        API,
+        lambda c: submit(c, seeds=list(range(10**6))),
+        ("seeds: 1,000,000 seeds is too many", "at most 1000"),
+        SpecError,
+    ),
+    C(
+        "seeds-too-many",
+        CLI_IN,
+        lambda c: cli(c, seeds=list(range(1500))),
+        ("seeds: 1,500 seeds is too many", "at most 1000"),
+    ),
+    C(
+        "seeds-a-million-in-a-file",
+        CLI_IN,
+        lambda c: [
+            c.w.spec_file(
+                yaml.safe_dump(c.w.spec()) + "seeds: [" + ",".join(map(str, range(10**6))) + "]\n", name="seeds.yaml"
+            )
+        ],
+        ("seeds.yaml: ", "bytes is too large for a study spec"),
+    ),
     C("seeds-negative", API, lambda c: submit(c, seeds=[0, -1]), ("seeds: seeds must be between 0",), SpecError),
-    C("runs-over-the-limit", API, lambda c: submit(c, sizes=list(range(10, 510, 10)), seeds=list(range(200)), target_size=10**4,
-                                                   candidates=[{"path": c.w.spec()["candidates"][0]["path"], "name": n} for n in ("c1", "c2")]),
-      ("sizes:", "= 30,000 runs, above the limit of 20,000"), SpecError),
-    C("d0-share-above-one", API, lambda c: submit(c, d0_share=1.5), ("d0_share: Input should be less than or equal to 1",), SpecError),
-    C("max-rows-zero", API, lambda c: submit(c, candidates=[{"path": c.w.spec()["candidates"][0]["path"], "name": "cand", "max_rows": 0}]),
-      ("candidates.0.max_rows: Input should be greater than 0",), SpecError),
-    C("benchmark-holdout-larger-than-d0", API, lambda c: submit(c, benchmark=None, benchmark_holdout=500),
-      ("benchmark_holdout (500) must be smaller than D0's 60 rows",), DataError),
-    C("submit-unknown-backend", API, lambda c: client.submit(c.redis, parse_spec(c.w.spec()), SubmitOptions(backend="cloud")),
-      ("backend 'cloud' is unknown", "hf_jobs"), SubmitError),
-    C("submit-hf-flavor-unknown", API, lambda c: client.submit(c.redis, parse_spec(c.w.spec()), SubmitOptions(
-        backend="hf_jobs", backend_options={"hf_flavor": "h100"})),
-      ("flavor 'h100' is unknown", "a10g-small"), SubmitError),
-    C("submit-hf-timeout-not-a-duration", CLI_IN, lambda c: [*cli(c), "--backend", "hf_jobs", "--hf-timeout", "soon"],
-      ("timeout 'soon' is not valid", "30m, 2h or 1d"), rc=1),
-    C("submit-option-of-another-backend", API, lambda c: client.submit(c.redis, parse_spec(c.w.spec()), SubmitOptions(
-        backend_options={"hf_flavor": "t4-small"})), ("backend 'local' takes no option 'hf_flavor'",), SubmitError),
+    C(
+        "runs-over-the-limit",
+        API,
+        lambda c: submit(
+            c,
+            sizes=list(range(10, 510, 10)),
+            seeds=list(range(200)),
+            target_size=10**4,
+            candidates=[{"path": c.w.spec()["candidates"][0]["path"], "name": n} for n in ("c1", "c2")],
+        ),
+        ("sizes:", "= 30,000 runs, above the limit of 20,000"),
+        SpecError,
+    ),
+    C(
+        "d0-share-above-one",
+        API,
+        lambda c: submit(c, d0_share=1.5),
+        ("d0_share: Input should be less than or equal to 1",),
+        SpecError,
+    ),
+    C(
+        "max-rows-zero",
+        API,
+        lambda c: submit(c, candidates=[{"path": c.w.spec()["candidates"][0]["path"], "name": "cand", "max_rows": 0}]),
+        ("candidates.0.max_rows: Input should be greater than 0",),
+        SpecError,
+    ),
+    C(
+        "benchmark-holdout-larger-than-d0",
+        API,
+        lambda c: submit(c, benchmark=None, benchmark_holdout=500),
+        ("benchmark_holdout (500) must be smaller than D0's 60 rows",),
+        DataError,
+    ),
+    C(
+        "submit-unknown-backend",
+        API,
+        lambda c: client.submit(c.redis, parse_spec(c.w.spec()), SubmitOptions(backend="cloud")),
+        ("backend 'cloud' is unknown", "hf_jobs"),
+        SubmitError,
+    ),
+    C(
+        "submit-hf-flavor-unknown",
+        API,
+        lambda c: client.submit(
+            c.redis, parse_spec(c.w.spec()), SubmitOptions(backend="hf_jobs", backend_options={"hf_flavor": "h100"})
+        ),
+        ("flavor 'h100' is unknown", "a10g-small"),
+        SubmitError,
+    ),
+    C(
+        "submit-hf-timeout-not-a-duration",
+        CLI_IN,
+        lambda c: [*cli(c), "--backend", "hf_jobs", "--hf-timeout", "soon"],
+        ("timeout 'soon' is not valid", "30m, 2h or 1d"),
+        rc=1,
+    ),
+    C(
+        "submit-option-of-another-backend",
+        API,
+        lambda c: client.submit(
+            c.redis, parse_spec(c.w.spec()), SubmitOptions(backend_options={"hf_flavor": "t4-small"})
+        ),
+        ("backend 'local' takes no option 'hf_flavor'",),
+        SubmitError,
+    ),
 ]
 assert len({_id for _id in (f"{c.path}:{c.id}" for c in CASES)}) == len(CASES), "duplicate case ids"
 
@@ -672,8 +1272,14 @@ def cli_results(tmp_path_factory, demo_folder) -> dict[str, CliResult]:
         def run(job):
             case, w, argv, env = job
             try:
-                proc = subprocess.run([sys.executable, "-m", "workers.cli", "submit", *argv], env=env, cwd=w.data,
-                                      capture_output=True, text=True, timeout=CLI_TIMEOUT)
+                proc = subprocess.run(
+                    [sys.executable, "-m", "workers.cli", "submit", *argv],
+                    env=env,
+                    cwd=w.data,
+                    capture_output=True,
+                    text=True,
+                    timeout=CLI_TIMEOUT,
+                )
                 return proc.returncode, proc.stdout, proc.stderr
             except subprocess.TimeoutExpired as err:
                 return None, str(err.stdout or ""), f"timed out after {CLI_TIMEOUT} s: {err.stderr or ''}"
@@ -697,7 +1303,9 @@ def cli_results(tmp_path_factory, demo_folder) -> dict[str, CliResult]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_bad_input_is_refused_clearly_and_leaves_nothing_behind(case, request, tmp_path, monkeypatch, capsys, redis, demo_folder):
+def test_bad_input_is_refused_clearly_and_leaves_nothing_behind(
+    case, request, tmp_path, monkeypatch, capsys, redis, demo_folder
+):
     if case.path == CLI:
         _check_cli_result(case, request.getfixturevalue("cli_results")[_case_id(case)])
         assert _queue_keys(redis) == []
@@ -768,7 +1376,9 @@ def _cli_in_process(case: Case, argv: list[str], capsys) -> str:
 
 
 def _check_cli_output(case: Case, argv: list[str], rc, stdout: str, stderr: str) -> None:
-    where = f"{case.id}: workbench submit {' '.join(a[-60:] for a in argv)}\nrc: {rc}\nstdout: {stdout}\nstderr: {stderr}"
+    where = (
+        f"{case.id}: workbench submit {' '.join(a[-60:] for a in argv)}\nrc: {rc}\nstdout: {stdout}\nstderr: {stderr}"
+    )
     assert rc == case.rc, where
     assert "Traceback" not in stderr, where
     lines = [line for line in stderr.splitlines() if line.strip()]

@@ -32,13 +32,32 @@ def entry(**kw) -> CatalogEntry:
 def cat(tmp_path) -> Catalog:
     c = Catalog(
         [
-            entry(id="glue/sst2", hub_id="nyu-mll/glue", config="sst2", size_hint=67349,
-                  columns={"text": "sentence"}, label_names=["negative", "positive"], label_map={"negative": "neg"}),
+            entry(
+                id="glue/sst2",
+                hub_id="nyu-mll/glue",
+                config="sst2",
+                size_hint=67349,
+                columns={"text": "sentence"},
+                label_names=["negative", "positive"],
+                label_map={"negative": "neg"},
+            ),
             entry(id="local/reviews", hub_id=None, path="data/reviews.jsonl", columns={"text": "body"}),
-            entry(id="gsm8k", hub_id="openai/gsm8k", config="main", task="generative",
-                  columns={"prompt": "question"}, answer_extraction="gsm8k"),
-            entry(id="demo/helpful", hub_id=None, demo="helpful", license="CC0-1.0 (generated)",
-                  columns={"text": "text", "label": "label"}, tags=["demo", "offline"]),
+            entry(
+                id="gsm8k",
+                hub_id="openai/gsm8k",
+                config="main",
+                task="generative",
+                columns={"prompt": "question"},
+                answer_extraction="gsm8k",
+            ),
+            entry(
+                id="demo/helpful",
+                hub_id=None,
+                demo="helpful",
+                license="CC0-1.0 (generated)",
+                columns={"text": "text", "label": "label"},
+                tags=["demo", "offline"],
+            ),
         ],
         path=tmp_path / "candidates.json",
     )
@@ -54,8 +73,21 @@ def test_shipped_catalog_validates_and_has_the_entries():
     cat = load_catalog()  # core.paths.catalog_file()
     assert cat.path == paths.catalog_file()
     ids = cat.ids()
-    for required in ("glue/sst2", "ag_news", "squad", "gsm8k", "hendrycks_math/algebra", "ultrachat_200k", "dolly-15k",
-                     "demo/helpful", "demo/partial", "demo/offdomain", "demo/noisy", "demo/d0", "demo/benchmark"):
+    for required in (
+        "glue/sst2",
+        "ag_news",
+        "squad",
+        "gsm8k",
+        "hendrycks_math/algebra",
+        "ultrachat_200k",
+        "dolly-15k",
+        "demo/helpful",
+        "demo/partial",
+        "demo/offdomain",
+        "demo/noisy",
+        "demo/d0",
+        "demo/benchmark",
+    ):
         assert required in ids, required
     for e in cat.entries:
         assert e.license and e.description, e.id
@@ -67,9 +99,16 @@ def test_shipped_catalog_validates_and_has_the_entries():
             assert e.license == "CC0-1.0 (generated)" and e.tags == ["demo", "offline"]
             assert e.columns == {"text": "text", "label": "label"}
     sst2 = cat.get("glue/sst2")
-    assert (sst2.hub_id, sst2.config, sst2.columns["text"], sst2.label_names) == ("nyu-mll/glue", "sst2", "sentence", ["negative", "positive"])
+    assert (sst2.hub_id, sst2.config, sst2.columns["text"], sst2.label_names) == (
+        "nyu-mll/glue",
+        "sst2",
+        "sentence",
+        ["negative", "positive"],
+    )
     assert cat.get("ag_news").label_names == ["World", "Sports", "Business", "Sci/Tech"]
-    assert cat.get("gsm8k").answer_extraction == "gsm8k" and cat.get("hendrycks_math/algebra").answer_extraction == "boxed"
+    assert (
+        cat.get("gsm8k").answer_extraction == "gsm8k" and cat.get("hendrycks_math/algebra").answer_extraction == "boxed"
+    )
     chat = cat.get("ultrachat_200k")
     assert chat.split == "train_sft" and chat.columns == {"prompt": "messages"}
     assert {e.task for e in cat.entries} == set(tasks.names())  # every task has entries to start from
@@ -119,8 +158,15 @@ def test_resolve_hub_entry_defaults(cat):
 
 def test_resolve_explicit_fields_override(cat):
     s = resolve(
-        SourceSpec(catalog="glue/sst2", split="validation", name="sst-val", label_names=["n", "p"],
-                   columns={"label": "target"}, label_map={"positive": "pos"}, revision="abc"),
+        SourceSpec(
+            catalog="glue/sst2",
+            split="validation",
+            name="sst-val",
+            label_names=["n", "p"],
+            columns={"label": "target"},
+            label_map={"positive": "pos"},
+            revision="abc",
+        ),
         cat,
     )
     assert (s.split, s.name, s.label_names, s.revision) == ("validation", "sst-val", ["n", "p"], "abc")
@@ -194,8 +240,16 @@ def test_catalog_path_entry_loads_end_to_end(cat, tmp_path):
 
 
 def test_add_save_load_roundtrip(cat, tmp_path):
-    cat.add({"id": "new/set", "hub_id": "me/new", "task": "qa", "license": "cc-by-4.0", "size_hint": 10,
-             "checked": "dataset card read, 2026-12-01"})
+    cat.add(
+        {
+            "id": "new/set",
+            "hub_id": "me/new",
+            "task": "qa",
+            "license": "cc-by-4.0",
+            "size_hint": 10,
+            "checked": "dataset card read, 2026-12-01",
+        }
+    )
     path = cat.save()
     assert path == tmp_path / "candidates.json"
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
@@ -234,8 +288,10 @@ def test_add_invalid_entry_names_the_field(cat):
         ({"task": "qa", "answer_extraction": "gsm8k"}, "answer_extraction applies to generative entries only"),
         ({"task": "qa", "label_map": {"a": "b"}}, "label_map applies to classification entries only"),
         ({"task": "generative", "label_names": ["a"]}, "label_names applies to classification entries only"),
-        ({"task": "classification", "options": {"choices": ["a", "b"]}},
-         "do not apply to task 'classification'; it takes none"),
+        (
+            {"task": "classification", "options": {"choices": ["a", "b"]}},
+            "do not apply to task 'classification'; it takes none",
+        ),
     ],
 )
 def test_source_options_of_another_task_are_errors(cat, extra, message):

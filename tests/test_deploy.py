@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import socket
 import subprocess
 import sys
@@ -73,7 +72,7 @@ def interpolate(value, env: dict[str, str]):
                 j += 1
             body = value[i + 2 : j - 1]
             name = re.match(r"[A-Za-z_][A-Za-z0-9_]*", body).group(0)
-            rest = body[len(name):]
+            rest = body[len(name) :]
             if rest.startswith(":-"):
                 out.append(env.get(name) or interpolate(rest[2:], env))
             elif rest.startswith("-"):
@@ -143,7 +142,9 @@ def test_compose_services_redis_app_workers_and_gpu_profile():
     assert redis["image"].startswith("redis:7")
     args = redis["command"]
     assert args[args.index("--appendonly") + 1] == "yes", "Redis keeps its queue in an append-only file"
-    assert any(v.endswith(":/data") and not v.startswith("/") for v in redis["volumes"]), "the AOF lives on a named volume"
+    assert any(v.endswith(":/data") and not v.startswith("/") for v in redis["volumes"]), (
+        "the AOF lives on a named volume"
+    )
     assert "healthcheck" in redis
     for name in ("app", "worker", "worker-gpu"):
         svc = services[name]
@@ -210,7 +211,9 @@ def test_dockerfile_runs_as_a_non_root_user_with_a_torch_build_argument():
     users = [rest for w, rest in instructions if w == "USER"]
     assert users and users[-1] not in ("root", "0"), "the image runs as a non-root user"
     assert words.index("USER") > max(i for i, w in enumerate(words) if w == "RUN"), "USER comes after the last RUN"
-    args = {rest.split("=")[0]: rest.split("=", 1)[1] if "=" in rest else None for w, rest in instructions if w == "ARG"}
+    args = {
+        rest.split("=")[0]: rest.split("=", 1)[1] if "=" in rest else None for w, rest in instructions if w == "ARG"
+    }
     assert args.get("TORCH") == "cpu"
     runs = [rest for w, rest in instructions if w == "RUN"]
     assert any("docker/install.sh deps" in r and "${TORCH}" in r for r in runs)
@@ -286,18 +289,31 @@ def test_image_install_and_start_steps_work_in_a_fresh_venv(tmp_path, deploy_red
     for word, rest in instructions:
         if word == "ENV":
             for key, value in re.findall(r"(\w+)=(\S+)", rest):
-                env[key] = value.replace("/opt/venv", str(venv)).replace("/data", str(data)).replace("$PATH", env["PATH"])
+                env[key] = (
+                    value.replace("/opt/venv", str(venv)).replace("/data", str(data)).replace("$PATH", env["PATH"])
+                )
     env.update(TORCH="pypi", PYTHON=getattr(sys, "_base_executable", sys.executable), REDIS_URL=REDIS_URL)
     env.pop("PIP_NO_CACHE_DIR")  # the image builds without pip's cache; here the cache saves minutes
-    runs = [rest.replace("${TORCH}", "pypi") for word, rest in instructions if word == "RUN" and "docker/install.sh" in rest]
+    runs = [
+        rest.replace("${TORCH}", "pypi") for word, rest in instructions if word == "RUN" and "docker/install.sh" in rest
+    ]
     assert len(runs) == 2
     for cmd in runs:
         done = subprocess.run(["sh", "-c", cmd], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, f"`{cmd}` failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     workbench = venv / "bin" / "workbench"
     assert workbench.is_file()
-    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import torch, transformers, trl, peft, rq, streamlit; print(torch.__version__)"],
-                           env=env, capture_output=True, text=True, timeout=300)
+    probe = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import torch, transformers, trl, peft, rq, streamlit; print(torch.__version__)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert probe.returncode == 0, probe.stderr[-2000:]
 
     data.mkdir()
@@ -306,11 +322,18 @@ def test_image_install_and_start_steps_work_in_a_fresh_venv(tmp_path, deploy_red
     worker_cmd = compose(env_example())["services"]["worker"]["command"]
     logs = tmp_path / "logs"
     logs.mkdir()
-    procs = [subprocess.Popen(c, env=env, stdout=open(logs / f"{i}.log", "w"), stderr=subprocess.STDOUT, cwd=tmp_path)
-             for i, c in enumerate([cmd, worker_cmd])]
+    procs = [
+        subprocess.Popen(c, env=env, stdout=open(logs / f"{i}.log", "w"), stderr=subprocess.STDOUT, cwd=tmp_path)
+        for i, c in enumerate([cmd, worker_cmd])
+    ]
     try:
         health = exec_form(dict(instructions)["HEALTHCHECK"].split(" CMD ", 1)[1])
-        run = lambda argv: subprocess.run([str(venv / "bin" / argv[0]), *argv[1:]], env=env, capture_output=True, text=True, timeout=60)  # noqa: E731
+
+        def run(argv):
+            return subprocess.run(
+                [str(venv / "bin" / argv[0]), *argv[1:]], env=env, capture_output=True, text=True, timeout=60
+            )
+
         assert run(health).returncode == 0, run(health).stderr
         dashboard_check = ["workbench", "health", "--dashboard", f"http://127.0.0.1:{port}"]
         _wait(lambda: run(dashboard_check).returncode == 0, 120, "the dashboard's health check")

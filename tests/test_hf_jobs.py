@@ -24,11 +24,11 @@ from redis import Redis
 
 from core.artifacts import ArtifactStore
 from core.spec import parse_spec
+from tests.conftest import real_redis, redis_test_url
 from tests.fake_hub import FakeHub, Script, Step
 from workers import client
 from workers.client import SubmitOptions
 from workers.store import JobStore
-from tests.conftest import real_redis, redis_test_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = redis_test_url(11)
@@ -85,12 +85,19 @@ def _no_worker_left_behind(redis, hub):
 class Worker:
     """A `workbench worker --burst` subprocess whose environment is a worker's serving HF Jobs."""
 
-    started: list["Worker"] = []
+    started: list[Worker] = []
 
     def __init__(self, hub: FakeHub, artifacts: ArtifactStore, tmp: Path, *, token: bool = True):
-        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+        }
         env.update(
-            REDIS_URL=REDIS_URL, ARTIFACTS_DIR=str(artifacts.root), HF_ENDPOINT=hub.url, HF_HOME=str(tmp / "worker-hf-home"),
+            REDIS_URL=REDIS_URL,
+            ARTIFACTS_DIR=str(artifacts.root),
+            HF_ENDPOINT=hub.url,
+            HF_HOME=str(tmp / "worker-hf-home"),
             WORKBENCH_HF_POLL="0.2",
         )
         if token:
@@ -98,7 +105,11 @@ class Worker:
         self.log_path = tmp / "worker.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "workers.cli", "worker", "--burst", "--queues", "default"],
-            cwd=PROJECT_ROOT, env=env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=open(self.log_path, "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         Worker.started.append(self)
 
@@ -113,7 +124,7 @@ class Worker:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"worker still running after {timeout} s:\n{self.log()[-3000:]}")
+            raise AssertionError(f"worker still running after {timeout} s:\n{self.log()[-3000:]}") from None
         return self.log()
 
     def log(self) -> str:
@@ -201,7 +212,9 @@ def _assert_token_nowhere(redis: Redis, hub: FakeHub, artifacts: ArtifactStore, 
         if ":" in job_id:
             continue
         job = Job.fetch(job_id, connection=redis)
-        assert TOKEN not in repr((job.args, job.kwargs, job.meta, job.exc_info, job.description)), f"token in RQ job {job_id}"
+        assert TOKEN not in repr((job.args, job.kwargs, job.meta, job.exc_info, job.description)), (
+            f"token in RQ job {job_id}"
+        )
         for result in job.results():
             assert TOKEN not in repr((result.return_value, result.exc_string)), f"token in result of RQ job {job_id}"
     files = [p for p in artifacts.root.rglob("*") if p.is_file()]
@@ -231,9 +244,14 @@ def _assert_requests_keep_the_token_secret(hub: FakeHub) -> None:
 
 def _result_payload(record: dict, **metrics) -> dict:
     return {
-        "key": record["key"], "arm": record["arm"], "size": record["size"], "seed": record["seed"],
+        "key": record["key"],
+        "arm": record["arm"],
+        "size": record["size"],
+        "seed": record["seed"],
         "metrics": metrics or {"macro_f1": 0.5, "accuracy": 0.55, "loss": 2.0},
-        "train": {"steps": 4}, "timings": {"total_seconds": 1.5}, "mixture": {"parts": [], "candidate_repetition": None},
+        "train": {"steps": 4},
+        "timings": {"total_seconds": 1.5},
+        "mixture": {"parts": [], "candidate_repetition": None},
     }
 
 
@@ -284,7 +302,13 @@ def test_study_runs_on_hf_jobs_end_to_end_and_the_token_stays_secret(redis, hub,
         command = body["command"] + body.get("arguments", [])
         rid = body["labels"]["workbench-run"]
         assert any("remote-run" in part for part in command)
-        for flag, value in (("--study", study_id), ("--run", rid), ("--repo", RESULTS_REPO), ("--key", runs[rid]["key"]), ("--size", "40")):
+        for flag, value in (
+            ("--study", study_id),
+            ("--run", rid),
+            ("--repo", RESULTS_REPO),
+            ("--key", runs[rid]["key"]),
+            ("--size", "40"),
+        ):
             assert command[command.index(flag) + 1] == value
         assert body["flavor"] == "a10g-small" and body["timeoutSeconds"] == 45 * 60
         assert body["labels"]["workbench-study"] == study_id and rid in runs
@@ -324,17 +348,29 @@ def test_scheduling_running_completed_brings_the_result_home(redis, hub, artifac
     def on_stage(fake, job, stage):
         seen_stages.append((job.labels()["workbench-run"], stage))
 
-    hub.script = Script([
-        Step("SCHEDULING", inspects=2),
-        Step("RUNNING", inspects=3, logs=["loading the model", "[workbench] progress training 2/4 loss=1.2500", "still training"]),
-        Step("COMPLETED", logs=["[workbench] done: macro_f1=0.5000"]),
-    ], on_stage=on_stage)
+    hub.script = Script(
+        [
+            Step("SCHEDULING", inspects=2),
+            Step(
+                "RUNNING",
+                inspects=3,
+                logs=["loading the model", "[workbench] progress training 2/4 loss=1.2500", "still training"],
+            ),
+            Step("COMPLETED", logs=["[workbench] done: macro_f1=0.5000"]),
+        ],
+        on_stage=on_stage,
+    )
     # The first run's Job was submitted by an earlier attempt whose worker died while following it:
     # the retried task follows that Job instead of paying for a second one.
     first = records[0]["id"]
     prior = hub.create_job(ORG, {"command": ["sh"], "labels": {"workbench-study": study_id, "workbench-run": first}})
     JobStore(redis).update_run(
-        first, backend="hf_jobs", backend_job_id=prior.id, backend_namespace=ORG, backend_url=f"{hub.url}/jobs/{ORG}/{prior.id}", attempts=1,
+        first,
+        backend="hf_jobs",
+        backend_job_id=prior.id,
+        backend_namespace=ORG,
+        backend_url=f"{hub.url}/jobs/{ORG}/{prior.id}",
+        attempts=1,
     )
     Worker(hub, artifacts, tmp_path).wait()
 
@@ -361,11 +397,13 @@ def test_scheduling_running_completed_brings_the_result_home(redis, hub, artifac
 
 def test_a_job_that_ends_in_error_fails_the_run_with_its_message_and_log_tail(redis, hub, artifacts, tmp_path):
     study_id = _submit(redis, artifacts)
-    hub.script = Script([
-        Step("SCHEDULING"),
-        Step("RUNNING", logs=["Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory"]),
-        Step("ERROR", message="Job failed with exit code: 1"),
-    ])
+    hub.script = Script(
+        [
+            Step("SCHEDULING"),
+            Step("RUNNING", logs=["Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory"]),
+            Step("ERROR", message="Job failed with exit code: 1"),
+        ]
+    )
     Worker(hub, artifacts, tmp_path).wait()
 
     for rec in _runs(redis, study_id):
@@ -381,7 +419,9 @@ def test_user_cancel_while_running_cancels_the_job_on_the_hub(redis, hub, artifa
     hub.script = Script([Step("SCHEDULING"), Step("RUNNING", inspects=10**9, logs=["training..."])])
     worker = Worker(hub, artifacts, tmp_path)
     first = _runs(redis, study_id)[0]["id"]
-    _wait_for(lambda: JobStore(redis).run(first).get("phase") == "running", timeout=180, what="the first run to be running")
+    _wait_for(
+        lambda: JobStore(redis).run(first).get("phase") == "running", timeout=180, what="the first run to be running"
+    )
     job_id = JobStore(redis).run(first)["backend_job_id"]
     assert hub.jobs[job_id].stage == "RUNNING"
 
@@ -405,7 +445,9 @@ def test_user_cancel_while_running_cancels_the_job_on_the_hub(redis, hub, artifa
         ("missing", "nobody/no-such-model", "check the model id"),
     ],
 )
-def test_a_model_the_job_cannot_load_fails_before_any_job_starts(redis, hub, artifacts, tmp_path, state, model, expected):
+def test_a_model_the_job_cannot_load_fails_before_any_job_starts(
+    redis, hub, artifacts, tmp_path, state, model, expected
+):
     hub.mark_model(model, state)
     study_id = _submit(redis, artifacts, _spec(model=model, training={**TINY_TRAINING, "method": "lora"}))
     Worker(hub, artifacts, tmp_path).wait()

@@ -351,7 +351,9 @@ def test_decontaminate_qa_uses_question_and_context():
     context = "The Eiffel Tower is in Paris. It was built in 1889."
     benchmark = [qa_row("Where is the Eiffel Tower?", context, "Paris")]
     rows = [
-        qa_row("where is the eiffel tower", "the eiffel tower is in paris it was built in 1889", "paris"),  # same after normalization
+        qa_row(
+            "where is the eiffel tower", "the eiffel tower is in paris it was built in 1889", "paris"
+        ),  # same after normalization
         qa_row("WHERE is the Eiffel   Tower?", context, "in Paris"),  # answer differs: still a leak
         qa_row("Where is the Eiffel Tower?", "The Eiffel Tower stands in Paris, France.", "Paris"),  # other context
         qa_row("When was the Eiffel Tower built?", context, "1889"),  # other question
@@ -374,7 +376,9 @@ def test_decontaminate_generative_prompts():
     rows = [
         gen_row("tom has 3 apples, and buys 4 more; how many apples does he have", "7"),  # normalized equal
         gen_row("Tom has 3 apples and buys 5 more. How many apples does he have?", "8"),  # different numbers
-        gen_row([{"role": "user", "content": "Tom has 3 apples and buys 4 more.  How many apples does he have?"}], "seven"),  # chat form
+        gen_row(
+            [{"role": "user", "content": "Tom has 3 apples and buys 4 more.  How many apples does he have?"}], "seven"
+        ),  # chat form
         gen_row("NAME THE CAPITAL OF FRANCE", "paris"),  # string form of a chat benchmark prompt
         gen_row([{"role": "user", "content": "Name the capital of Spain."}], "Madrid"),
     ]

@@ -44,8 +44,12 @@ def test_mmlu_list_column_and_index_answer():
 def test_arc_text_label_column_and_answer_key():
     rows = [
         {"id": "a", "question": "Q1", "choices": {"text": ["x", "y", "z"], "label": ["A", "B", "C"]}, "answerKey": "C"},
-        {"id": "b", "question": "Q2", "choices": {"text": ["p", "q", "r", "s"], "label": ["1", "2", "3", "4"]},
-         "answerKey": "2"},
+        {
+            "id": "b",
+            "question": "Q2",
+            "choices": {"text": ["p", "q", "r", "s"], "label": ["1", "2", "3", "4"]},
+            "answerKey": "2",
+        },
     ]
     data = norm(rows)
     assert [r["answer"] for r in data.rows] == [2, 1]  # "2" is the label "2", not index 2
@@ -54,8 +58,10 @@ def test_arc_text_label_column_and_answer_key():
 
 
 def test_piqa_choice_columns_and_hellaswag_aliases():
-    piqa = norm([{"goal": "Boil eggs", "sol1": "no water", "sol2": "cold water", "label": 1}],
-                options={"choice_columns": ["sol1", "sol2"]})
+    piqa = norm(
+        [{"goal": "Boil eggs", "sol1": "no water", "sol2": "cold water", "label": 1}],
+        options={"choice_columns": ["sol1", "sol2"]},
+    )
     assert piqa.rows == [{"question": "Boil eggs", "context": "", "choices": ["no water", "cold water"], "answer": 1}]
     hella = norm([{"ind": 4, "ctx": "A man", "endings": ["runs", "sits", "eats", "naps"], "label": "3"}])
     assert hella.rows[0]["choices"][hella.rows[0]["answer"]] == "naps"
@@ -76,10 +82,12 @@ def test_boolq_fixed_choices_bool_answer_and_passage_context():
 
 
 def test_answer_as_choice_text_and_letter():
-    data = norm([
-        {"question": "q", "choices": ["red", "blue"], "answer": "blue"},
-        {"question": "r", "choices": ["a", "b"], "answer": "B"},
-    ])
+    data = norm(
+        [
+            {"question": "q", "choices": ["red", "blue"], "answer": "blue"},
+            {"question": "r", "choices": ["a", "b"], "answer": "B"},
+        ]
+    )
     assert [r["answer"] for r in data.rows] == [1, 1]
 
 
@@ -98,14 +106,20 @@ def test_unlabeled_rows_and_short_choices_are_dropped_with_notes():
 @pytest.mark.parametrize(
     "rows, options, message",
     [
-        ([{"question": "q", "choices": ["a", "b"], "answer": "maybe"}], None,
-         "answer 'maybe' in column 'answer' is not a choice"),
+        (
+            [{"question": "q", "choices": ["a", "b"], "answer": "maybe"}],
+            None,
+            "answer 'maybe' in column 'answer' is not a choice",
+        ),
         ([{"question": "q", "choices": ["a", "b"], "answer": -1}], None, "out of range for 2 choices"),
         ([{"question": "q", "opts": ["a", "b"], "answer": 0}], None, "no column for field 'choices'"),
         ([{"question": "q", "s1": "a", "answer": 0}], {"choice_columns": ["s1", "s2"]}, "choice_columns names ['s2']"),
         ([{"question": "q", "choices": "a,b", "answer": 0}], None, "map 'choices' to a list of choices"),
-        ([{"question": "q", "choices": ["a", "b"], "answer": 0}], {"labels": ["a", "b"]},
-         "options ['labels'] do not apply"),
+        (
+            [{"question": "q", "choices": ["a", "b"], "answer": 0}],
+            {"labels": ["a", "b"]},
+            "options ['labels'] do not apply",
+        ),
     ],
 )
 def test_bad_data_names_the_fix(rows, options, message):
@@ -115,8 +129,14 @@ def test_bad_data_names_the_fix(rows, options, message):
 
 def test_spec_checks_task_options():
     base = {
-        "name": "mc", "model": TINY_LM, "task": MC, "d0": {"path": "d0.jsonl"}, "benchmark_holdout": 10,
-        "candidates": [{"path": "c.jsonl", "options": {"choices": "no,yes"}}], "sizes": [10], "target_size": 100,
+        "name": "mc",
+        "model": TINY_LM,
+        "task": MC,
+        "d0": {"path": "d0.jsonl"},
+        "benchmark_holdout": 10,
+        "candidates": [{"path": "c.jsonl", "options": {"choices": "no,yes"}}],
+        "sizes": [10],
+        "target_size": 100,
     }
     with pytest.raises(SpecError) as err:
         parse_spec(base)
@@ -151,11 +171,13 @@ def _by_hand(model, tok, prompt: str, continuation: str) -> tuple[float, int]:
 
 
 def test_evaluation_scores_each_choice_as_a_continuation(tiny_lm_path):
-    rows = norm([
-        {"question": "my invoice is wrong", "choices": ["billing", "shipping issue", "refund"], "answer": 0},
-        {"question": "where is my parcel", "choices": ["account", "shipping"], "answer": 1},
-        {"question": "cancel my plan", "choices": ["cancel", "technical problem", "billing"], "answer": 2},
-    ]).rows
+    rows = norm(
+        [
+            {"question": "my invoice is wrong", "choices": ["billing", "shipping issue", "refund"], "answer": 0},
+            {"question": "where is my parcel", "choices": ["account", "shipping"], "answer": 1},
+            {"question": "cancel my plan", "choices": ["cancel", "technical problem", "billing"], "answer": 2},
+        ]
+    ).rows
     loaded = load_model(TINY_LM, TrainingSettings(method="full"))
     model, tok = loaded.model, loaded.tokenizer
     metrics = ["accuracy", "accuracy_raw", "gold_prob", "loss"]

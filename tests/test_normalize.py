@@ -70,7 +70,9 @@ def test_classification_identity_strip_and_drop_empty():
 def test_classification_aliases_and_explicit_mapping():
     nd = normalize(loaded([{"sentence": "hi", "category": "greet", "id": 1}]), "classification", src())
     assert nd.columns == {"text": "sentence", "label": "category"} and nd.rows == [{"text": "hi", "label": "greet"}]
-    nd = normalize(loaded([{"body": "hi", "y": "greet"}]), "classification", src(columns={"text": "body", "label": "y"}))
+    nd = normalize(
+        loaded([{"body": "hi", "y": "greet"}]), "classification", src(columns={"text": "body", "label": "y"})
+    )
     assert nd.rows == [{"text": "hi", "label": "greet"}]
 
 
@@ -82,7 +84,9 @@ def test_int_labels_named_by_classlabel_then_label_map():
     nd = normalize(loaded(rows, label_names=names), "classification", src(label_map={"neutral": "negative"}))
     assert nd.labels == ["negative", "positive"]
     # src.label_names wins over the ClassLabel names; label_map by index string works too
-    nd = normalize(loaded(rows, label_names=names), "classification", src(label_names=["a", "b", "c"], label_map={"2": "z"}))
+    nd = normalize(
+        loaded(rows, label_names=names), "classification", src(label_names=["a", "b", "c"], label_map={"2": "z"})
+    )
     assert [r["label"] for r in nd.rows[:3]] == ["a", "b", "z"]
     # no names: decimal strings
     assert normalize(loaded(rows), "classification", src()).labels == ["0", "1", "2"]
@@ -91,7 +95,11 @@ def test_int_labels_named_by_classlabel_then_label_map():
 def test_bool_and_float_labels():
     nd = normalize(loaded([{"text": "a", "label": True}, {"text": "b", "label": False}]), "classification", src())
     assert [r["label"] for r in nd.rows] == ["true", "false"]
-    nd = normalize(loaded([{"text": "a", "label": 1.0}, {"text": "b", "label": 0.0}]), "classification", src(label_names=["n", "p"]))
+    nd = normalize(
+        loaded([{"text": "a", "label": 1.0}, {"text": "b", "label": 0.0}]),
+        "classification",
+        src(label_names=["n", "p"]),
+    )
     assert [r["label"] for r in nd.rows] == ["p", "n"]
 
 
@@ -102,35 +110,68 @@ def test_digit_string_labels_use_explicit_label_names():
 
 def test_labels_outside_the_study_set_are_an_error_with_the_fix():
     rows = [{"text": f"t{i}", "label": f"L{i}"} for i in range(15)] + [{"text": "x", "label": "pos"}]
-    msg = expect(rows, "classification", None, "column 'label'", "'L0'", "and 5 more", "label_map", "remove those rows", labels=["pos", "neg"])
+    msg = expect(
+        rows,
+        "classification",
+        None,
+        "column 'label'",
+        "'L0'",
+        "and 5 more",
+        "label_map",
+        "remove those rows",
+        labels=["pos", "neg"],
+    )
     assert "'L9'" not in msg  # at most 10 shown (sorted: L0, L1, L10..L14, L2..L4)
     nd = normalize(loaded(rows[-1:]), "classification", src(), labels=["pos", "neg"])
     assert nd.labels == ["pos"]
-    nd = normalize(loaded([{"text": "a", "label": "positive"}]), "classification", src(label_map={"positive": "pos"}), labels=["pos", "neg"])
+    nd = normalize(
+        loaded([{"text": "a", "label": "positive"}]),
+        "classification",
+        src(label_map={"positive": "pos"}),
+        labels=["pos", "neg"],
+    )
     assert nd.rows[0]["label"] == "pos"
 
 
 def test_mixed_label_types():
-    expect([{"text": "a", "label": 1}, {"text": "b", "label": "pos"}], "classification", None, "mixes types", "label_names")
+    expect(
+        [{"text": "a", "label": 1}, {"text": "b", "label": "pos"}], "classification", None, "mixes types", "label_names"
+    )
     expect([{"text": "a", "label": True}, {"text": "b", "label": 1}], "classification", None, "mixes types")
 
 
 def test_missing_label_and_out_of_range_int():
-    expect([{"text": "a", "label": "x"}, {"text": "b", "label": None}], "classification", None, "row 1", "missing", "fill in the label")
+    expect(
+        [{"text": "a", "label": "x"}, {"text": "b", "label": None}],
+        "classification",
+        None,
+        "row 1",
+        "missing",
+        "fill in the label",
+    )
     expect([{"text": "a", "label": " "}], "classification", None, "row 0", "empty")
     expect([{"text": "a", "label": float("nan")}], "classification", None, "missing")
     expect([{"text": "a", "label": -1}], "classification", src(label_names=["n", "p"]), "-1", "unlabeled test split")
 
 
 def test_missing_column_names_field_columns_and_fix():
-    msg = expect([{"body": "a", "y": 1}], "classification", None, "field 'text'", "['body', 'y']", "columns: {text: <column>}")
+    msg = expect(
+        [{"body": "a", "y": 1}], "classification", None, "field 'text'", "['body', 'y']", "columns: {text: <column>}"
+    )
     assert "classification" in msg
     expect([{"text": "a", "y": 1}], "classification", src(columns={"label": "nope"}), "'nope'", "not a column")
     expect([{"text": "a", "label": 1}], "classification", src(columns={"txt": "text"}), "unknown field", "'txt'")
 
 
 def test_wrong_types_name_the_row():
-    expect([{"text": "a", "label": "x"}, {"text": ["a", "b"], "label": "x"}], "classification", None, "row 1", "list", "'text'")
+    expect(
+        [{"text": "a", "label": "x"}, {"text": ["a", "b"], "label": "x"}],
+        "classification",
+        None,
+        "row 1",
+        "list",
+        "'text'",
+    )
     expect([{"text": "a", "label": {"x": 1}}], "classification", None, "row 0", "dict")
 
 
@@ -143,7 +184,9 @@ def test_no_rows_after_normalization():
 def test_fingerprint_is_content_based_and_order_sensitive():
     rows = [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}]
     a = normalize(loaded(rows), "classification", src())
-    b = normalize(loaded([{"text": " a ", "label": "x"}, {"text": "b", "label": "y"}], name="other"), "classification", src())
+    b = normalize(
+        loaded([{"text": " a ", "label": "x"}, {"text": "b", "label": "y"}], name="other"), "classification", src()
+    )
     c = normalize(loaded(rows[::-1]), "classification", src())
     assert a.fingerprint == b.fingerprint != c.fingerprint
     assert len(a.fingerprint) == 64
@@ -200,7 +243,9 @@ def test_boxed_extraction():
     nd = normalize(loaded(rows), "generative", src(answer_extraction="boxed"))
     assert nd.columns == {"prompt": "problem", "answer": "solution"}
     assert nd.rows[0]["answer"] == "\\dfrac{1}{2}" and nd.rows[0]["answer_full"] == rows[0]["solution"]
-    expect([{"problem": "p", "solution": "no box"}], "generative", src(answer_extraction="boxed"), "no rows left", "boxed")
+    expect(
+        [{"problem": "p", "solution": "no box"}], "generative", src(answer_extraction="boxed"), "no rows left", "boxed"
+    )
 
 
 def test_chat_messages_split_on_last_assistant_turn():
@@ -211,7 +256,10 @@ def test_chat_messages_split_on_last_assistant_turn():
         {"role": "user", "content": "2+2?"},
         {"role": "assistant", "content": "4"},
     ]
-    rows = [{"prompt": "hi", "messages": msgs, "prompt_id": "x"}, {"prompt": "q", "messages": msgs[:2], "prompt_id": "y"}]
+    rows = [
+        {"prompt": "hi", "messages": msgs, "prompt_id": "x"},
+        {"prompt": "q", "messages": msgs[:2], "prompt_id": "y"},
+    ]
     nd = normalize(loaded(rows), "generative", src(columns={"prompt": "messages"}))
     assert nd.rows == [{"prompt": msgs[:4], "answer": "4", "answer_full": "4"}]
     assert nd.dropped == 1  # no final assistant turn
@@ -259,7 +307,9 @@ def test_text_key_normalizes_case_space_punctuation():
     g1 = text_key({"prompt": [{"role": "user", "content": "Hi!"}], "answer": "x"}, "generative")
     g2 = text_key({"prompt": "hi", "answer": "y"}, "generative")
     assert g1 == g2
-    assert text_keys([{"text": "a", "label": "b"}], "classification") == [text_key({"text": "a", "label": "b"}, "classification")]
+    assert text_keys([{"text": "a", "label": "b"}], "classification") == [
+        text_key({"text": "a", "label": "b"}, "classification")
+    ]
 
 
 def test_classification_speed():

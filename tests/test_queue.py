@@ -66,7 +66,11 @@ class Workers:
         log = open(self.log_dir / f"worker-{len(self.procs)}.log", "w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "workers.cli", "worker", *extra],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs.append(proc)
         return proc
@@ -134,7 +138,11 @@ def test_demo_study_fast_through_a_real_worker(redis, workers, artifacts, tmp_pa
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "workers.cli", "results", study_id, "--out", str(out)],
-        cwd=PROJECT_ROOT, env={**os.environ, "REDIS_URL": REDIS_URL}, capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "REDIS_URL": REDIS_URL},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "metrics.json").read_text())["ranking"] == metrics["ranking"]
@@ -192,16 +200,35 @@ def test_cancel_queued_run_and_study_still_ranks(redis, workers, artifacts):
 
 def test_cancel_running_run_stops_within_seconds(redis, workers, artifacts):
     long = dict(tiny_spec().training.model_dump(), min_steps=20000)
-    study_id = client.submit(redis, tiny_spec(sizes=[40], candidates=[{"catalog": "demo/helpful", "name": "helpful", "max_rows": 100}], training=long))
+    study_id = client.submit(
+        redis,
+        tiny_spec(
+            sizes=[40], candidates=[{"catalog": "demo/helpful", "name": "helpful", "max_rows": 100}], training=long
+        ),
+    )
     store = JobStore(redis)
     workers.start()
     run = _wait_for(
-        lambda: next((r for r in store.study_runs(study_id) if r.get("status") == "running" and int(r.get("step") or 0) > 0), None),
-        180, "a run to train",
+        lambda: next(
+            (r for r in store.study_runs(study_id) if r.get("status") == "running" and int(r.get("step") or 0) > 0),
+            None,
+        ),
+        180,
+        "a run to train",
     )
     t0 = time.monotonic()
     client.cancel(redis, run["id"])
-    _wait_for(lambda: not store.is_alive(run["id"]) and any("canceled" in e.get("message", "") and "stopped" in e.get("message", "") for e in store.events(run["id"])), 30, "the run to stop")
+    _wait_for(
+        lambda: (
+            not store.is_alive(run["id"])
+            and any(
+                "canceled" in e.get("message", "") and "stopped" in e.get("message", "")
+                for e in store.events(run["id"])
+            )
+        ),
+        30,
+        "the run to stop",
+    )
     stopped_after = time.monotonic() - t0
     assert stopped_after < 10, stopped_after
     assert store.run(run["id"])["status"] == "canceled"
@@ -213,7 +240,9 @@ def test_cancel_running_run_stops_within_seconds(redis, workers, artifacts):
 
 
 def test_failed_run_retried_automatically_then_by_hand(redis, workers, artifacts):
-    study_id = client.submit(redis, tiny_spec(sizes=[40], candidates=[{"catalog": "demo/helpful", "name": "helpful", "max_rows": 100}]))
+    study_id = client.submit(
+        redis, tiny_spec(sizes=[40], candidates=[{"catalog": "demo/helpful", "name": "helpful", "max_rows": 100}])
+    )
     prepared = artifacts.prepared_dir(study_id) / "prepared.json"
     hidden = prepared.with_suffix(".hidden")
     prepared.rename(hidden)  # every attempt fails: the data is gone
@@ -235,18 +264,28 @@ def test_sigkill_worker_mid_run_is_requeued_and_nothing_is_lost_or_duplicated(re
     store = JobStore(redis)
     first = workers.start()
     victim = _wait_for(
-        lambda: next((r for r in store.study_runs(study_id) if r.get("status") == "running" and int(r.get("step") or 0) > 0), None),
-        180, "a run to train",
+        lambda: next(
+            (r for r in store.study_runs(study_id) if r.get("status") == "running" and int(r.get("step") or 0) > 0),
+            None,
+        ),
+        180,
+        "a run to train",
     )
     workers.kill(first)  # the worker and its work horse, no chance to say goodbye
     t_kill = time.monotonic()
     workers.start()
     _wait_for(
-        lambda: (store.run(victim["id"]) or {}).get("phase") == "requeued" or int((store.run(victim["id"]) or {}).get("attempts") or 0) >= 2,
-        120, "the killed run to be detected and requeued",
+        lambda: (
+            (store.run(victim["id"]) or {}).get("phase") == "requeued"
+            or int((store.run(victim["id"]) or {}).get("attempts") or 0) >= 2
+        ),
+        120,
+        "the killed run to be detected and requeued",
     )
     requeued_after = time.monotonic() - t_kill
-    _wait_for(lambda: int((store.run(victim["id"]) or {}).get("attempts") or 0) >= 2, 240, "the killed run to start again")
+    _wait_for(
+        lambda: int((store.run(victim["id"]) or {}).get("attempts") or 0) >= 2, 240, "the killed run to start again"
+    )
     st = client.wait(redis, study_id, timeout=600)
     assert st["study"]["status"] == "finished", workers.logs()[-3000:]
     assert st["counts"]["finished"] == 3
@@ -273,7 +312,14 @@ def test_embedded_redis_keeps_queued_jobs_across_a_restart(tmp_path, artifacts, 
         assert Queue("gpu", connection=conn).count == queued
         assert JobStore(conn).study(study_id)["status"] == "queued"
         env = {**os.environ, "REDIS_URL": server.url, "ARTIFACTS_DIR": str(artifacts.root)}
-        subprocess.run([sys.executable, "-m", "workers.cli", "worker", "--burst"], cwd=PROJECT_ROOT, env=env, timeout=300, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "workers.cli", "worker", "--burst"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            timeout=300,
+            check=True,
+            capture_output=True,
+        )
         assert client.study_status(conn, study_id)["counts"]["finished"] == 3
     finally:
         server.stop()
@@ -316,7 +362,10 @@ class _CountingConnection(RedisConnection):
 def test_status_of_many_runs_reads_in_one_round_trip(redis_url):
     counting = Redis(connection_pool=ConnectionPool.from_url(redis_url, connection_class=_CountingConnection))
     store = JobStore(counting)
-    runs = [{"id": f"st-big-r{i}", "index": i, "arm": "a", "size": 10, "seed": 0, "key": f"k{i}", "status": "queued"} for i in range(10_000)]
+    runs = [
+        {"id": f"st-big-r{i}", "index": i, "arm": "a", "size": 10, "seed": 0, "key": f"k{i}", "status": "queued"}
+        for i in range(10_000)
+    ]
     store.create_study("st-big", {"name": "big", "status": "queued"}, runs)
     store.study_runs("st-big")  # loads the script once
     _CountingConnection.sent = 0

@@ -21,7 +21,7 @@ def make_points(curves, sizes=SIZES3, seeds=(0, 1), noise=0.0, higher_is_better=
     for arm, (E, B, alpha) in curves.items():
         for n in sizes:
             for s in seeds:
-                e = (E + B * n ** -alpha) * (np.exp(rng.normal(0.0, noise)) if noise else 1.0)
+                e = (E + B * n**-alpha) * (np.exp(rng.normal(0.0, noise)) if noise else 1.0)
                 rows.append({"arm": arm, "size": n, "seed": s, "value": 1 - e if higher_is_better else e})
     return pd.DataFrame(rows)
 
@@ -136,12 +136,14 @@ def test_single_size_study_ranks_measured_values():
 
 
 def test_single_size_loss_and_ties_by_name():
-    pts = pd.DataFrame([
-        {"arm": "baseline", "size": 500, "seed": 0, "value": 2.0},
-        {"arm": "zeta", "size": 500, "seed": 0, "value": 1.5},
-        {"arm": "alpha", "size": 500, "seed": 0, "value": 1.5},
-        {"arm": "worse", "size": 500, "seed": 0, "value": 2.5},
-    ])
+    pts = pd.DataFrame(
+        [
+            {"arm": "baseline", "size": 500, "seed": 0, "value": 2.0},
+            {"arm": "zeta", "size": 500, "seed": 0, "value": 1.5},
+            {"arm": "alpha", "size": 500, "seed": 0, "value": 1.5},
+            {"arm": "worse", "size": 500, "seed": 0, "value": 2.5},
+        ]
+    )
     sf = fit_study(pts, metric="loss", higher_is_better=False, target_size=1000, n_boot=50)
     rows = rank_arms(sf, pts, higher_is_better=False)
     assert [r.candidate for r in rows] == ["alpha", "zeta", "worse"]
@@ -200,8 +202,13 @@ def test_worsening_candidates_rank_below_the_baseline():
         "noisy": [0.393, 0.452, 0.268],
         "offdomain": [0.427, 0.104, 0.048],
     }
-    pts = pd.DataFrame([{"arm": arm, "size": n, "seed": 0, "value": v}
-                        for arm, vs in values.items() for n, v in zip([250, 500, 1000], vs)])
+    pts = pd.DataFrame(
+        [
+            {"arm": arm, "size": n, "seed": 0, "value": v}
+            for arm, vs in values.items()
+            for n, v in zip([250, 500, 1000], vs)
+        ]
+    )
     sf, rows = fit_and_rank(pts, n_boot=100, target=4000)
     by = {r.candidate: r for r in rows}
     assert rows[0].candidate == "helpful" and rows[0].gain_over_baseline > 0 and rows[0].p_best > 0.9

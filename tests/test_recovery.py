@@ -12,13 +12,12 @@ import subprocess
 import sys
 
 import pytest
-from redis import Redis
 from rq import Queue
 
+from tests.conftest import redis_test_url
 from tests.specs import tiny_spec
 from tests.test_queue import PROJECT_ROOT, Workers
 from workers import client
-from tests.conftest import redis_test_url
 from workers.store import JobStore
 
 REDIS_URL = redis_test_url(6)
@@ -61,13 +60,37 @@ def test_a_submit_whose_submitter_died_is_finished_by_a_worker(redis, workers, a
     prepared = prepare_study(spec)
     sid = f"{spec.study_id()}-dead01"
     save_prepared(prepared, artifacts.prepared_dir(sid))
-    records = [{"id": client.run_id(sid, i), "index": i, "arm": r.arm, "size": r.size, "seed": r.seed, "key": r.key,
-                "status": "queued", "cached": False, "phase": "queued", "attempts": 0} for i, r in enumerate(plan_runs(prepared))]
+    records = [
+        {
+            "id": client.run_id(sid, i),
+            "index": i,
+            "arm": r.arm,
+            "size": r.size,
+            "seed": r.seed,
+            "key": r.key,
+            "status": "queued",
+            "cached": False,
+            "phase": "queued",
+            "attempts": 0,
+        }
+        for i, r in enumerate(plan_runs(prepared))
+    ]
     store = JobStore(redis)
     from core.spec import dump_spec
 
-    store.create_study(sid, {"name": spec.name, "spec": dump_spec(spec), "status": "submitting", "backend": "local",
-                             "primary_metric": spec.primary_metric, "target_size": spec.target_size}, records, submitting=True)
+    store.create_study(
+        sid,
+        {
+            "name": spec.name,
+            "spec": dump_spec(spec),
+            "status": "submitting",
+            "backend": "local",
+            "primary_metric": spec.primary_metric,
+            "target_size": spec.target_size,
+        },
+        records,
+        submitting=True,
+    )
     if died_after == "run_jobs":
         client._enqueue(redis, store.study(sid), records, with_ranking=False)
         assert Queue("gpu", connection=redis).count == len(records)

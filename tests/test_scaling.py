@@ -10,40 +10,50 @@ import pandas as pd
 import pytest
 
 from core import scaling
-from core.scaling import NO_FIT_NOTE, POWER_LAW, fit_power_law, fit_study, from_error, to_error, trend_direction
-from core.scaling import optimize
+from core.scaling import (
+    NO_FIT_NOTE,
+    POWER_LAW,
+    fit_power_law,
+    fit_study,
+    from_error,
+    optimize,
+    to_error,
+    trend_direction,
+)
 from core.scaling.law import AnchoredPoints, GroupPoints
 
 
-def make_points(curves: dict[str, tuple[float, float, float]], sizes, seeds=(0, 1), noise=0.0,
-                higher_is_better=True, rng_seed=0) -> pd.DataFrame:
+def make_points(
+    curves: dict[str, tuple[float, float, float]], sizes, seeds=(0, 1), noise=0.0, higher_is_better=True, rng_seed=0
+) -> pd.DataFrame:
     """Runs of arms whose error is E + B N^-alpha times lognormal noise; scores are 1 - error."""
     rng = np.random.default_rng(rng_seed)
     rows = []
     for arm, (E, B, alpha) in curves.items():
         for n in sizes:
             for s in seeds:
-                e = (E + B * n ** -alpha) * np.exp(rng.normal(0.0, noise)) if noise else E + B * n ** -alpha
+                e = (E + B * n**-alpha) * np.exp(rng.normal(0.0, noise)) if noise else E + B * n**-alpha
                 rows.append({"arm": arm, "size": n, "seed": s, "value": 1 - e if higher_is_better else e})
     return pd.DataFrame(rows)
 
 
-def make_worsening(curves: dict[str, tuple[float, float, float]], sizes, seeds=(0, 1), noise=0.0,
-                   higher_is_better=True, rng_seed=0) -> pd.DataFrame:
+def make_worsening(
+    curves: dict[str, tuple[float, float, float]], sizes, seeds=(0, 1), noise=0.0, higher_is_better=True, rng_seed=0
+) -> pd.DataFrame:
     """Runs of arms whose error rises with size: E - B N^-alpha times lognormal noise."""
     rng = np.random.default_rng(rng_seed)
     rows = []
     for arm, (E, B, alpha) in curves.items():
         for n in sizes:
             for s in seeds:
-                e = (E - B * n ** -alpha) * (np.exp(rng.normal(0.0, noise)) if noise else 1.0)
+                e = (E - B * n**-alpha) * (np.exp(rng.normal(0.0, noise)) if noise else 1.0)
                 rows.append({"arm": arm, "size": n, "seed": s, "value": 1 - e if higher_is_better else e})
     return pd.DataFrame(rows)
 
 
 def truth(curve, n, higher_is_better=True):
     E, B, alpha = curve
-    e = E + B * n ** -alpha
+    e = E + B * n**-alpha
     return 1 - e if higher_is_better else e
 
 
@@ -54,13 +64,13 @@ def truth(curve, n, higher_is_better=True):
 def test_fit_power_law_recovers_known_parameters(rng_seed):
     rng = np.random.default_rng(rng_seed)
     sizes = np.array([250, 500, 1000, 2000, 4000, 8000, 16000] * 2)
-    errors = (0.2 + 5 * sizes ** -0.5) * np.exp(rng.normal(0, 0.015, len(sizes)))
+    errors = (0.2 + 5 * sizes**-0.5) * np.exp(rng.normal(0, 0.015, len(sizes)))
     fit = fit_power_law(sizes, errors)
     assert fit.converged and fit.method == "lbfgsb"
     assert fit.E == pytest.approx(0.2, abs=0.02)
     assert fit.alpha == pytest.approx(0.5, abs=0.06)
     assert fit.B == pytest.approx(5, rel=0.35)
-    true_at_10x = 0.2 + 5 * 160_000 ** -0.5
+    true_at_10x = 0.2 + 5 * 160_000**-0.5
     assert abs(fit.predict(160_000) - true_at_10x) / true_at_10x < 0.03
 
 
@@ -80,7 +90,7 @@ class FailedOptimizer:
 def test_grid_fallback_when_optimizer_fails(monkeypatch):
     monkeypatch.setattr(optimize, "minimize", lambda *a, **k: FailedOptimizer())
     sizes = np.array([250, 500, 1000, 2000, 4000, 8000, 16000])
-    fit = fit_power_law(sizes, 0.2 + 5 * sizes ** -0.5)
+    fit = fit_power_law(sizes, 0.2 + 5 * sizes**-0.5)
     assert not fit.converged and fit.method == "grid"
     assert fit.alpha == pytest.approx(0.5, abs=0.02)
     assert fit.E == pytest.approx(0.2, abs=0.01)
@@ -196,12 +206,22 @@ def test_loss_metric_predicts_loss():
 
 
 def test_fallback_forms_and_nan_rows():
-    pts = make_points({"three": (0.2, 5.0, 0.5), "two": (0.1, 4.0, 0.5), "baseline": (0.2, 3.0, 0.5)},
-                      SIZES3, noise=0.005)
+    pts = make_points(
+        {"three": (0.2, 5.0, 0.5), "two": (0.1, 4.0, 0.5), "baseline": (0.2, 3.0, 0.5)}, SIZES3, noise=0.005
+    )
     # "two" loses its largest size to NaN (a failed metric), "one" was only ever measured once.
     pts.loc[(pts.arm == "two") & (pts["size"] == 8000), "value"] = np.nan
-    pts = pd.concat([pts, pd.DataFrame([{"arm": "one", "size": 500, "seed": 0, "value": 0.7},
-                                        {"arm": "one", "size": 500, "seed": 1, "value": 0.72}])])
+    pts = pd.concat(
+        [
+            pts,
+            pd.DataFrame(
+                [
+                    {"arm": "one", "size": 500, "seed": 0, "value": 0.7},
+                    {"arm": "one", "size": 500, "seed": 1, "value": 0.72},
+                ]
+            ),
+        ]
+    )
     sf = fit_study(pts, metric="accuracy", higher_is_better=True, target_size=16000, n_boot=30)
 
     two = sf.fits["two"]
@@ -227,8 +247,12 @@ def test_fallback_forms_and_nan_rows():
 
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match="seed"):
-        fit_study(pd.DataFrame({"arm": ["a"], "size": [1], "value": [0.5]}), metric="accuracy",
-                  higher_is_better=True, target_size=10)
+        fit_study(
+            pd.DataFrame({"arm": ["a"], "size": [1], "value": [0.5]}),
+            metric="accuracy",
+            higher_is_better=True,
+            target_size=10,
+        )
 
 
 # ---------------------------------------------------------------- backtest
@@ -285,16 +309,20 @@ def test_no_improvement_flag():
     assert sf.fits["flat"].prediction.value == pytest.approx(0.70, abs=1e-3)
 
     # a loss that rises with size is no improvement either
-    rising = pd.DataFrame([{"arm": "a", "size": n, "seed": 0, "value": v}
-                           for n, v in [(500, 1.0), (2000, 1.1)]])
+    rising = pd.DataFrame([{"arm": "a", "size": n, "seed": 0, "value": v} for n, v in [(500, 1.0), (2000, 1.1)]])
     sf = fit_study(rising, metric="loss", higher_is_better=False, target_size=4000, n_boot=0)
     assert sf.fits["a"].form == "log_linear" and "no_improvement" in sf.fits["a"].flags
 
 
 def test_degenerate_flag_when_alpha_hits_bound():
     # Falls off as N^-3, steeper than the alpha <= 1 the fit allows.
-    pts = pd.DataFrame([{"arm": "steep", "size": n, "seed": s, "value": 0.5 + 2e7 * n ** -3.0}
-                        for n in [250, 500, 1000, 2000, 4000] for s in (0, 1)])
+    pts = pd.DataFrame(
+        [
+            {"arm": "steep", "size": n, "seed": s, "value": 0.5 + 2e7 * n**-3.0}
+            for n in [250, 500, 1000, 2000, 4000]
+            for s in (0, 1)
+        ]
+    )
     sf = fit_study(pts, metric="loss", higher_is_better=False, target_size=8000, n_boot=0)
     f = sf.fits["steep"]
     assert scaling.ALPHA_BOUNDS == (0.0, 1.0)
@@ -317,8 +345,13 @@ DEMO = {
 
 
 def demo_points() -> pd.DataFrame:
-    return pd.DataFrame([{"arm": arm, "size": n, "seed": 0, "value": v}
-                         for arm, values in DEMO.items() for n, v in zip(DEMO_SIZES, values)])
+    return pd.DataFrame(
+        [
+            {"arm": arm, "size": n, "seed": 0, "value": v}
+            for arm, values in DEMO.items()
+            for n, v in zip(DEMO_SIZES, values)
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -342,8 +375,12 @@ def test_demo_study_ranks_worsening_arms_honestly(demo_fit):
     sf = demo_fit
     fits = sf.fits
     assert {a: f.direction for a, f in fits.items()} == {
-        "baseline": "improving", "helpful": "improving", "partial": "improving",
-        "noisy": "worsening", "offdomain": "worsening"}
+        "baseline": "improving",
+        "helpful": "improving",
+        "partial": "improving",
+        "noisy": "worsening",
+        "offdomain": "worsening",
+    }
     pred = {a: f.prediction.value for a, f in fits.items()}
     order = sorted(pred, key=lambda a: -pred[a])
     assert order[0] == "helpful" and order[1] == "baseline"
@@ -367,8 +404,9 @@ def test_demo_study_ranks_worsening_arms_honestly(demo_fit):
     degenerate = [a for a, f in fits.items() if "degenerate" in f.flags]
     assert "baseline" not in degenerate and degenerate  # not every arm: the baseline's shape is its own
     for arm in degenerate:
-        assert any("the points do not pin the curve's shape; the prediction rests on the bound" in n
-                   for n in fits[arm].notes)
+        assert any(
+            "the points do not pin the curve's shape; the prediction rests on the bound" in n for n in fits[arm].notes
+        )
     for f in fits.values():
         p = f.prediction
         assert p.low <= p.value + 1e-9 and p.value <= p.high + 1e-9
@@ -382,8 +420,9 @@ def test_worsening_arms_do_not_move_the_shared_exponent():
     improving = make_points(JOINT, SIZES3, noise=0.01, rng_seed=7)
     alone = fit_study(improving, metric="accuracy", higher_is_better=True, target_size=64000, n_boot=0)
     worse = make_worsening({"bad": (0.7, 3.0, 0.5), "worst": (0.9, 20.0, 0.8)}, SIZES3, noise=0.01)
-    both = fit_study(pd.concat([improving, worse]), metric="accuracy", higher_is_better=True,
-                     target_size=64000, n_boot=20)
+    both = fit_study(
+        pd.concat([improving, worse]), metric="accuracy", higher_is_better=True, target_size=64000, n_boot=20
+    )
     shared = alone.fits["baseline"].params["alpha"]
     for arm in JOINT:
         assert both.fits[arm].params["alpha"] == pytest.approx(shared, abs=1e-6)
@@ -393,7 +432,7 @@ def test_worsening_arms_do_not_move_the_shared_exponent():
         f = both.fits[arm]
         assert f.direction == "worsening" and f.params["alpha"] == pytest.approx(shared)
         assert f.prediction.value < worse[worse.arm == arm]["value"].min()  # the score keeps falling
-    assert both.fits["bad"].prediction.value == pytest.approx(1 - (0.7 - 3.0 * 64000 ** -0.5), abs=0.02)
+    assert both.fits["bad"].prediction.value == pytest.approx(1 - (0.7 - 3.0 * 64000**-0.5), abs=0.02)
 
 
 def test_worsening_curve_alone_recovers_parameters():
@@ -404,14 +443,18 @@ def test_worsening_curve_alone_recovers_parameters():
     assert sf.shared_mode == "none" and f.converged and f.direction == "worsening"
     assert f.params["E"] == pytest.approx(0.8, abs=0.02)
     assert f.params["alpha"] == pytest.approx(0.4, abs=0.1)
-    assert f.prediction.value == pytest.approx(1 - (0.8 - 4.0 * 32000 ** -0.4), abs=0.01)
+    assert f.prediction.value == pytest.approx(1 - (0.8 - 4.0 * 32000**-0.4), abs=0.01)
     assert f.backtest.abs_error < 0.01
     assert f.flags == ["no_improvement"]
 
 
 def test_loss_that_rises_is_fitted_rising():
-    pts = pd.concat([make_points({"baseline": (1.5, 20.0, 0.4)}, SIZES3, higher_is_better=False),
-                     make_worsening({"ood": (3.0, 30.0, 0.5)}, SIZES3, higher_is_better=False)])
+    pts = pd.concat(
+        [
+            make_points({"baseline": (1.5, 20.0, 0.4)}, SIZES3, higher_is_better=False),
+            make_worsening({"ood": (3.0, 30.0, 0.5)}, SIZES3, higher_is_better=False),
+        ]
+    )
     sf = fit_study(pts, metric="loss", higher_is_better=False, target_size=32000, n_boot=20)
     ood = sf.fits["ood"]
     assert ood.direction == "worsening" and "no_improvement" in ood.flags
@@ -454,14 +497,13 @@ def test_shared_gradient_matches_finite_differences():
 
 def test_solo_grid_fallback_when_optimizer_fails(monkeypatch):
     monkeypatch.setattr(optimize, "minimize", lambda *a, **k: FailedOptimizer())
-    pts = pd.concat([make_points({"good": (0.2, 5.0, 0.5)}, SIZES3),
-                     make_worsening({"bad": (0.7, 3.0, 0.5)}, SIZES3)])
+    pts = pd.concat([make_points({"good": (0.2, 5.0, 0.5)}, SIZES3), make_worsening({"bad": (0.7, 3.0, 0.5)}, SIZES3)])
     sf = fit_study(pts, metric="accuracy", higher_is_better=True, target_size=16000, n_boot=5)
     for arm in ("good", "bad"):
         f = sf.fits[arm]
         assert not f.converged and "degenerate" in f.flags
         assert any("grid-search fallback" in n for n in f.notes)
-    assert sf.fits["bad"].prediction.value == pytest.approx(1 - (0.7 - 3.0 * 16000 ** -0.5), abs=0.01)
+    assert sf.fits["bad"].prediction.value == pytest.approx(1 - (0.7 - 3.0 * 16000**-0.5), abs=0.01)
 
 
 # ---------------------------------------------------------------- determinism and speed
@@ -470,8 +512,14 @@ def test_solo_grid_fallback_when_optimizer_fails(monkeypatch):
 def test_same_seed_same_output():
     pts = make_points(JOINT, SIZES3, noise=0.01, rng_seed=11)
     a = fit_study(pts, metric="accuracy", higher_is_better=True, target_size=64000, n_boot=30, seed=5)
-    b = fit_study(pts.sample(frac=1.0, random_state=3), metric="accuracy", higher_is_better=True,
-                  target_size=64000, n_boot=30, seed=5)
+    b = fit_study(
+        pts.sample(frac=1.0, random_state=3),
+        metric="accuracy",
+        higher_is_better=True,
+        target_size=64000,
+        n_boot=30,
+        seed=5,
+    )
     c = fit_study(pts, metric="accuracy", higher_is_better=True, target_size=64000, n_boot=30, seed=6)
     assert json.dumps(a.to_dict()) == json.dumps(b.to_dict())
     pd.testing.assert_frame_equal(a.boot, b.boot)

@@ -38,7 +38,8 @@ from tests.conftest import real_redis, redis_test_url
 from tests.fake_hub import FakeHub
 from tests.specs import tiny_spec
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _settle
-from tests.test_hf_jobs import USER, _redis_dump, _spec as hf_spec, _variants
+from tests.test_hf_jobs import USER, _redis_dump, _variants
+from tests.test_hf_jobs import _spec as hf_spec
 from workers import client
 from workers.client import SubmitOptions
 from workers.store import JobStore
@@ -101,8 +102,14 @@ class Process:
     def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path):
         self.name = name
         self.out, self.err = logs / f"{name}.stdout.log", logs / f"{name}.stderr.log"
-        self.proc = subprocess.Popen([sys.executable, "-m", "workers.cli", *args], cwd=PROJECT_ROOT, env=env,
-                                     stdout=open(self.out, "wb"), stderr=open(self.err, "wb"), start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=open(self.out, "wb"),
+            stderr=open(self.err, "wb"),
+            start_new_session=True,
+        )
 
     def text(self) -> str:
         return (self.out.read_bytes() + b"\n" + self.err.read_bytes()).decode(errors="replace")
@@ -168,8 +175,12 @@ def world(tmp_path_factory):
 
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        dashboard = Process("dashboard", ["dashboard", "--port", str(port), "--address", "127.0.0.1"],
-                            _env(HF_TOKEN=TOKEN, **places), logs)
+        dashboard = Process(
+            "dashboard",
+            ["dashboard", "--port", str(port), "--address", "127.0.0.1"],
+            _env(HF_TOKEN=TOKEN, **places),
+            logs,
+        )
         processes.append(dashboard)
 
         # 1. HF Jobs: the Job's command runs here, as in test_hf_jobs' end-to-end test.
@@ -179,12 +190,17 @@ def world(tmp_path_factory):
         hub.workdir = str(container)
         hub.base_env = {  # what the Job's image provides: the workbench on PATH, a home, the model cache
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "HOME": str(container), "WORKBENCH_HOME": str(home), "HF_HOME": str(container / "hf-home"),
+            "HOME": str(container),
+            "WORKBENCH_HOME": str(home),
+            "HF_HOME": str(container / "hf-home"),
         }
-        hf_options = SubmitOptions(backend="hf_jobs", backend_options={"hf_flavor": "a10g-small", "hf_timeout": "45m"},
-                                   run_timeout=900)
+        hf_options = SubmitOptions(
+            backend="hf_jobs", backend_options={"hf_flavor": "a10g-small", "hf_timeout": "45m"}, run_timeout=900
+        )
         hf_study = client.submit(redis, hf_spec(), hf_options, artifacts=artifacts)
-        hf_env = _env(HF_TOKEN=TOKEN, HF_ENDPOINT=hub.url, HF_HOME=str(tmp / "worker-hf-home"), WORKBENCH_HF_POLL="0.2", **places)
+        hf_env = _env(
+            HF_TOKEN=TOKEN, HF_ENDPOINT=hub.url, HF_HOME=str(tmp / "worker-hf-home"), WORKBENCH_HF_POLL="0.2", **places
+        )
         for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # a worker serving HF Jobs reaches the (fake) Hub
             hf_env.pop(k, None)
         # -v: the workers log all they can (each Hub request's URL too), so there is more to search
@@ -194,8 +210,12 @@ def world(tmp_path_factory):
 
         # 2. Local, after the HF study (two trainings side by side on a 2-core box are slower, not faster).
         # Seed 1, not the HF study's 0, so that none of its runs is a cache hit of an HF run.
-        local_study = client.submit(redis, tiny_spec(sizes=[40], seeds=[1], name="secrets-local"), SubmitOptions(backend="local"),
-                                    artifacts=artifacts)
+        local_study = client.submit(
+            redis,
+            tiny_spec(sizes=[40], seeds=[1], name="secrets-local"),
+            SubmitOptions(backend="local"),
+            artifacts=artifacts,
+        )
         local_worker = Process("local-worker", ["-v", "worker", "--burst"], _env(HF_TOKEN=TOKEN, **places), logs)
         processes.append(local_worker)
         local_worker.wait(timeout=300)
@@ -213,8 +233,16 @@ def world(tmp_path_factory):
         assert len(runs) == 5 and len(hub.jobs) == 2
         _wait_for_dashboard(dashboard, url)
         yield {
-            "redis": redis, "hub": hub, "studies": studies, "runs": runs, "artifacts": artifacts_root, "home": home,
-            "url": url, "port": port, "workers": [hf_worker, local_worker], "dashboard": dashboard,
+            "redis": redis,
+            "hub": hub,
+            "studies": studies,
+            "runs": runs,
+            "artifacts": artifacts_root,
+            "home": home,
+            "url": url,
+            "port": port,
+            "workers": [hf_worker, local_worker],
+            "dashboard": dashboard,
         }
     finally:
         for p in reversed(processes):
@@ -264,7 +292,9 @@ def test_no_token_in_redis(world):
             continue
         job = Job.fetch(job_id, connection=redis)
         jobs += 1
-        found += find_token(f"RQ job {job_id}", repr((job.args, job.kwargs, job.meta, job.exc_info, job.description, job.origin)))
+        found += find_token(
+            f"RQ job {job_id}", repr((job.args, job.kwargs, job.meta, job.exc_info, job.description, job.origin))
+        )
         for result in job.results():
             found += find_token(f"result of RQ job {job_id}", repr((result.return_value, result.exc_string)))
     assert_no_token(found)
@@ -306,7 +336,9 @@ def test_no_token_in_logs(world):
     hf_worker, local_worker = world["workers"]
     assert world["studies"]["hf_jobs"] in hf_worker.text(), hf_worker.text()[-2000:]
     assert f":{world['port']}" in world["dashboard"].text()
-    assert local_worker.text().strip() == "" or world["studies"]["local"] in local_worker.text(), local_worker.text()[-2000:]
+    assert local_worker.text().strip() == "" or world["studies"]["local"] in local_worker.text(), local_worker.text()[
+        -2000:
+    ]
     for job in hub.jobs.values():
         assert job.labels()["workbench-run"] in "\n".join(line for _, line in job.logs)
     print(f"logs: {len(logs)} logs searched ({sum(len(v) for v in logs.values()):,} bytes)")
@@ -332,7 +364,10 @@ def test_no_token_in_artifacts_or_workbench_home(world):
         else:  # the built-in model and the demo data the studies used
             assert b"LlamaForCausalLM" in blob and b'"text"' in blob
     assert_no_token(found)
-    print(f"files: {counts['ARTIFACTS_DIR']} under ARTIFACTS_DIR, {counts['WORKBENCH_HOME']} under WORKBENCH_HOME searched")
+    print(
+        f"files: {counts['ARTIFACTS_DIR']} under ARTIFACTS_DIR, {counts['WORKBENCH_HOME']} under "
+        "WORKBENCH_HOME searched"
+    )
 
 
 def _pick(page, label: str, wanted: str) -> None:
@@ -355,7 +390,9 @@ def test_no_token_in_dashboard_pages(world):
     frames: list[bytes] = []  # every websocket frame the browser received from Streamlit
 
     def on_websocket(ws):
-        ws.on("framereceived", lambda payload: frames.append(payload if isinstance(payload, bytes) else payload.encode()))
+        ws.on(
+            "framereceived", lambda payload: frames.append(payload if isinstance(payload, bytes) else payload.encode())
+        )
 
     def visit(page, path: str, heading: str, shows: str) -> None:
         """Open a page and wait until Streamlit has drawn it: its heading, then `shows`, then no script running."""

@@ -9,8 +9,8 @@ import zipfile
 from pathlib import Path
 
 import datasets
-import huggingface_hub
 import httpx2
+import huggingface_hub
 import pandas as pd
 import pytest
 from huggingface_hub import errors as hf_errors
@@ -214,7 +214,11 @@ def test_streaming_a_local_hub_folder_is_deterministic_per_seed(tmp_path):
 def test_streaming_a_single_local_jsonl(tmp_path):
     p = write_jsonl(tmp_path / "d.jsonl", [{"text": f"t{i}", "label": "a"} for i in range(100)])
     a = load_source(spec(path=str(p), max_rows=10), seed=3, streaming=True)
-    assert a.streamed and len(a.rows) == 10 and a.rows == load_source(spec(path=str(p), max_rows=10), seed=3, streaming=True).rows
+    assert (
+        a.streamed
+        and len(a.rows) == 10
+        and a.rows == load_source(spec(path=str(p), max_rows=10), seed=3, streaming=True).rows
+    )
 
 
 class _HubRedirect:
@@ -355,7 +359,13 @@ def test_non_utf8_inside_a_folder(tmp_path):
 def test_unknown_split_lists_the_available_ones(tmp_path):
     root = hub_folder(tmp_path / "repo")
     for streaming in (False, True):
-        expect(spec(path=str(root), split="validation"), "no split 'validation'", "['train', 'test']", "set 'split'", streaming=streaming)
+        expect(
+            spec(path=str(root), split="validation"),
+            "no split 'validation'",
+            "['train', 'test']",
+            "set 'split'",
+            streaming=streaming,
+        )
 
 
 def test_split_on_a_single_file(tmp_path):
@@ -410,10 +420,24 @@ def _response(status: int) -> httpx2.Response:
 @pytest.mark.parametrize(
     "exc,needles",
     [
-        (lambda: hf_errors.RepositoryNotFoundError("404 not found", response=_response(404)), ["not found", "HF_TOKEN", "check the id"]),
-        (lambda: hf_errors.GatedRepoError("403 gated", response=_response(403)), ["gated", "request access", "HF_TOKEN"]),
-        (lambda: datasets.exceptions.DatasetNotFoundError("Dataset 'x/y' is a gated dataset on the Hub."), ["gated", "HF_TOKEN"]),
-        (lambda: datasets.exceptions.DatasetNotFoundError("Dataset 'x/y' doesn't exist on the Hub or cannot be accessed."), ["not found", "check the id", "local folder"]),
+        (
+            lambda: hf_errors.RepositoryNotFoundError("404 not found", response=_response(404)),
+            ["not found", "HF_TOKEN", "check the id"],
+        ),
+        (
+            lambda: hf_errors.GatedRepoError("403 gated", response=_response(403)),
+            ["gated", "request access", "HF_TOKEN"],
+        ),
+        (
+            lambda: datasets.exceptions.DatasetNotFoundError("Dataset 'x/y' is a gated dataset on the Hub."),
+            ["gated", "HF_TOKEN"],
+        ),
+        (
+            lambda: datasets.exceptions.DatasetNotFoundError(
+                "Dataset 'x/y' doesn't exist on the Hub or cannot be accessed."
+            ),
+            ["not found", "check the id", "local folder"],
+        ),
         (lambda: hf_errors.RevisionNotFoundError("no rev", response=_response(404)), ["no revision 'v9'", "revision"]),
         (lambda: hf_errors.HfHubHTTPError("401", response=_response(401)), ["refused access", "HF_TOKEN"]),
         (lambda: ConnectionError("Couldn't reach 'x/y' on the Hub (ConnectError)"), ["could not reach", "offline"]),
@@ -456,7 +480,9 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("evil", ["../evil.jsonl", "a/../../evil.jsonl", "/tmp/evil-abs.jsonl", "C:/evil.jsonl", "..\\evil.jsonl"])
+@pytest.mark.parametrize(
+    "evil", ["../evil.jsonl", "a/../../evil.jsonl", "/tmp/evil-abs.jsonl", "C:/evil.jsonl", "..\\evil.jsonl"]
+)
 def test_zip_path_traversal_is_refused_and_nothing_written(tmp_path, evil):
     up = tmp_path / "uploads"
     up.mkdir()

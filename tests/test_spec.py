@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from core.spec import (
     MAX_SIZE,
@@ -343,7 +344,9 @@ def test_source_needs_exactly_one_location(source, got):
 
 
 def test_d0_and_benchmark_location_errors_named():
-    problems = problems_for(spec_data(d0={"name": "d0"}, benchmark_holdout=..., benchmark={"path": "b", "catalog": "c"}))
+    problems = problems_for(
+        spec_data(d0={"name": "d0"}, benchmark_holdout=..., benchmark={"path": "b", "catalog": "c"})
+    )
     assert "exactly one" in problem_for_field(problems, "d0")
     assert "exactly one" in problem_for_field(problems, "benchmark")
 
@@ -596,7 +599,7 @@ def test_relative_paths_resolve_against_spec_folder(tmp_path, monkeypatch):
             {"hub_id": "org/set", "config": "en"},
         ],
     )
-    f = write(folder / "study.yaml", yaml.safe_dump(data))
+    write(folder / "study.yaml", yaml.safe_dump(data))
     monkeypatch.chdir(tmp_path)  # the working directory must not matter
     spec = load_spec(Path("studies/mine/study.yaml"))
     assert spec.d0.path == str((folder / "data/d0.jsonl").resolve())
@@ -629,7 +632,15 @@ def full_spec() -> StudySpec:
     return parse_spec(
         spec_data(
             task="generative",
-            d0={"hub_id": "org/math", "config": "main", "split": "train", "columns": {"prompt": "question"}, "answer_extraction": "gsm8k", "max_rows": 5000, "name": "d0"},
+            d0={
+                "hub_id": "org/math",
+                "config": "main",
+                "split": "train",
+                "columns": {"prompt": "question"},
+                "answer_extraction": "gsm8k",
+                "max_rows": 5000,
+                "name": "d0",
+            },
             benchmark_holdout=...,
             benchmark={"path": "bench.jsonl", "label_map": {"a": "b"}},
             candidates=[{"catalog": "x", "label_names": ["neg", "pos"]}, {"path": "c.parquet", "revision": "abc"}],
@@ -638,7 +649,13 @@ def full_spec() -> StudySpec:
             d0_share=0.25,
             target_size=200_000,
             metrics=["f1", "loss"],
-            training={"method": "lora", "learning_rate": 1e-5, "epochs": 2.5, "lora_target_modules": ["q_proj", "v_proj"], "max_steps": 40},
+            training={
+                "method": "lora",
+                "learning_rate": 1e-5,
+                "epochs": 2.5,
+                "lora_target_modules": ["q_proj", "v_proj"],
+                "max_steps": 40,
+            },
             output_dir="out/x",
             bootstrap=50,
         )
@@ -718,9 +735,9 @@ def test_study_id_ignores_output_dir():
 
 def test_specs_are_frozen():
     spec = parse_spec(spec_data())
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         spec.name = "other"
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         spec.training.learning_rate = 1.0
 
 
@@ -757,10 +774,14 @@ def test_dump_spec_keeps_catalog_defaults_of_sources():
 
     spec = parse_spec(
         {
-            "name": "chat", "model": "org/m", "task": "generative",
-            "d0": {"catalog": "gsm8k"}, "benchmark_holdout": 10,
+            "name": "chat",
+            "model": "org/m",
+            "task": "generative",
+            "d0": {"catalog": "gsm8k"},
+            "benchmark_holdout": 10,
             "candidates": [{"catalog": "ultrachat_200k", "max_rows": 100}],
-            "sizes": [10], "target_size": 100,
+            "sizes": [10],
+            "target_size": 100,
         }
     )
     data = yaml.safe_load(dump_spec(spec))

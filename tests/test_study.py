@@ -7,8 +7,9 @@ import json
 import pytest
 
 from core.normalize import DataError
-from tests.specs import tiny_spec
 from core.study import plan_runs, prepare_study, run_study
+from tests.specs import tiny_spec
+
 
 def _spec(**over):
     return tiny_spec(**over)
@@ -46,7 +47,10 @@ def test_study_writes_metrics_and_reuses_results(tmp_path, store):
     for fit in metrics["fits"].values():
         assert {"form", "params", "prediction", "backtest"} <= set(fit)
         assert fit["prediction"]["target_size"] == 1000
-    assert [r["candidate"] for r in metrics["ranking"]] and {r["candidate"] for r in metrics["ranking"]} == {"helpful", "offdomain"}
+    assert [r["candidate"] for r in metrics["ranking"]] and {r["candidate"] for r in metrics["ranking"]} == {
+        "helpful",
+        "offdomain",
+    }
     for row in metrics["ranking"]:
         assert {"predicted", "low", "high", "gain_over_baseline", "p_best", "rank_at_largest_size"} <= set(row)
     assert "loss" in metrics["ranking_by_metric"] and "accuracy" in metrics["ranking_by_metric"]

@@ -75,7 +75,9 @@ def test_batched_label_scores_equal_one_at_a_time(tiny_lm_path, demo_folder):
     rows = [json.loads(line) for line in (demo_folder / "benchmark.jsonl").read_text().splitlines()[:7]]
     loaded = load_model(TINY_LM, TrainingSettings(method="full"))
     prompts = [prompt_text(row, "classification") for row in rows]
-    scores, counts = score_labels(loaded.model, loaded.tokenizer, prompts, LABELS, batch_size=5, max_len=64, device="cpu")
+    scores, counts = score_labels(
+        loaded.model, loaded.tokenizer, prompts, LABELS, batch_size=5, max_len=64, device="cpu"
+    )
     tok, model = loaded.tokenizer, loaded.model
     for prompt, row_scores, row_counts in zip(prompts, scores, counts):
         for label, got, n in zip(LABELS, row_scores, row_counts):
@@ -85,7 +87,9 @@ def test_batched_label_scores_equal_one_at_a_time(tiny_lm_path, demo_folder):
             want = sum(logp[t - 1, ids[t]].item() for t in range(start, len(ids)))
             assert got == pytest.approx(want, abs=1e-4)
             assert n == len(ids) - start >= 2  # the label's tokens and EOS
-    full_scores, full_counts = score_labels_full(loaded.model, loaded.tokenizer, prompts, LABELS, batch_size=7, max_len=64, device="cpu")
+    full_scores, full_counts = score_labels_full(
+        loaded.model, loaded.tokenizer, prompts, LABELS, batch_size=7, max_len=64, device="cpu"
+    )
     assert full_counts == counts
     for a, b in zip(full_scores, scores):
         assert a == pytest.approx(b, abs=1e-4)
@@ -98,7 +102,16 @@ def test_training_learns_and_records_steps(tmp_path, demo_folder):
     bench = [json.loads(x) for x in (demo_folder / "benchmark.jsonl").read_text().splitlines()[:120]]
     settings = TrainingSettings(method="full", learning_rate=1e-3, batch_size=8, max_steps=60, max_seq_length=64)
     loaded = load_model(TINY_LM, settings)
-    before = evaluate_model(loaded.model, loaded.tokenizer, bench, task="classification", metrics=["loss", "accuracy"], labels=LABELS, batch_size=256, max_len=64)
+    before = evaluate_model(
+        loaded.model,
+        loaded.tokenizer,
+        bench,
+        task="classification",
+        metrics=["loss", "accuracy"],
+        labels=LABELS,
+        batch_size=256,
+        max_len=64,
+    )
     seen = []
     result = train(
         loaded,
@@ -108,7 +121,16 @@ def test_training_learns_and_records_steps(tmp_path, demo_folder):
         out_dir=tmp_path,
         progress=lambda phase, step, total, loss: seen.append((phase, step, total)),
     )
-    after = evaluate_model(loaded.model, loaded.tokenizer, bench, task="classification", metrics=["loss", "accuracy"], labels=LABELS, batch_size=256, max_len=64)
+    after = evaluate_model(
+        loaded.model,
+        loaded.tokenizer,
+        bench,
+        task="classification",
+        metrics=["loss", "accuracy"],
+        labels=LABELS,
+        batch_size=256,
+        max_len=64,
+    )
     assert result.steps == 60 and result.method == "full"
     assert result.train_tokens > 0 and result.tokens_per_second > 0
     assert after.metrics["loss"] < before.metrics["loss"] - 1.0  # it learned the label format at least
@@ -120,7 +142,9 @@ def test_training_learns_and_records_steps(tmp_path, demo_folder):
 def test_training_is_seeded(tmp_path, demo_folder):
     import json
 
-    rows = to_prompt_completion([json.loads(x) for x in (demo_folder / "d0.jsonl").read_text().splitlines()][:64], "classification")
+    rows = to_prompt_completion(
+        [json.loads(x) for x in (demo_folder / "d0.jsonl").read_text().splitlines()][:64], "classification"
+    )
     settings = TrainingSettings(method="full", learning_rate=1e-3, batch_size=8, max_steps=8, max_seq_length=64)
     losses = []
     for _ in range(2):
@@ -132,7 +156,9 @@ def test_training_is_seeded(tmp_path, demo_folder):
 def test_lora_trains_only_adapters_and_saves_an_adapter(tmp_path, demo_folder):
     import json
 
-    rows = to_prompt_completion([json.loads(x) for x in (demo_folder / "d0.jsonl").read_text().splitlines()][:32], "classification")
+    rows = to_prompt_completion(
+        [json.loads(x) for x in (demo_folder / "d0.jsonl").read_text().splitlines()][:32], "classification"
+    )
     settings = TrainingSettings(method="lora", lora_r=4, lora_alpha=8, max_steps=3, batch_size=8, max_seq_length=64)
     loaded = load_model(TINY_LM, settings)
     trainable = [n for n, p in loaded.model.named_parameters() if p.requires_grad]
@@ -145,14 +171,37 @@ def test_lora_trains_only_adapters_and_saves_an_adapter(tmp_path, demo_folder):
 def test_generation_metrics_for_qa_and_generative(tiny_lm_path):
     loaded = load_model(TINY_LM, TrainingSettings(method="full"))
     qa = [
-        {"question": "who pays?", "context": "the customer pays the invoice", "answers": {"text": ["the customer"], "answer_start": [0]}},
+        {
+            "question": "who pays?",
+            "context": "the customer pays the invoice",
+            "answers": {"text": ["the customer"], "answer_start": [0]},
+        },
         {"question": "when?", "context": "on monday", "answers": {"text": ["monday"], "answer_start": [3]}},
     ]
-    res = evaluate_model(loaded.model, loaded.tokenizer, qa, task="qa", metrics=["exact_match", "f1", "loss"], batch_size=2, max_new_tokens=4, max_len=64)
+    res = evaluate_model(
+        loaded.model,
+        loaded.tokenizer,
+        qa,
+        task="qa",
+        metrics=["exact_match", "f1", "loss"],
+        batch_size=2,
+        max_new_tokens=4,
+        max_len=64,
+    )
     assert set(res.metrics) == {"exact_match", "f1", "loss"}
     assert 0.0 <= res.metrics["exact_match"] <= res.metrics["f1"] + 1e-9 <= 1.0 + 1e-9
     assert math.isfinite(res.metrics["loss"]) and res.metrics["loss"] > 0
     assert len(res.predictions) == 2
     gen = [{"prompt": "what is 2 + 2?", "answer": "4", "answer_full": "2 + 2 = 4 #### 4"}]
-    res = evaluate_model(loaded.model, loaded.tokenizer, gen, task="generative", metrics=["exact_match", "loss"], answer_extraction="gsm8k", batch_size=1, max_new_tokens=3, max_len=64)
+    res = evaluate_model(
+        loaded.model,
+        loaded.tokenizer,
+        gen,
+        task="generative",
+        metrics=["exact_match", "loss"],
+        answer_extraction="gsm8k",
+        batch_size=1,
+        max_new_tokens=3,
+        max_len=64,
+    )
     assert set(res.metrics) == {"exact_match", "loss"}

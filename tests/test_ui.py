@@ -72,4 +72,3 @@ def test_a_training_input_that_does_not_parse_says_what_to_write():
     rate = next(i for i in setting_inputs() if i.name == "learning_rate")
     with pytest.raises(ValueError, match=r"Learning rate 'fast' is not a number \(e\.g\. 0\.0002\)"):
         rate.setting_value("fast")
-

@@ -47,7 +47,10 @@ def _print_ranking(summary: dict, out=sys.stdout) -> None:
     target = summary["target_size"]
     base = summary.get("baseline") or {}
     print(f"\nRanking by predicted {metric} at {target:,} rows ({summary['study']}):", file=out)
-    header = f"{'#':>2}  {'candidate':<20} {'predicted':>9} {'90% interval':>17} {'vs baseline':>11} {'P(best)':>7}  {'at ' + format(max(summary['sizes']), ','):>9} {'#':>2}  flags"
+    header = (
+        f"{'#':>2}  {'candidate':<20} {'predicted':>9} {'90% interval':>17} {'vs baseline':>11} "
+        f"{'P(best)':>7}  {'at ' + format(max(summary['sizes']), ','):>9} {'#':>2}  flags"
+    )
     print(header, file=out)
     print("-" * len(header), file=out)
 
@@ -144,7 +147,8 @@ def _run_and_report(spec, out: Path) -> int:
     configure_threads()
     preload()
     gc.collect()
-    gc.freeze()  # the ML stack leaves the collector's view: accelerate's gc.collect after each run takes ms, not a second
+    # the ML stack leaves the collector's view: accelerate's gc.collect after each run takes ms, not a second
+    gc.freeze()
     start = time.perf_counter()
     runs = len(spec.sizes) * len(spec.seeds) * (len(spec.candidates) + 1)
     print(f"study '{spec.name}' ({spec.study_id()}): {runs} runs, model {spec.model}, output {out}", flush=True)
@@ -198,7 +202,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"using Redis at {_safe(os.environ['REDIS_URL'])}", flush=True)
     procs = []
     try:
-        for i in range(args.workers):
+        for _ in range(args.workers):
             procs.append(subprocess.Popen([sys.executable, "-m", "workers.cli", "worker"], env=env))
         print(f"{args.workers} worker(s) started on queues gpu, default", flush=True)
         if args.dashboard:
@@ -242,7 +246,10 @@ def auth_secrets_file() -> Path | None:
         return None
     missing = [var for var, key in AUTH_ENV.items() if not given[key]]
     if missing:
-        raise ValueError(f"sign-in is half configured: set {', '.join(missing)} too, or unset every AUTH_* variable to run without sign-in")
+        raise ValueError(
+            f"sign-in is half configured: set {', '.join(missing)} too, or unset every AUTH_* variable to run "
+            "without sign-in"
+        )
     folder = workbench_home() / "streamlit"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "secrets.toml"
@@ -256,10 +263,24 @@ def auth_secrets_file() -> Path | None:
 
 def dashboard_command(port: int, address: str | None = None) -> list[str]:
     """The Streamlit command line of the dashboard (`workbench up` and `workbench dashboard`)."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "main.py"), "--server.port", str(port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
-           # a set address also keeps Streamlit from looking up this machine's public IP
-           "--browser.serverAddress", os.environ.get("WORKBENCH_PUBLIC_HOST", "localhost")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(PROJECT_ROOT / "app" / "main.py"),
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+        # a set address also keeps Streamlit from looking up this machine's public IP
+        "--browser.serverAddress",
+        os.environ.get("WORKBENCH_PUBLIC_HOST", "localhost"),
+    ]
     if address:
         cmd += ["--server.address", address]
     secrets = auth_secrets_file()
@@ -316,7 +337,10 @@ def cmd_health(args: argparse.Namespace) -> int:
         with tempfile.NamedTemporaryFile(dir=root, prefix=".health-"):
             pass
     except OSError as err:
-        problems.append(f"artifacts folder {root} is not writable ({err.strerror}): mount a volume this user can write, or set ARTIFACTS_DIR")
+        problems.append(
+            f"artifacts folder {root} is not writable ({err.strerror}): mount a volume this user can write, or "
+            "set ARTIFACTS_DIR"
+        )
     if args.dashboard:
         url = args.dashboard.rstrip("/") + "/_stcore/health"
         try:
@@ -332,7 +356,9 @@ def cmd_health(args: argparse.Namespace) -> int:
         host = socket.gethostname()
         mine = [w for w in Worker.all(connection=redis) if w.hostname == host]
         if not mine:
-            problems.append(f"no worker of host {host} is registered in Redis: the worker process is not running (see its log)")
+            problems.append(
+                f"no worker of host {host} is registered in Redis: the worker process is not running (see its log)"
+            )
     for p in problems:
         print(f"unhealthy: {p}", file=sys.stderr)
     if not problems:
@@ -359,11 +385,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     given = {o.name: getattr(args, o.name) for o in get_backend(args.backend).options if o.flag}
     options = SubmitOptions(
-        backend=args.backend, submitted_by=args.user or os.environ.get("USER") or "", run_timeout=args.run_timeout,
+        backend=args.backend,
+        submitted_by=args.user or os.environ.get("USER") or "",
+        run_timeout=args.run_timeout,
         backend_options={name: value for name, value in given.items() if value is not None},
     )
     study_id = submit(_redis(), spec, options)
-    print(f"submitted '{spec.name}': {len(spec.sizes) * len(spec.seeds) * (len(spec.candidates) + 1)} runs on backend {args.backend}")
+    print(
+        f"submitted '{spec.name}': {len(spec.sizes) * len(spec.seeds) * (len(spec.candidates) + 1)} runs on "
+        f"backend {args.backend}"
+    )
     print(study_id)
     return 0
 
@@ -375,7 +406,8 @@ def _fmt_runs_table(st: dict) -> str:
         prog = f"{r.get('step', 0)}/{r.get('total', 0)}" if r.get("total") else ""
         value = (r.get("metrics") or {}).get(metric) if isinstance(r.get("metrics"), dict) else None
         lines.append(
-            f"{r['id']:<26} {str(r.get('arm'))[:14]:<14} {r.get('size', 0):>7} {r.get('seed', 0):>4}  {r.get('status', ''):<9} "
+            f"{r['id']:<26} {str(r.get('arm'))[:14]:<14} {r.get('size', 0):>7} {r.get('seed', 0):>4}  "
+            f"{r.get('status', ''):<9} "
             f"{str(r.get('phase', ''))[:10]:<10} {prog:>9}  {'' if value is None else format(value, '.4f')}"
             + (f"  error: {r['error']}" if r.get("error") and r.get("status") == "failed" else "")
         )
@@ -404,7 +436,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(st, indent=2, default=str))
         return 0
     s = st["study"]
-    print(f"{s['id']}  {s.get('name', '')}  status={s.get('status')}  backend={s.get('backend')}  " + " ".join(f"{k}={v}" for k, v in st["counts"].items()))
+    print(
+        f"{s['id']}  {s.get('name', '')}  status={s.get('status')}  backend={s.get('backend')}  "
+        + " ".join(f"{k}={v}" for k, v in st["counts"].items())
+    )
     print(_fmt_runs_table(st))
     return 0
 
@@ -495,8 +530,11 @@ def cmd_remote_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbench", description="Data Curation Workbench: which candidate dataset is worth adding?",
-                                     allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Data Curation Workbench: which candidate dataset is worth adding?",
+        allow_abbrev=False,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_in_process_commands(sub)
@@ -509,7 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_in_process_commands(sub) -> None:
     """run and demo: a whole study in this process, no server."""
-    p = sub.add_parser("run", allow_abbrev=False, help="run a whole study in this process (no server) and write metrics.json")
+    p = sub.add_parser(
+        "run", allow_abbrev=False, help="run a whole study in this process (no server) and write metrics.json"
+    )
     p.add_argument("spec", help="study spec, YAML or JSON")
     p.add_argument("--out", help="output folder (default: the spec's output_dir, or out/<study id>)")
     p.set_defaults(func=cmd_run)
@@ -522,23 +562,35 @@ def _add_in_process_commands(sub) -> None:
 
 def _add_service_commands(sub) -> None:
     """up, dashboard, health and worker: the long-running processes and their health check."""
-    p = sub.add_parser("up", allow_abbrev=False, help="start Redis (embedded unless REDIS_URL is set), a worker and the dashboard")
+    p = sub.add_parser(
+        "up", allow_abbrev=False, help="start Redis (embedded unless REDIS_URL is set), a worker and the dashboard"
+    )
     p.add_argument("--workers", type=int, default=1, help="local workers to start (default 1)")
     p.add_argument("--no-dashboard", dest="dashboard", action="store_false", help="do not start the dashboard")
     p.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
     p.set_defaults(func=cmd_up)
 
-    p = sub.add_parser("dashboard", allow_abbrev=False, help="start the dashboard alone against REDIS_URL (the compose `app` service)")
+    p = sub.add_parser(
+        "dashboard", allow_abbrev=False, help="start the dashboard alone against REDIS_URL (the compose `app` service)"
+    )
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     p.add_argument("--address", help="address to listen on (default: all; 0.0.0.0 in a container)")
     p.set_defaults(func=cmd_dashboard)
 
-    p = sub.add_parser("health", allow_abbrev=False, help="exit 0 when Redis answers and the artifacts folder is writable (container health check)")
-    p.add_argument("--dashboard", metavar="URL", help="also require the dashboard at URL to answer, e.g. http://127.0.0.1:8501")
+    p = sub.add_parser(
+        "health",
+        allow_abbrev=False,
+        help="exit 0 when Redis answers and the artifacts folder is writable (container health check)",
+    )
+    p.add_argument(
+        "--dashboard", metavar="URL", help="also require the dashboard at URL to answer, e.g. http://127.0.0.1:8501"
+    )
     p.add_argument("--worker", action="store_true", help="also require a worker of this host to be registered")
     p.set_defaults(func=cmd_health)
 
-    p = sub.add_parser("worker", allow_abbrev=False, help="run a worker against REDIS_URL (an operator runs one per GPU)")
+    p = sub.add_parser(
+        "worker", allow_abbrev=False, help="run a worker against REDIS_URL (an operator runs one per GPU)"
+    )
     p.add_argument("--queues", help="comma-separated queues (default: gpu,default)")
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     p.add_argument("--name", help="worker name (default: RQ's)")
@@ -549,7 +601,9 @@ def _add_submit_command(sub) -> None:
     """submit, with each backend's own options as flags."""
     from workers.backends.base import DEFAULT_BACKEND, backends
 
-    p = sub.add_parser("submit", allow_abbrev=False, help="validate a study spec and enqueue it; prints the study id last")
+    p = sub.add_parser(
+        "submit", allow_abbrev=False, help="validate a study spec and enqueue it; prints the study id last"
+    )
     p.add_argument("spec")
     p.add_argument("--backend", choices=list(backends()), default=DEFAULT_BACKEND)
     p.add_argument("--user", help="who submits (recorded with the study)")
@@ -583,7 +637,9 @@ def _add_study_commands(sub) -> None:
     p.add_argument("run")
     p.set_defaults(func=cmd_retry)
 
-    p = sub.add_parser("results", allow_abbrev=False, help="write a finished study's metrics.json and charts to a folder")
+    p = sub.add_parser(
+        "results", allow_abbrev=False, help="write a finished study's metrics.json and charts to a folder"
+    )
     p.add_argument("study")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_results)
@@ -594,7 +650,11 @@ def _add_study_commands(sub) -> None:
 
 def _add_remote_run_command(sub) -> None:
     """remote-run: what a Hugging Face Job runs."""
-    p = sub.add_parser("remote-run", allow_abbrev=False, help="(inside a Hugging Face Job) run one run from the results repo and upload its result")
+    p = sub.add_parser(
+        "remote-run",
+        allow_abbrev=False,
+        help="(inside a Hugging Face Job) run one run from the results repo and upload its result",
+    )
     p.add_argument("--repo", required=True, help="results dataset repo, e.g. org/workbench-results")
     p.add_argument("--study", required=True)
     p.add_argument("--run", required=True)
@@ -612,7 +672,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     _quiet_libraries()
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args) or 0)
     except (SpecError, DataError, SourceError) as err:

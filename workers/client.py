@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 from rq import Queue, Retry
-from rq.job import Dependency, Job, JobStatus
 from rq.exceptions import NoSuchJobError
+from rq.job import Dependency, Job, JobStatus
 
 from core.artifacts import ArtifactStore, read_json, write_text
 from core.spec import StudySpec, dump_spec
@@ -58,7 +58,9 @@ def run_job_id(run_id: str, attempt: int = 0) -> str:
     return f"wb-run-{run_id}" + (f"-r{attempt}" if attempt else "")
 
 
-def submit(redis: Redis, spec: StudySpec, options: SubmitOptions | None = None, *, artifacts: ArtifactStore | None = None) -> str:
+def submit(
+    redis: Redis, spec: StudySpec, options: SubmitOptions | None = None, *, artifacts: ArtifactStore | None = None
+) -> str:
     """Validate, prepare and enqueue a study; return its id. Nothing is enqueued on any error."""
     from core.study import plan_runs, prepare_study, save_prepared
 
@@ -73,7 +75,14 @@ def submit(redis: Redis, spec: StudySpec, options: SubmitOptions | None = None, 
     records = []
     for i, run in enumerate(runs):
         cached = artifacts.get_result(run.key)
-        rec = {"id": run_id(study_id, i), "index": i, "arm": run.arm, "size": run.size, "seed": run.seed, "key": run.key}
+        rec = {
+            "id": run_id(study_id, i),
+            "index": i,
+            "arm": run.arm,
+            "size": run.size,
+            "seed": run.seed,
+            "key": run.key,
+        }
         if cached is not None:
             rec.update(status="finished", cached=True, metrics=cached["metrics"], phase="done")
         else:
@@ -122,8 +131,14 @@ def resume_submits(redis: Redis) -> list[str]:
         records = store.study_runs(sid)
         existing = {r["id"] for r in records if Job.exists(run_job_id(r["id"]), connection=redis)}
         missing = {r["id"] for r in records if r.get("status") == "queued" and r["id"] not in existing}
-        _enqueue(redis, study, records, enqueue=missing, depend_on=existing | missing,
-                 with_ranking=not study.get("rank_job_id"))
+        _enqueue(
+            redis,
+            study,
+            records,
+            enqueue=missing,
+            depend_on=existing | missing,
+            with_ranking=not study.get("rank_job_id"),
+        )
         store.finish_submit(sid)
         resumed.append(sid)
     return resumed
@@ -133,15 +148,26 @@ def enqueue_run(redis: Redis, study: Mapping, run_id: str, *, attempt: int = 0, 
     """Enqueue one run's job on its study's backend: the one way a run is queued (submit, resume, retry, requeue)."""
     backend = get_backend(study.get("backend"))
     return Queue(backend.queue, connection=redis).enqueue_call(
-        backend.job_function, args=(study["id"], run_id), job_id=run_job_id(run_id, attempt),
+        backend.job_function,
+        args=(study["id"], run_id),
+        job_id=run_job_id(run_id, attempt),
         timeout=backend.job_timeout(int(study.get("run_timeout") or DEFAULT_RUN_TIMEOUT)),
-        result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, retry=Retry(max=RUN_RETRIES, enqueue_at_front=True),
+        result_ttl=RESULT_TTL,
+        failure_ttl=RESULT_TTL,
+        retry=Retry(max=RUN_RETRIES, enqueue_at_front=True),
         pipeline=pipeline,
     )
 
 
-def _enqueue(redis: Redis, study: Mapping, records: list[dict], *,
-             enqueue: set[str] | None = None, depend_on: set[str] | None = None, with_ranking: bool = True) -> None:
+def _enqueue(
+    redis: Redis,
+    study: Mapping,
+    records: list[dict],
+    *,
+    enqueue: set[str] | None = None,
+    depend_on: set[str] | None = None,
+    with_ranking: bool = True,
+) -> None:
     """Enqueue run jobs (default: every queued run) in one transaction, then each arm's fit (after
     the run jobs in `depend_on`, default the same) and the ranking (after the fits)."""
     study_id = study["id"]
@@ -163,13 +189,21 @@ def _enqueue(redis: Redis, study: Mapping, records: list[dict], *,
     for arm in dict.fromkeys(r["arm"] for r in records):
         deps = by_arm.get(arm)
         fit = default.enqueue_call(
-            "workers.tasks.fit_task", args=(study_id, arm), job_id=f"wb-fit-{study_id}-{arm}-{secrets.token_hex(2)}",
-            depends_on=Dependency(jobs=deps, allow_failure=True) if deps else None, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+            "workers.tasks.fit_task",
+            args=(study_id, arm),
+            job_id=f"wb-fit-{study_id}-{arm}-{secrets.token_hex(2)}",
+            depends_on=Dependency(jobs=deps, allow_failure=True) if deps else None,
+            result_ttl=RESULT_TTL,
+            failure_ttl=RESULT_TTL,
         )
         fit_ids.append(fit.id)
     rank = default.enqueue_call(
-        "workers.tasks.rank_task", args=(study_id,), job_id=f"wb-rank-{study_id}-{secrets.token_hex(2)}",
-        depends_on=Dependency(jobs=fit_ids, allow_failure=True), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+        "workers.tasks.rank_task",
+        args=(study_id,),
+        job_id=f"wb-rank-{study_id}-{secrets.token_hex(2)}",
+        depends_on=Dependency(jobs=fit_ids, allow_failure=True),
+        result_ttl=RESULT_TTL,
+        failure_ttl=RESULT_TTL,
     )
     JobStore(redis).update_study(study_id, rank_job_id=rank.id)
 
@@ -296,8 +330,12 @@ def retry(redis: Redis, run_id: str) -> str:
     job = enqueue_run(redis, {**study, "id": study_id}, run_id, attempt=attempt)
     store.update_run(run_id, job_id=job.id)
     rank = Queue(QUEUE_DEFAULT, connection=redis).enqueue_call(
-        "workers.tasks.rank_task", args=(study_id,), job_id=f"wb-rank-{study_id}-{secrets.token_hex(2)}",
-        depends_on=Dependency(jobs=[job.id], allow_failure=True), result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+        "workers.tasks.rank_task",
+        args=(study_id,),
+        job_id=f"wb-rank-{study_id}-{secrets.token_hex(2)}",
+        depends_on=Dependency(jobs=[job.id], allow_failure=True),
+        result_ttl=RESULT_TTL,
+        failure_ttl=RESULT_TTL,
     )
     store.update_study(study_id, rank_job_id=rank.id, phase="running", status="running")
     return job.id
@@ -332,8 +370,19 @@ def reindex(redis: Redis, artifacts: ArtifactStore | None = None) -> list[str]:
         records = []
         for i, run in enumerate(runs):
             res = artifacts.get_result(run.key)
-            rec = {"id": run_id(study_id, i), "index": i, "arm": run.arm, "size": run.size, "seed": run.seed, "key": run.key}
-            rec.update({"status": "finished", "metrics": res["metrics"], "phase": "done", "cached": True} if res else {"status": "failed", "phase": "lost", "error": "lost with Redis before it finished; retry it"})
+            rec = {
+                "id": run_id(study_id, i),
+                "index": i,
+                "arm": run.arm,
+                "size": run.size,
+                "seed": run.seed,
+                "key": run.key,
+            }
+            rec.update(
+                {"status": "finished", "metrics": res["metrics"], "phase": "done", "cached": True}
+                if res
+                else {"status": "failed", "phase": "lost", "error": "lost with Redis before it finished; retry it"}
+            )
             records.append(rec)
         metrics = read_json(artifacts.study_dir(study_id) / "metrics.json")
         record = {
@@ -414,22 +463,43 @@ def check_model(model: str, *, endpoint: str | None = None, timeout: float = 10.
 
     model = (model or "").strip()
     if not model:
-        return {"ok": False, "kind": "invalid", "message": "Give a model: a Hub id (owner/name), a local folder, or builtin:tiny-lm"}
+        return {
+            "ok": False,
+            "kind": "invalid",
+            "message": "Give a model: a Hub id (owner/name), a local folder, or builtin:tiny-lm",
+        }
     if model.startswith(BUILTIN_PREFIX):
         if model == TINY_LM:
-            return {"ok": True, "kind": "builtin", "message": f"{TINY_LM} is built here, offline, on first use (no Hub access needed)"}
-        return {"ok": False, "kind": "invalid", "message": f"Unknown built-in model '{model}'; the built-in model is '{TINY_LM}'"}
+            return {
+                "ok": True,
+                "kind": "builtin",
+                "message": f"{TINY_LM} is built here, offline, on first use (no Hub access needed)",
+            }
+        return {
+            "ok": False,
+            "kind": "invalid",
+            "message": f"Unknown built-in model '{model}'; the built-in model is '{TINY_LM}'",
+        }
     folder = Path(model).expanduser()
     if model.startswith(("/", "./", "../", "~")) or folder.is_dir():
         if (folder / "config.json").is_file():
-            return {"ok": True, "kind": "local", "message": f"Local model folder '{model}' (workers must see the same path)"}
-        return {"ok": False, "kind": "missing", "message": f"'{model}' is not a model folder here (no config.json); give a Hub id or a folder saved with save_pretrained"}
+            return {
+                "ok": True,
+                "kind": "local",
+                "message": f"Local model folder '{model}' (workers must see the same path)",
+            }
+        return {
+            "ok": False,
+            "kind": "missing",
+            "message": f"'{model}' is not a model folder here (no config.json); give a Hub id or a folder "
+            "saved with save_pretrained",
+        }
 
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (
         GatedRepoError,
-        HFValidationError,
         HfHubHTTPError,
+        HFValidationError,
         OfflineModeIsEnabled,
         RepositoryNotFoundError,
     )
@@ -446,26 +516,51 @@ def check_model(model: str, *, endpoint: str | None = None, timeout: float = 10.
             api.auth_check(model)  # a gated model's card is public; its files are not
     except GatedRepoError:
         return {
-            "ok": False, "kind": "gated",
+            "ok": False,
+            "kind": "gated",
             "message": f"'{model}' is gated and the token here has no access: request access on its Hub page, "
             "then set HF_TOKEN (for local workers, in their environment) to a token of the account that has it",
         }
     except RepositoryNotFoundError:
         return {
-            "ok": False, "kind": "missing",
-            "message": f"'{model}' was not found on the Hub (or it is private to an account this token cannot read): check the id (owner/name)",
+            "ok": False,
+            "kind": "missing",
+            "message": f"'{model}' was not found on the Hub (or it is private to an account this token cannot "
+            "read): check the id (owner/name)",
         }
     except HFValidationError:
-        return {"ok": False, "kind": "invalid", "message": f"'{model}' is not a valid Hub model id; write owner/name (e.g. Qwen/Qwen2.5-0.5B) or builtin:tiny-lm"}
+        return {
+            "ok": False,
+            "kind": "invalid",
+            "message": f"'{model}' is not a valid Hub model id; write owner/name (e.g. Qwen/Qwen2.5-0.5B) or "
+            "builtin:tiny-lm",
+        }
     except OfflineModeIsEnabled:
-        return {"ok": False, "kind": "unreachable", "message": unreachable.format(why="offline mode is on: HF_HUB_OFFLINE=1", model=model)}
+        return {
+            "ok": False,
+            "kind": "unreachable",
+            "message": unreachable.format(why="offline mode is on: HF_HUB_OFFLINE=1", model=model),
+        }
     except HfHubHTTPError as err:
         status = err.response.status_code if getattr(err, "response", None) is not None else None
         if status in (401, 403):
-            return {"ok": False, "kind": "gated", "message": f"The Hub refused access to '{model}' (HTTP {status}): set HF_TOKEN to a valid token that can read it"}
-        return {"ok": False, "kind": "unreachable", "message": unreachable.format(why=f"the Hub answered HTTP {status or 'error'}", model=model)}
+            return {
+                "ok": False,
+                "kind": "gated",
+                "message": f"The Hub refused access to '{model}' (HTTP {status}): set HF_TOKEN to a valid "
+                "token that can read it",
+            }
+        return {
+            "ok": False,
+            "kind": "unreachable",
+            "message": unreachable.format(why=f"the Hub answered HTTP {status or 'error'}", model=model),
+        }
     except Exception as err:  # httpx / OS network errors and anything else: no traceback for the user
         why = type(err).__name__
-        return {"ok": False, "kind": "unreachable", "message": unreachable.format(why=f"network error: {why}", model=model)}
+        return {
+            "ok": False,
+            "kind": "unreachable",
+            "message": unreachable.format(why=f"network error: {why}", model=model),
+        }
     gated = " (gated; this token has access)" if getattr(info, "gated", None) else ""
     return {"ok": True, "kind": "hub", "message": f"'{model}' is on the Hub and readable{gated}"}

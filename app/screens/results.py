@@ -64,8 +64,9 @@ def _parse(root: str, study_id: str, mtime_ns: int, size: int) -> StudyResults |
     result = StudyResult.from_dict(metrics)
     curves = result.curves
     source = "none" if curves.empty else "saved table" if "curves" in metrics else "fitted parameters"
-    return StudyResults(study_id, folder, metrics, runs, points, thinned, result, curves, source,
-                        (root, study_id, mtime_ns, size))
+    return StudyResults(
+        study_id, folder, metrics, runs, points, thinned, result, curves, source, (root, study_id, mtime_ns, size)
+    )
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -83,15 +84,24 @@ def _chart_spec(version: tuple, which: str, metric: str) -> dict | None:
         if r.points.empty:
             return None
         target = int(m.get("target_size") or r.points["size"].max())
-        chart = scaling_chart(r.points, r.curves, metric=metric, target_size=target,
-                              higher_is_better=bool(m.get("higher_is_better", True)))
+        chart = scaling_chart(
+            r.points,
+            r.curves,
+            metric=metric,
+            target_size=target,
+            higher_is_better=bool(m.get("higher_is_better", True)),
+        )
     else:
         rows, baseline = _ranking_rows(m, metric)
         frame = views.ranking_chart_frame(rows)
         if frame.empty:
             return None
-        chart = ranking_chart(frame, metric=metric, baseline_value=(baseline or {}).get("predicted"),
-                              higher_is_better=metric not in LOSS_METRICS)
+        chart = ranking_chart(
+            frame,
+            metric=metric,
+            baseline_value=(baseline or {}).get("predicted"),
+            higher_is_better=metric not in LOSS_METRICS,
+        )
     spec = chart.to_dict()
     if spec.get("config") == {"view": {"continuousWidth": 300, "continuousHeight": 300}}:
         del spec["config"]  # Altair's default theme: Streamlit's theme sizes the chart instead
@@ -131,9 +141,14 @@ def _facts(r: StudyResults) -> None:
     m = r.metrics
     sizes = ", ".join(f"{int(s):,}" for s in m.get("sizes") or [])
     bits = [
-        f"model {m.get('model')}", f"task {m.get('task')}", f"primary metric {m.get('primary_metric')}",
-        f"sizes {sizes}", f"seeds {len(m.get('seeds') or [])}", f"D0 share {m.get('d0_share')}",
-        f"target {int(m.get('target_size') or 0):,}", f"{len(m.get('runs') or []):,} runs",
+        f"model {m.get('model')}",
+        f"task {m.get('task')}",
+        f"primary metric {m.get('primary_metric')}",
+        f"sizes {sizes}",
+        f"seeds {len(m.get('seeds') or [])}",
+        f"D0 share {m.get('d0_share')}",
+        f"target {int(m.get('target_size') or 0):,}",
+        f"{len(m.get('runs') or []):,} runs",
         f"written {m.get('generated_at', '?')}",
     ]
     st.caption(md_escape(" · ".join(bits)))
@@ -160,8 +175,19 @@ def _scaling(r: StudyResults, key: str) -> None:
 
 def _ranking_table(r: StudyResults, metric: str, target: int, compact: bool = False) -> None:
     frame = views.ranking_frame(r.result.ranking_summary(metric, with_baseline=True))
-    columns = ["rank", "candidate", "predicted", "interval", "gain_over_baseline", "p_best",
-               "rank_at_largest_size", "measured_at_largest", "flags", "backtest_error", "largest_size"]
+    columns = [
+        "rank",
+        "candidate",
+        "predicted",
+        "interval",
+        "gain_over_baseline",
+        "p_best",
+        "rank_at_largest_size",
+        "measured_at_largest",
+        "flags",
+        "backtest_error",
+        "largest_size",
+    ]
     if compact:  # half a page wide: what decides, and the warnings
         columns = ["rank", "candidate", "predicted", "interval", "p_best", "rank_at_largest_size", "flags"]
     st.dataframe(
@@ -173,17 +199,20 @@ def _ranking_table(r: StudyResults, metric: str, target: int, compact: bool = Fa
             "candidate": st.column_config.TextColumn("Candidate"),
             "predicted": st.column_config.NumberColumn(f"Predicted {metric} at {target:,}"),
             "interval": st.column_config.TextColumn("90% interval", help="bootstrap over seeds and points"),
-            "gain_over_baseline": st.column_config.NumberColumn("Gain over baseline",
-                                                                help="positive = better than D0 alone, for losses too"),
-            "p_best": st.column_config.NumberColumn("P(best)",
-                                                    help="share of bootstrap replicates in which it ranks first"),
+            "gain_over_baseline": st.column_config.NumberColumn(
+                "Gain over baseline", help="positive = better than D0 alone, for losses too"
+            ),
+            "p_best": st.column_config.NumberColumn(
+                "P(best)", help="share of bootstrap replicates in which it ranks first"
+            ),
             "measured_at_largest": st.column_config.NumberColumn("Measured at largest size"),
             "largest_size": st.column_config.NumberColumn("Largest size"),
-            "rank_at_largest_size": st.column_config.NumberColumn("Rank at largest size",
-                                                                  help="the plain ranking, no extrapolation"),
-            "backtest_error": st.column_config.NumberColumn("Backtest error",
-                                                            help="|predicted − measured| at the largest size, "
-                                                                 "fitted without it"),
+            "rank_at_largest_size": st.column_config.NumberColumn(
+                "Rank at largest size", help="the plain ranking, no extrapolation"
+            ),
+            "backtest_error": st.column_config.NumberColumn(
+                "Backtest error", help="|predicted − measured| at the largest size, fitted without it"
+            ),
             "flags": st.column_config.TextColumn("Warnings", width="medium"),
         },
     )
@@ -197,21 +226,29 @@ def _two_rankings(rows: list[dict], target: int) -> None:
         return
     largest = max(int(r.get("largest_size") or 0) for r in rows)
     n = max(len(extrapolated), len(plain))
-    frame = pd.DataFrame({
-        "position": range(1, n + 1),
-        "extrapolated": extrapolated + [""] * (n - len(extrapolated)),
-        "plain": plain + [""] * (n - len(plain)),
-    })
-    st.dataframe(frame, hide_index=True, column_config={
-        "position": st.column_config.NumberColumn("#", format="%d"),
-        "extrapolated": st.column_config.TextColumn(f"Extrapolated to {target:,}"),
-        "plain": st.column_config.TextColumn(f"Measured at {largest:,}"),
-    })
+    frame = pd.DataFrame(
+        {
+            "position": range(1, n + 1),
+            "extrapolated": extrapolated + [""] * (n - len(extrapolated)),
+            "plain": plain + [""] * (n - len(plain)),
+        }
+    )
+    st.dataframe(
+        frame,
+        hide_index=True,
+        column_config={
+            "position": st.column_config.NumberColumn("#", format="%d"),
+            "extrapolated": st.column_config.TextColumn(f"Extrapolated to {target:,}"),
+            "plain": st.column_config.TextColumn(f"Measured at {largest:,}"),
+        },
+    )
     if extrapolated[: len(plain)] != plain:
-        st.info("The extrapolated ranking differs from the plain ranking at the largest measured size. Small-scale "
-                "rankings get about 80% of pairwise decisions right, and no scaling-law method beat the plain "
-                "ranking at the largest size for the same compute (DataDecide, 2025): weigh both.",
-                icon=":material/balance:")
+        st.info(
+            "The extrapolated ranking differs from the plain ranking at the largest measured size. Small-scale "
+            "rankings get about 80% of pairwise decisions right, and no scaling-law method beat the plain "
+            "ranking at the largest size for the same compute (DataDecide, 2025): weigh both.",
+            icon=":material/balance:",
+        )
     else:
         st.caption("The extrapolated ranking agrees with the plain ranking at the largest measured size.")
 
@@ -222,10 +259,14 @@ def _ranking(r: StudyResults, key: str, compact: bool = False) -> None:
     others = list((m.get("ranking_by_metric") or {}).keys())
     metric = primary
     if others and not compact:
-        metric = st.radio("Rank by", [primary, *others], horizontal=True, key=f"{key}.metric",
-                          format_func=lambda x: f"{x} (primary)" if x == primary else x,
-                          help="Continuous quantities such as loss often rank better at small scale than accuracy "
-                               "or F1.")
+        metric = st.radio(
+            "Rank by",
+            [primary, *others],
+            horizontal=True,
+            key=f"{key}.metric",
+            format_func=lambda x: f"{x} (primary)" if x == primary else x,
+            help="Continuous quantities such as loss often rank better at small scale than accuracy or F1.",
+        )
     rows, baseline = _ranking_rows(m, metric)
     target = int(m.get("target_size") or 0)
     if not rows:
@@ -239,17 +280,22 @@ def _ranking(r: StudyResults, key: str, compact: bool = False) -> None:
     with left:
         if spec is not None:
             # An explicit height: with "content", Streamlit squeezes this layered chart's discrete axis.
-            st.vega_lite_chart(spec, width="stretch", height=int(spec.get("height") or 120) + 110,
-                               key=f"{key}.ranking_chart")
+            st.vega_lite_chart(
+                spec, width="stretch", height=int(spec.get("height") or 120) + 110, key=f"{key}.ranking_chart"
+            )
     with right:
         _two_rankings(rows, target)
     notes = views.notes_frame(rows, baseline)
     if not notes.empty:
         with st.expander(f"Why these warnings ({len(notes)} notes)"):
-            st.dataframe(notes, hide_index=True, column_config={
-                "candidate": st.column_config.TextColumn("Candidate"),
-                "note": st.column_config.TextColumn("Note", width="large"),
-            })
+            st.dataframe(
+                notes,
+                hide_index=True,
+                column_config={
+                    "candidate": st.column_config.TextColumn("Candidate"),
+                    "note": st.column_config.TextColumn("Note", width="large"),
+                },
+            )
 
 
 def _warnings(r: StudyResults) -> None:
@@ -260,8 +306,10 @@ def _warnings(r: StudyResults) -> None:
         st.warning("Read the ranking with care:\n\n" + items, icon=":material/warning:")
     failed = m.get("failed_runs") or []
     if failed:
-        st.warning(f"{len(failed):,} runs did not finish; the fits use the {len(m.get('runs') or []):,} that did.",
-                   icon=":material/warning:")
+        st.warning(
+            f"{len(failed):,} runs did not finish; the fits use the {len(m.get('runs') or []):,} that did.",
+            icon=":material/warning:",
+        )
     removed = {k: v for k, v in (m.get("contamination") or {}).items() if v}
     if removed:
         leaks = ", ".join(f"{k} {v:,} rows" for k, v in removed.items())
@@ -272,20 +320,25 @@ def _details(r: StudyResults, key: str) -> None:
     m = r.metrics
     st.subheader("Per-run metrics")
     names = list(m.get("metrics") or [])
-    st.dataframe(r.runs, hide_index=True, column_config={
-        "candidate": st.column_config.TextColumn("Candidate"),
-        "size": st.column_config.NumberColumn("Rows", format="localized"),
-        "seed": st.column_config.NumberColumn("Seed", format="%d"),
-        **{n: st.column_config.NumberColumn(n, format="%.4f") for n in names},
-        "steps": st.column_config.NumberColumn("Steps", format="%d"),
-        "train_loss": st.column_config.NumberColumn("Train loss", format="%.4f"),
-        "repetition": st.column_config.NumberColumn("Candidate repetition", format="%.2f×",
-                                                    help="times each candidate row was used to reach the size"),
-        "train_seconds": st.column_config.NumberColumn("Train s", format="%.1f"),
-        "total_seconds": st.column_config.NumberColumn("Total s", format="%.1f"),
-        "cached": st.column_config.CheckboxColumn("Cached"),
-        "key": st.column_config.TextColumn("Run key"),
-    })
+    st.dataframe(
+        r.runs,
+        hide_index=True,
+        column_config={
+            "candidate": st.column_config.TextColumn("Candidate"),
+            "size": st.column_config.NumberColumn("Rows", format="localized"),
+            "seed": st.column_config.NumberColumn("Seed", format="%d"),
+            **{n: st.column_config.NumberColumn(n, format="%.4f") for n in names},
+            "steps": st.column_config.NumberColumn("Steps", format="%d"),
+            "train_loss": st.column_config.NumberColumn("Train loss", format="%.4f"),
+            "repetition": st.column_config.NumberColumn(
+                "Candidate repetition", format="%.2f×", help="times each candidate row was used to reach the size"
+            ),
+            "train_seconds": st.column_config.NumberColumn("Train s", format="%.1f"),
+            "total_seconds": st.column_config.NumberColumn("Total s", format="%.1f"),
+            "cached": st.column_config.CheckboxColumn("Cached"),
+            "key": st.column_config.TextColumn("Run key"),
+        },
+    )
     failed = m.get("failed_runs") or []
     if failed:
         with st.expander(f"Runs that did not finish ({len(failed):,})"):
@@ -294,18 +347,37 @@ def _details(r: StudyResults, key: str) -> None:
     st.subheader("Downloads and artifacts")
     folder = r.folder
     c1, c2, c3, c4 = st.columns(4)
-    c1.download_button("metrics.json", data=lambda: (folder / "metrics.json").read_bytes(),
-                       file_name=f"{r.study_id}-metrics.json",
-                       mime="application/json", key=f"{key}.dl_metrics", on_click="ignore",
-                       icon=":material/data_object:")
+    c1.download_button(
+        "metrics.json",
+        data=lambda: (folder / "metrics.json").read_bytes(),
+        file_name=f"{r.study_id}-metrics.json",
+        mime="application/json",
+        key=f"{key}.dl_metrics",
+        on_click="ignore",
+        icon=":material/data_object:",
+    )
     runs = r.runs
-    c2.download_button("Runs (CSV)", data=lambda: runs.to_csv(index=False), file_name=f"{r.study_id}-runs.csv",
-                       mime="text/csv", key=f"{key}.dl_csv", on_click="ignore", icon=":material/table_view:")
+    c2.download_button(
+        "Runs (CSV)",
+        data=lambda: runs.to_csv(index=False),
+        file_name=f"{r.study_id}-runs.csv",
+        mime="text/csv",
+        key=f"{key}.dl_csv",
+        on_click="ignore",
+        icon=":material/table_view:",
+    )
     for col, name, label in ((c3, "scaling.png", "Scaling chart (PNG)"), (c4, "ranking.png", "Ranking chart (PNG)")):
         png = folder / name
         if png.is_file():
-            col.download_button(label, data=lambda p=png: p.read_bytes(), file_name=f"{r.study_id}-{name}",
-                                mime="image/png", key=f"{key}.dl_{name}", on_click="ignore", icon=":material/image:")
+            col.download_button(
+                label,
+                data=lambda p=png: p.read_bytes(),
+                file_name=f"{r.study_id}-{name}",
+                mime="image/png",
+                key=f"{key}.dl_{name}",
+                on_click="ignore",
+                icon=":material/image:",
+            )
         else:
             col.caption(f"No {name} was saved.")
     files = [str(folder)]
@@ -335,21 +407,31 @@ def main() -> None:
     store = JobStore(redis())
     studies = [s for s in store.studies() if has_results(s)]
     if not studies:
-        st.info("No finished study yet — submit one from Setup (**Load demo study**, then **Run**) and follow it "
-                "on Jobs; its curves and ranking appear here when it finishes.", icon=":material/insights:")
+        st.info(
+            "No finished study yet — submit one from Setup (**Load demo study**, then **Run**) and follow it "
+            "on Jobs; its curves and ranking appear here when it finishes.",
+            icon=":material/insights:",
+        )
         page_link("jobs.py", "Go to Jobs", ":material/manufacturing:")
         return
     ids = [s["id"] for s in studies]
     labels = {s["id"]: views.study_label(s) for s in studies}
     c1, c2 = st.columns(2)
     sid = pick_study(ids, labels, "results.study", where=c1)
-    other = c2.selectbox("Compare with", [None, *[i for i in ids if i != sid]], key="results.compare",
-                         format_func=lambda i: "(none)" if i is None else labels.get(i, i))
+    other = c2.selectbox(
+        "Compare with",
+        [None, *[i for i in ids if i != sid]],
+        key="results.compare",
+        format_func=lambda i: "(none)" if i is None else labels.get(i, i),
+    )
 
     result = load(sid)
     if result is None:
-        st.warning("This study has no metrics.json in the artifacts store yet (still ranking, or written to another "
-                   "ARTIFACTS_DIR). Check it on the Jobs page.", icon=":material/hourglass_top:")
+        st.warning(
+            "This study has no metrics.json in the artifacts store yet (still ranking, or written to another "
+            "ARTIFACTS_DIR). Check it on the Jobs page.",
+            icon=":material/hourglass_top:",
+        )
         return
     if other:
         second = load(other)

@@ -45,35 +45,69 @@ from workers.client import SubmitError, SubmitOptions
 log = logging.getLogger(__name__)
 
 PAGE = "setup"
-DEMOS = {"fast": PROJECT_ROOT / "catalog" / "demo_study_fast.yaml",
-         "full": PROJECT_ROOT / "catalog" / "demo_study.yaml"}
+DEMOS = {
+    "fast": PROJECT_ROOT / "catalog" / "demo_study_fast.yaml",
+    "full": PROJECT_ROOT / "catalog" / "demo_study.yaml",
+}
 JOBS_PAGE = Path(__file__).resolve().parent / "jobs.py"
 MODEL_SUGGESTIONS = [TINY_LM, "HuggingFaceTB/SmolLM2-135M", "Qwen/Qwen2.5-0.5B", "meta-llama/Llama-3.2-1B"]
 SOURCE_KINDS = {"upload": "Upload a file", "hub": "Hub dataset", "catalog": "Catalog entry"}
 BENCH_KINDS = {"holdout": "Hold out rows of D0", **SOURCE_KINDS}
 DATA_FILE_TYPES = [e.lstrip(".") for e in SUPPORTED_EXTENSIONS]
 FIELD_LABELS = {
-    "name": "Study name", "model": "Model", "task": "Task", "d0": "D0", "benchmark": "Benchmark",
-    "benchmark_holdout": "Benchmark", "candidates": "Candidates", "sizes": "Sizes", "d0_share": "D0 share",
-    "seeds": "Seeds", "target_size": "Target size", "metrics": "Metrics", "primary_metric": "Primary metric",
-    "training": "Training settings", "backend": "Backend", "bootstrap": "Bootstrap", "spec": "Spec",
+    "name": "Study name",
+    "model": "Model",
+    "task": "Task",
+    "d0": "D0",
+    "benchmark": "Benchmark",
+    "benchmark_holdout": "Benchmark",
+    "candidates": "Candidates",
+    "sizes": "Sizes",
+    "d0_share": "D0 share",
+    "seeds": "Seeds",
+    "target_size": "Target size",
+    "metrics": "Metrics",
+    "primary_metric": "Primary metric",
+    "training": "Training settings",
+    "backend": "Backend",
+    "bootstrap": "Bootstrap",
+    "spec": "Spec",
 }
 SOURCE_EXTRAS = ("label_names", "label_map", "answer_extraction", "revision")  # kept from a loaded spec
 
 TRAINING = setting_inputs()
 DEFAULTS: dict = {
-    "name": "my study", "task": tasks.names()[0], "model": TINY_LM, "model_pick": None,
-    "metrics": list(tasks.all_tasks()[0].metric_names), "primary": tasks.all_tasks()[0].metric_names[0],
-    "candidates": [], "sizes": "1k, 2k, 4k", "d0_share": 0.3, "seeds": "0", "target": "200k",
-    "backend": DEFAULT_BACKEND, "bench.holdout": 200,
+    "name": "my study",
+    "task": tasks.names()[0],
+    "model": TINY_LM,
+    "model_pick": None,
+    "metrics": list(tasks.all_tasks()[0].metric_names),
+    "primary": tasks.all_tasks()[0].metric_names[0],
+    "candidates": [],
+    "sizes": "1k, 2k, 4k",
+    "d0_share": 0.3,
+    "seeds": "0",
+    "target": "200k",
+    "backend": DEFAULT_BACKEND,
+    "bench.holdout": 200,
     **{f"t.{setting.name}": setting.form_value(setting.default) for setting in TRAINING},
 }
 for _p, _kind in (("d0", "upload"), ("bench", "holdout"), ("cand", "upload")):
-    DEFAULTS.update({
-        f"{_p}.kind": _kind, f"{_p}.path": "", f"{_p}.hub_id": "", f"{_p}.config": "", f"{_p}.split": "train",
-        f"{_p}.catalog": None, f"{_p}.columns": "", f"{_p}.name": "", f"{_p}.max_rows": 0,
-        f"{_p}.answer_extraction": "none", f"{_p}.options": "",
-    })
+    DEFAULTS.update(
+        {
+            f"{_p}.kind": _kind,
+            f"{_p}.path": "",
+            f"{_p}.hub_id": "",
+            f"{_p}.config": "",
+            f"{_p}.split": "train",
+            f"{_p}.catalog": None,
+            f"{_p}.columns": "",
+            f"{_p}.name": "",
+            f"{_p}.max_rows": 0,
+            f"{_p}.answer_extraction": "none",
+            f"{_p}.options": "",
+        }
+    )
 DEFAULTS.update({o.name: o.default for b in backends().values() for o in b.form_options()})  # each backend's fields
 # Not widgets: custom candidates (option key -> source), fields of a loaded spec the form has no input for.
 STATE_DEFAULTS = {"custom": {}, "extra": {"sources": {}, "top": {}}}
@@ -326,8 +360,9 @@ def _parse_columns(text: str, task: str, label: str) -> dict[str, str]:
         if not eq or not field or not column:
             raise ValueError(f"{label} column mapping: '{part}' is not field=column (e.g. text=sentence, label=label)")
         if field not in known:
-            raise ValueError(f"{label} column mapping: '{field}' is not a {task} field; "
-                             f"the fields are {', '.join(known)}")
+            raise ValueError(
+                f"{label} column mapping: '{field}' is not a {task} field; the fields are {', '.join(known)}"
+            )
         out[field] = column
     return out
 
@@ -508,8 +543,14 @@ def _backend_section() -> None:
     st.subheader("Where it runs")
     registry = backends()
     names = list(registry)
-    picked = st.radio("Backend", names, format_func=lambda n: registry[n].label, key=_widget_key("backend", names),
-                      horizontal=True, help=" ".join(f"{b.label}: {b.help}." for b in registry.values()))
+    picked = st.radio(
+        "Backend",
+        names,
+        format_func=lambda n: registry[n].label,
+        key=_widget_key("backend", names),
+        horizontal=True,
+        help=" ".join(f"{b.label}: {b.help}." for b in registry.values()),
+    )
     name = _store("backend", picked)
     fields = registry[name].form_options()
     for column, option in zip(st.columns(len(fields)) if fields else [], fields):
@@ -546,23 +587,51 @@ def _cell(v):
 
 def _source_inputs(prefix: str, kinds: dict[str, str], catalog: Catalog, task: str, title: str, help: str) -> None:
     """D0's, the benchmark's or a custom candidate's inputs: where the data is, then how it maps onto the task."""
-    kind = _store(f"{prefix}.kind", st.radio(title, list(kinds), format_func=kinds.get, horizontal=True, help=help,
-                                             key=_widget_key(f"{prefix}.kind", list(kinds))))
+    kind = _store(
+        f"{prefix}.kind",
+        st.radio(
+            title,
+            list(kinds),
+            format_func=kinds.get,
+            horizontal=True,
+            help=help,
+            key=_widget_key(f"{prefix}.kind", list(kinds)),
+        ),
+    )
     if kind == "holdout":
-        _store("bench.holdout", st.number_input(
-            "Rows of D0 held out as the benchmark", min_value=1, max_value=1_000_000, step=50,
-            key=_widget_key("bench.holdout"), help="Taken out of D0 with a fixed seed; D0 keeps the rest."))
+        _store(
+            "bench.holdout",
+            st.number_input(
+                "Rows of D0 held out as the benchmark",
+                min_value=1,
+                max_value=1_000_000,
+                step=50,
+                key=_widget_key("bench.holdout"),
+                help="Taken out of D0 with a fixed seed; D0 keeps the rest.",
+            ),
+        )
         return
     if kind == "upload":
         _upload_inputs(prefix, title)
     elif kind == "hub":
         c1, c2, c3 = st.columns([3, 2, 2])
-        _store(f"{prefix}.hub_id", c1.text_input("Hub dataset id", key=_widget_key(f"{prefix}.hub_id"),
-                                                 placeholder="owner/name", help="e.g. fancyzhx/ag_news"))
-        _store(f"{prefix}.config", c2.text_input("Config", key=_widget_key(f"{prefix}.config"),
-                                                 help="Leave empty for the default config."))
-        _store(f"{prefix}.split", c3.text_input("Split", key=_widget_key(f"{prefix}.split"),
-                                                help="e.g. train, validation, test"))
+        _store(
+            f"{prefix}.hub_id",
+            c1.text_input(
+                "Hub dataset id",
+                key=_widget_key(f"{prefix}.hub_id"),
+                placeholder="owner/name",
+                help="e.g. fancyzhx/ag_news",
+            ),
+        )
+        _store(
+            f"{prefix}.config",
+            c2.text_input("Config", key=_widget_key(f"{prefix}.config"), help="Leave empty for the default config."),
+        )
+        _store(
+            f"{prefix}.split",
+            c3.text_input("Split", key=_widget_key(f"{prefix}.split"), help="e.g. train, validation, test"),
+        )
     else:
         _catalog_entry_input(prefix, catalog, task)
     _mapping_inputs(prefix, tasks.get(task))
@@ -570,20 +639,33 @@ def _source_inputs(prefix: str, kinds: dict[str, str], catalog: Catalog, task: s
 
 def _upload_inputs(prefix: str, title: str) -> None:
     st.file_uploader(
-        f"{title}: file", type=DATA_FILE_TYPES, key=f"setup.upload.{prefix}", on_change=_on_upload, args=(prefix,),
+        f"{title}: file",
+        type=DATA_FILE_TYPES,
+        key=f"setup.upload.{prefix}",
+        on_change=_on_upload,
+        args=(prefix,),
         max_upload_size=max_upload_mb(),
         help=f"csv, jsonl, json, parquet, or a zip holding one (at most {max_upload_mb()} MB).",
     )
     if ss.get(f"setup.upload_error.{prefix}"):
         st.error(md_escape(ss[f"setup.upload_error.{prefix}"]))
-    _store(f"{prefix}.path", st.text_input(
-        "Stored file", key=_widget_key(f"{prefix}.path"),
-        help="Filled in by the upload. A loaded spec may point at a file under the uploads folder or a folder "
-             "the operator opened with WORKBENCH_DATA_DIRS."))
+    _store(
+        f"{prefix}.path",
+        st.text_input(
+            "Stored file",
+            key=_widget_key(f"{prefix}.path"),
+            help="Filled in by the upload. A loaded spec may point at a file under the uploads folder or a folder "
+            "the operator opened with WORKBENCH_DATA_DIRS.",
+        ),
+    )
     path = (_get(f"{prefix}.path") or "").strip()
     if path and Path(path).is_dir():
-        _store(f"{prefix}.split", st.text_input("Split", key=_widget_key(f"{prefix}.split"),
-                                                help="The zip held a folder with one file per split."))
+        _store(
+            f"{prefix}.split",
+            st.text_input(
+                "Split", key=_widget_key(f"{prefix}.split"), help="The zip held a folder with one file per split."
+            ),
+        )
 
 
 def _catalog_entry_input(prefix: str, catalog: Catalog, task: str) -> None:
@@ -591,35 +673,72 @@ def _catalog_entry_input(prefix: str, catalog: Catalog, task: str) -> None:
     current = _get(f"{prefix}.catalog")
     if current and current not in ids:
         ids.append(current)  # shown as "(not in the catalog)"; validation says what to fix
-    _store(f"{prefix}.catalog", st.selectbox(
-        "Catalog entry", ids, key=_widget_key(f"{prefix}.catalog", ids),
-        format_func=lambda i: _entry_label(catalog, i), help="Entries for this task; the Catalog page lists them all."))
+    _store(
+        f"{prefix}.catalog",
+        st.selectbox(
+            "Catalog entry",
+            ids,
+            key=_widget_key(f"{prefix}.catalog", ids),
+            format_func=lambda i: _entry_label(catalog, i),
+            help="Entries for this task; the Catalog page lists them all.",
+        ),
+    )
 
 
 def _mapping_inputs(prefix: str, task: tasks.Task) -> None:
     """Column mapping (its help names each task field and what it holds), display name, row cap, task options."""
     fields = "; ".join(f"{f} ({task.field_help[f]})" if f in task.field_help else f for f in task.known_fields)
     c1, c2, c3 = st.columns([3, 2, 1])
-    _store(f"{prefix}.columns", c1.text_input(
-        "Column mapping (optional)", key=_widget_key(f"{prefix}.columns"), placeholder="field=column, ...",
-        help=f"Map the {task.name} fields onto this dataset's columns, e.g. text=sentence, label=label. "
-             f"The fields: {fields}. Columns already named like the fields need no mapping."))
-    _store(f"{prefix}.name", c2.text_input("Display name (optional)", key=_widget_key(f"{prefix}.name"),
-                                           help="Defaults to the catalog id, Hub id or file name."))
-    _store(f"{prefix}.max_rows", c3.number_input(
-        "Max rows", min_value=0, step=1000, key=_widget_key(f"{prefix}.max_rows"),
-        help="0 = all rows. Large Hub sets are sampled by streaming with a fixed seed."))
+    _store(
+        f"{prefix}.columns",
+        c1.text_input(
+            "Column mapping (optional)",
+            key=_widget_key(f"{prefix}.columns"),
+            placeholder="field=column, ...",
+            help=f"Map the {task.name} fields onto this dataset's columns, e.g. text=sentence, label=label. "
+            f"The fields: {fields}. Columns already named like the fields need no mapping.",
+        ),
+    )
+    _store(
+        f"{prefix}.name",
+        c2.text_input(
+            "Display name (optional)",
+            key=_widget_key(f"{prefix}.name"),
+            help="Defaults to the catalog id, Hub id or file name.",
+        ),
+    )
+    _store(
+        f"{prefix}.max_rows",
+        c3.number_input(
+            "Max rows",
+            min_value=0,
+            step=1000,
+            key=_widget_key(f"{prefix}.max_rows"),
+            help="0 = all rows. Large Hub sets are sampled by streaming with a fixed seed.",
+        ),
+    )
     if task.options:
         described = "; ".join(f"{k}: {v}" for k, v in task.options.items())
-        _store(f"{prefix}.options", st.text_input(
-            "Task options (optional)", key=_widget_key(f"{prefix}.options"), placeholder="name=value; ...",
-            help=f"Options of the {task.name} task, name=value separated by ';'. {described}",
-        ))
+        _store(
+            f"{prefix}.options",
+            st.text_input(
+                "Task options (optional)",
+                key=_widget_key(f"{prefix}.options"),
+                placeholder="name=value; ...",
+                help=f"Options of the {task.name} task, name=value separated by ';'. {described}",
+            ),
+        )
     if "answer_extraction" in task.source_options:
         opts = ["none", "gsm8k", "boxed"]
-        _store(f"{prefix}.answer_extraction", st.selectbox(
-            "Answer extraction", opts, key=_widget_key(f"{prefix}.answer_extraction", opts),
-            help="gsm8k: the answer after '####'; boxed: the last \\boxed{...}."))
+        _store(
+            f"{prefix}.answer_extraction",
+            st.selectbox(
+                "Answer extraction",
+                opts,
+                key=_widget_key(f"{prefix}.answer_extraction", opts),
+                help="gsm8k: the answer after '####'; boxed: the last \\boxed{...}.",
+            ),
+        )
 
 
 def _show_errors(messages: list[str]) -> None:
@@ -639,13 +758,22 @@ def _show_preview(spec: StudySpec, res: dict) -> None:
     for note in s.get("notes") or []:
         st.text(f"Note: {note}")
     c1, c2, c3 = st.columns(3)
-    c1.metric("Runs", res["runs"], help=f"(baseline + {len(s['candidates'])} candidates) × {len(spec.sizes)} sizes "
-                                         f"× {len(spec.seeds)} seeds")
-    c2.metric("Already cached", res["cached"],
-              help="Runs with the same content key have results already and are not run again.")
-    c3.metric("Estimated time", duration(res.get("estimate_seconds"), unknown="unknown"),
-              help="Median time of this model's finished runs here × runs to do, on one worker; "
-                   "unknown before the first run.")
+    c1.metric(
+        "Runs",
+        res["runs"],
+        help=f"(baseline + {len(s['candidates'])} candidates) × {len(spec.sizes)} sizes × {len(spec.seeds)} seeds",
+    )
+    c2.metric(
+        "Already cached",
+        res["cached"],
+        help="Runs with the same content key have results already and are not run again.",
+    )
+    c3.metric(
+        "Estimated time",
+        duration(res.get("estimate_seconds"), unknown="unknown"),
+        help="Median time of this model's finished runs here × runs to do, on one worker; "
+        "unknown before the first run.",
+    )
     st.markdown("**Normalized rows** (first rows of each source, after column mapping)")
     names = list(res["samples"])
     for tab, name in zip(st.tabs([md_escape(n) for n in names]), names):
@@ -655,8 +783,12 @@ def _show_preview(spec: StudySpec, res: dict) -> None:
 
 def _summary_row(source: dict, name: str | None = None) -> dict:
     """A source's line of the validation summary (contamination is counted for candidates only)."""
-    return {"name": name if name is not None else source["name"], "rows": source["rows"],
-            "dropped": source["dropped"], "contamination removed": source.get("contaminated_removed")}
+    return {
+        "name": name if name is not None else source["name"],
+        "rows": source["rows"],
+        "dropped": source["dropped"],
+        "contamination removed": source.get("contaminated_removed"),
+    }
 
 
 def _validate_clicked() -> list[str]:
@@ -690,17 +822,30 @@ def _run_clicked() -> list[str]:
 def main() -> None:
     catalog = _catalog()
     st.title("Setup")
-    st.caption("Describe a study: your data (D0), a benchmark, a model and candidate datasets. "
-               "Validate it against a preview of the rows, then Run it: the runs go to the Jobs page.")
+    st.caption(
+        "Describe a study: your data (D0), a benchmark, a model and candidate datasets. "
+        "Validate it against a preview of the rows, then Run it: the runs go to the Jobs page."
+    )
     _load_section()
     task = _study_section()
     st.subheader("Your data (D0)")
-    _source_inputs("d0", SOURCE_KINDS, catalog, task, "D0 source",
-                   "The data you train on today; every mixture keeps a share of it.")
+    _source_inputs(
+        "d0",
+        SOURCE_KINDS,
+        catalog,
+        task,
+        "D0 source",
+        "The data you train on today; every mixture keeps a share of it.",
+    )
     st.subheader("Benchmark")
-    _source_inputs("bench", BENCH_KINDS, catalog, task, "Benchmark source",
-                   "What the runs are evaluated on. Candidate rows that duplicate a benchmark row are removed "
-                   "and counted.")
+    _source_inputs(
+        "bench",
+        BENCH_KINDS,
+        catalog,
+        task,
+        "Benchmark source",
+        "What the runs are evaluated on. Candidate rows that duplicate a benchmark row are removed and counted.",
+    )
     _model_section()
     _metrics_section(task)
     _candidates_section(catalog, task)
@@ -716,24 +861,47 @@ def main() -> None:
 def _load_section() -> None:
     """The demo buttons, Clear, and loading or saving a YAML spec."""
     c1, c2, c3 = st.columns([2, 2, 3])
-    c1.button("Load demo study", type="primary", on_click=_on_demo, args=("fast",), key="setup.demo_fast",
-              help="The offline demo (built-in tiny model, generated support-intent data): 15 runs, a few minutes "
-                   "on a CPU.")
-    c2.button("Load full demo", on_click=_on_demo, args=("full",), key="setup.demo_full",
-              help="The same demo with 4 sizes and 2 seeds (40 runs).")
+    c1.button(
+        "Load demo study",
+        type="primary",
+        on_click=_on_demo,
+        args=("fast",),
+        key="setup.demo_fast",
+        help="The offline demo (built-in tiny model, generated support-intent data): 15 runs, a few minutes on a CPU.",
+    )
+    c2.button(
+        "Load full demo",
+        on_click=_on_demo,
+        args=("full",),
+        key="setup.demo_full",
+        help="The same demo with 4 sizes and 2 seeds (40 runs).",
+    )
     c3.button("Clear the form", on_click=_reset_form, key="setup.clear")
     with st.expander("Load or save a spec (YAML), shared with the `workbench` CLI"):
-        st.file_uploader("Upload a study spec", type=[e.lstrip(".") for e in SPEC_EXTENSIONS],
-                         key="setup.spec_upload", on_change=_on_spec_upload,
-                         help="A .yaml or .json spec, as `workbench submit` reads.")
-        st.text_area("…or paste one", key="setup.spec_text", height=150,
-                     placeholder="name: my study\nmodel: builtin:tiny-lm\n...")
+        st.file_uploader(
+            "Upload a study spec",
+            type=[e.lstrip(".") for e in SPEC_EXTENSIONS],
+            key="setup.spec_upload",
+            on_change=_on_spec_upload,
+            help="A .yaml or .json spec, as `workbench submit` reads.",
+        )
+        st.text_area(
+            "…or paste one",
+            key="setup.spec_text",
+            height=150,
+            placeholder="name: my study\nmodel: builtin:tiny-lm\n...",
+        )
         st.button("Load pasted spec", on_click=_on_spec_paste, key="setup.spec_paste")
         spec_now, _ = _build()
         st.download_button(
-            "Download this form as YAML", data=dump_spec(spec_now) if spec_now else "", file_name="study.yaml",
-            mime="application/x-yaml", disabled=spec_now is None, key="setup.spec_download",
-            help="Run it with `workbench submit study.yaml`." if spec_now
+            "Download this form as YAML",
+            data=dump_spec(spec_now) if spec_now else "",
+            file_name="study.yaml",
+            mime="application/x-yaml",
+            disabled=spec_now is None,
+            key="setup.spec_download",
+            help="Run it with `workbench submit study.yaml`."
+            if spec_now
             else "Fix the form first (Validate shows what to fix).",
         )
     if ss.get("setup.spec_errors"):
@@ -745,24 +913,51 @@ def _study_section() -> str:
     """Name and task; the task chosen."""
     st.subheader("Study")
     c1, c2 = st.columns([3, 2])
-    _store("name", c1.text_input("Study name", key=_widget_key("name"), max_chars=200,
-                                 help="Shown on the Jobs and Results pages."))
+    _store(
+        "name",
+        c1.text_input(
+            "Study name", key=_widget_key("name"), max_chars=200, help="Shown on the Jobs and Results pages."
+        ),
+    )
     names = list(tasks.names())
-    return _store("task", c2.selectbox("Task", names, key=_widget_key("task", names), on_change=_on_task,
-                                       help=" ".join(f"{t.name}: {t.summary}." for t in tasks.all_tasks())))
+    return _store(
+        "task",
+        c2.selectbox(
+            "Task",
+            names,
+            key=_widget_key("task", names),
+            on_change=_on_task,
+            help=" ".join(f"{t.name}: {t.summary}." for t in tasks.all_tasks()),
+        ),
+    )
 
 
 def _model_section() -> None:
     """The model, its suggestions, and a check that the Hub has it."""
     st.subheader("Model")
     c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
-    model = _store("model", c1.text_input("Model", key=_widget_key("model"),
-                                          help=f"A Hub model id (owner/name), a local folder, or {TINY_LM} (offline)."))
-    c2.selectbox("Suggestions", MODEL_SUGGESTIONS, index=None, key=WIDGET + "model_pick", on_change=_on_model_pick,
-                 placeholder="Pick a suggestion…",
-                 help="Fills the Model field. Gated models need HF_TOKEN with access.")
-    if c3.button("Check model", key="setup.check_model",
-                 help="Asks the Hub whether this model exists and is readable (gated models need access)."):
+    model = _store(
+        "model",
+        c1.text_input(
+            "Model",
+            key=_widget_key("model"),
+            help=f"A Hub model id (owner/name), a local folder, or {TINY_LM} (offline).",
+        ),
+    )
+    c2.selectbox(
+        "Suggestions",
+        MODEL_SUGGESTIONS,
+        index=None,
+        key=WIDGET + "model_pick",
+        on_change=_on_model_pick,
+        placeholder="Pick a suggestion…",
+        help="Fills the Model field. Gated models need HF_TOKEN with access.",
+    )
+    if c3.button(
+        "Check model",
+        key="setup.check_model",
+        help="Asks the Hub whether this model exists and is readable (gated models need access).",
+    ):
         with st.spinner("Asking the Hub…"):
             ss["setup.model_check"] = {"model": model, **client.check_model(model, timeout=10.0)}
     check = ss.get("setup.model_check")
@@ -775,11 +970,25 @@ def _metrics_section(task: str) -> None:
     st.subheader("Metrics")
     allowed = list(tasks.get(task).metric_names)
     c1, c2 = st.columns([3, 2])
-    metrics = _store("metrics", c1.multiselect("Metrics", allowed, key=_widget_key("metrics", allowed),
-                                               help="loss predicts best at small sizes; scores are what you report."))
+    metrics = _store(
+        "metrics",
+        c1.multiselect(
+            "Metrics",
+            allowed,
+            key=_widget_key("metrics", allowed),
+            help="loss predicts best at small sizes; scores are what you report.",
+        ),
+    )
     primary_opts = metrics or allowed
-    _store("primary", c2.selectbox("Primary metric", primary_opts, key=_widget_key("primary", primary_opts),
-                                   help="Candidates are ranked by this metric."))
+    _store(
+        "primary",
+        c2.selectbox(
+            "Primary metric",
+            primary_opts,
+            key=_widget_key("primary", primary_opts),
+            help="Candidates are ranked by this metric.",
+        ),
+    )
 
 
 def _candidates_section(catalog: Catalog, task: str) -> None:
@@ -797,17 +1006,37 @@ def _candidates_section(catalog: Catalog, task: str) -> None:
             return f"{key.removeprefix('custom:')} · {where}"
         return _entry_label(catalog, key)
 
-    chosen = _store("candidates", st.multiselect(
-        "Candidate datasets", options, key=_widget_key("candidates", options), format_func=label,
-        help="Each candidate is mixed into D0 at every size; shown with license and size."))
+    chosen = _store(
+        "candidates",
+        st.multiselect(
+            "Candidate datasets",
+            options,
+            key=_widget_key("candidates", options),
+            format_func=label,
+            help="Each candidate is mixed into D0 at every size; shown with license and size.",
+        ),
+    )
     picked = [catalog.get(k) for k in chosen if k in catalog]
     if picked:
-        facts = [{"id": e.id, "license": e.license, "rows": f"{e.size_hint:,}" if e.size_hint else "unknown",
-                  "description": e.description} for e in picked]
+        facts = [
+            {
+                "id": e.id,
+                "license": e.license,
+                "rows": f"{e.size_hint:,}" if e.size_hint else "unknown",
+                "description": e.description,
+            }
+            for e in picked
+        ]
         st.dataframe(pd.DataFrame(facts), hide_index=True, width="stretch")
     with st.expander("Add your own candidate (a file or a Hub dataset)"):
-        _source_inputs("cand", {"upload": "Upload a file", "hub": "Hub dataset"}, catalog, task, "Candidate source",
-                       "A candidate that is not in the catalog; its labels must be the study's labels.")
+        _source_inputs(
+            "cand",
+            {"upload": "Upload a file", "hub": "Hub dataset"},
+            catalog,
+            task,
+            "Candidate source",
+            "A candidate that is not in the catalog; its labels must be the study's labels.",
+        )
         st.button("Add candidate", on_click=_on_add_candidate, key="setup.add_candidate")
         for m in ss.get("setup.cand_error") or []:
             st.error(md_escape(m))
@@ -816,23 +1045,50 @@ def _candidates_section(catalog: Catalog, task: str) -> None:
 def _mixtures_section() -> None:
     st.subheader("Mixtures and prediction")
     c1, c2, c3, c4 = st.columns(4)
-    _store("sizes", c1.text_input("Sizes (rows per mixture)", key=_widget_key("sizes"),
-                                  help="Comma-separated; 1k = 1000. At least three sizes fit a curve."))
-    _store("d0_share", c2.slider("D0 share", min_value=0.0, max_value=1.0, step=0.05, key=_widget_key("d0_share"),
-                                 help="Fraction of each mixture taken from D0; the rest comes from the candidate."))
-    _store("seeds", c3.text_input("Seeds", key=_widget_key("seeds"),
-                                  help="Comma-separated, e.g. 0, 1, 2: more seeds, tighter intervals."))
-    _store("target", c4.text_input("Target size", key=_widget_key("target"),
-                                   help="The size the ranking predicts for, e.g. 200k; at least the largest size."))
+    _store(
+        "sizes",
+        c1.text_input(
+            "Sizes (rows per mixture)",
+            key=_widget_key("sizes"),
+            help="Comma-separated; 1k = 1000. At least three sizes fit a curve.",
+        ),
+    )
+    _store(
+        "d0_share",
+        c2.slider(
+            "D0 share",
+            min_value=0.0,
+            max_value=1.0,
+            step=0.05,
+            key=_widget_key("d0_share"),
+            help="Fraction of each mixture taken from D0; the rest comes from the candidate.",
+        ),
+    )
+    _store(
+        "seeds",
+        c3.text_input(
+            "Seeds", key=_widget_key("seeds"), help="Comma-separated, e.g. 0, 1, 2: more seeds, tighter intervals."
+        ),
+    )
+    _store(
+        "target",
+        c4.text_input(
+            "Target size",
+            key=_widget_key("target"),
+            help="The size the ranking predicts for, e.g. 200k; at least the largest size.",
+        ),
+    )
 
 
 def _actions_section() -> None:
     """Validate and Run, then what came of them: the problems, the submitted study, or the preview."""
     c1, c2, _ = st.columns([2, 2, 4])
-    validate = c1.button("Validate & preview", key="setup.validate",
-                         help="Loads and checks the data; enqueues nothing.")
-    run = c2.button("Run", type="primary", key="setup.run",
-                    help="Validates again, then enqueues the runs and opens the Jobs page.")
+    validate = c1.button(
+        "Validate & preview", key="setup.validate", help="Loads and checks the data; enqueues nothing."
+    )
+    run = c2.button(
+        "Run", type="primary", key="setup.run", help="Validates again, then enqueues the runs and opens the Jobs page."
+    )
     errors = _validate_clicked() if validate else _run_clicked() if run else []
     if run and not errors:
         try:

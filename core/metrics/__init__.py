@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.paths import workbench_home
 from core import tasks
+from core.paths import workbench_home
 
 if TYPE_CHECKING:
     import evaluate

@@ -211,8 +211,9 @@ class PowerLaw(CurveForm):
         h = 1.0 + d.s * u * q
 
         def vjp(dr: np.ndarray) -> np.ndarray:
-            return np.array([-d.s * u * float(np.sum(dr * d.x * q / h)), float(np.sum(dr)),
-                             d.s * float(np.sum(dr * q / h))])
+            return np.array(
+                [-d.s * u * float(np.sum(dr * d.x * q / h)), float(np.sum(dr)), d.s * float(np.sum(dr * q / h))]
+            )
 
         return e_ + np.log(h) - d.logy, vjp
 
@@ -222,8 +223,11 @@ class PowerLaw(CurveForm):
 
     def anchored_starts(self, d: AnchoredPoints, alpha: float | None) -> list[np.ndarray]:
         """e_ is the median shift that puts the curve through the points."""
-        return [np.array([a, float(np.median(d.logy - np.log(1.0 + d.s * u * np.exp(-a * d.x)))), u])
-                for a in (START_ALPHAS if alpha is None else (alpha,)) for u in ANCHORED_START_U[int(d.s)]]
+        return [
+            np.array([a, float(np.median(d.logy - np.log(1.0 + d.s * u * np.exp(-a * d.x)))), u])
+            for a in (START_ALPHAS if alpha is None else (alpha,))
+            for u in ANCHORED_START_U[int(d.s)]
+        ]
 
     def anchored_grid(self, d: AnchoredPoints, alpha: float | None, e_max: float) -> tuple[np.ndarray, float]:
         """Fallback: scan alpha and u, e_ the median log shift (the L1 optimum), keep the best."""

@@ -37,6 +37,7 @@ class Solution:
 
 def objective(residuals: Residuals) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
     """theta -> (Huber loss of the residuals, its gradient): what L-BFGS-B minimizes."""
+
     def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         r, vjp = residuals(theta)
         loss, dr = huber(r)
@@ -45,16 +46,16 @@ def objective(residuals: Residuals) -> Callable[[np.ndarray], tuple[float, np.nd
     return loss_grad
 
 
-def best_start(residuals: Residuals, starts: Sequence[np.ndarray], bounds: list[tuple[float, float]]
-               ) -> tuple[np.ndarray, float] | None:
+def best_start(
+    residuals: Residuals, starts: Sequence[np.ndarray], bounds: list[tuple[float, float]]
+) -> tuple[np.ndarray, float] | None:
     """Best converged L-BFGS-B result over the starts (clipped into the bounds), or None."""
     lo = np.array([b[0] for b in bounds])
     hi = np.array([b[1] for b in bounds])
     fun = objective(residuals)
     best: tuple[np.ndarray, float] | None = None
     for s in starts:
-        res = minimize(fun, np.clip(s, lo, hi), jac=True, method="L-BFGS-B", bounds=bounds,
-                       options={"maxiter": 1000})
+        res = minimize(fun, np.clip(s, lo, hi), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 1000})
         if not res.success or not np.all(np.isfinite(res.x)):
             continue
         if best is None or res.fun < best[1] - 1e-12:
@@ -62,8 +63,12 @@ def best_start(residuals: Residuals, starts: Sequence[np.ndarray], bounds: list[
     return best
 
 
-def robust_fit(residuals: Residuals, start_sets: Sequence[Sequence[np.ndarray]], bounds: list[tuple[float, float]],
-               fallback: Callable[[], tuple[np.ndarray, float]]) -> Solution:
+def robust_fit(
+    residuals: Residuals,
+    start_sets: Sequence[Sequence[np.ndarray]],
+    bounds: list[tuple[float, float]],
+    fallback: Callable[[], tuple[np.ndarray, float]],
+) -> Solution:
     """Try each set of starts in turn (e.g. a warm start, then the full grid); the grid search if none converges."""
     for starts in start_sets:
         best = best_start(residuals, starts, bounds) if len(starts) else None

@@ -17,7 +17,15 @@ import numpy as np
 import pandas as pd
 
 from core.scaling.law import (
-    ALPHA_BOUNDS, FORMS, LOG_LINEAR, MIN_ERROR, POWER_LAW, START_ALPHAS, AnchoredPoints, GroupPoints, from_error,
+    ALPHA_BOUNDS,
+    FORMS,
+    LOG_LINEAR,
+    MIN_ERROR,
+    POWER_LAW,
+    START_ALPHAS,
+    AnchoredPoints,
+    GroupPoints,
+    from_error,
     to_error,
 )
 from core.scaling.optimize import robust_fit, single_threaded_blas
@@ -35,8 +43,10 @@ INTERVAL_PERCENTILES = (5.0, 95.0)
 MAX_REDRAWS = 20
 
 NO_FIT_NOTE = "one size: no curve to fit; the plain ranking at that size is reported"
-DEGENERATE_BOUND_NOTE = ("degenerate fit: exponent at its bound (alpha={alpha:.3g}): the points do not "
-                         "pin the curve's shape; the prediction rests on the bound")
+DEGENERATE_BOUND_NOTE = (
+    "degenerate fit: exponent at its bound (alpha={alpha:.3g}): the points do not "
+    "pin the curve's shape; the prediction rests on the bound"
+)
 DEGENERATE_GRID_NOTE = "degenerate fit: the optimizer did not converge; grid-search fallback used"
 
 Form = Literal["power_law", "log_linear", "none"]
@@ -141,13 +151,17 @@ class ArmFit:
     def from_dict(cls, d: dict[str, Any]) -> ArmFit:
         """An arm's fit as metrics.json holds it (parameters JSON wrote as null are left out)."""
         return cls(
-            d["arm"], d["form"], {k: float(v) for k, v in (d.get("params") or {}).items() if v is not None},
-            list(d.get("shared") or []), Prediction.from_dict(d["prediction"]) if d.get("prediction") else None,
-            Backtest.from_dict(d["backtest"]) if d.get("backtest") else None, list(d.get("flags") or []),
-            list(d.get("notes") or []), bool(d.get("converged")), d.get("direction"),
+            d["arm"],
+            d["form"],
+            {k: float(v) for k, v in (d.get("params") or {}).items() if v is not None},
+            list(d.get("shared") or []),
+            Prediction.from_dict(d["prediction"]) if d.get("prediction") else None,
+            Backtest.from_dict(d["backtest"]) if d.get("backtest") else None,
+            list(d.get("flags") or []),
+            list(d.get("notes") or []),
+            bool(d.get("converged")),
+            d.get("direction"),
         )
-
-
 
 
 @dataclass
@@ -195,8 +209,12 @@ class _GroupFit:
 
 def _fit_group(d: GroupPoints, *start_sets: list[np.ndarray]) -> _GroupFit:
     """Best fit from the first set of starts that converges, else the grid fallback."""
-    sol = robust_fit(lambda t: POWER_LAW.shared_residuals(t, d), start_sets, POWER_LAW.shared_bounds(d),
-                     lambda: POWER_LAW.shared_grid(d))
+    sol = robust_fit(
+        lambda t: POWER_LAW.shared_residuals(t, d),
+        start_sets,
+        POWER_LAW.shared_bounds(d),
+        lambda: POWER_LAW.shared_grid(d),
+    )
     alpha, E, B = POWER_LAW.shared_params(sol.theta, d)
     return _GroupFit(alpha, E, B, sol.converged, "lbfgsb" if sol.converged else "grid", sol.loss)
 
@@ -218,9 +236,16 @@ class _SoloFit:
         return {"E": self.E, "B": self.B, "alpha": self.alpha, "s": self.s}
 
 
-def _fit_solo(sizes: np.ndarray, errors: np.ndarray, s: float, log_nmin: float, alpha: float | None,
-              warm: np.ndarray | None = None, full_starts: bool = True,
-              max_error: float = math.inf) -> _SoloFit:
+def _fit_solo(
+    sizes: np.ndarray,
+    errors: np.ndarray,
+    s: float,
+    log_nmin: float,
+    alpha: float | None,
+    warm: np.ndarray | None = None,
+    full_starts: bool = True,
+    max_error: float = math.inf,
+) -> _SoloFit:
     """ArmFit one arm's curve in direction s; alpha fixed when given (borrowed), else free in bounds.
 
     Anchored at N_min, the study's smallest size, so a worsening curve stays positive over every
@@ -234,11 +259,16 @@ def _fit_solo(sizes: np.ndarray, errors: np.ndarray, s: float, log_nmin: float, 
     else:
         # The warm start alone on a bootstrap replicate; the grid only if it fails there.
         start_sets = [[warm], grid] if not full_starts else [[warm] + grid]
-    sol = robust_fit(lambda t: POWER_LAW.anchored_residuals(t, d), start_sets,
-                     POWER_LAW.anchored_bounds(d, alpha, e_max), lambda: POWER_LAW.anchored_grid(d, alpha, e_max))
+    sol = robust_fit(
+        lambda t: POWER_LAW.anchored_residuals(t, d),
+        start_sets,
+        POWER_LAW.anchored_bounds(d, alpha, e_max),
+        lambda: POWER_LAW.anchored_grid(d, alpha, e_max),
+    )
     p = POWER_LAW.anchored_params(sol.theta, s, log_nmin)
-    return _SoloFit(p["alpha"], p["E"], p["B"], s, sol.converged, "lbfgsb" if sol.converged else "grid", sol.loss,
-                    sol.theta)
+    return _SoloFit(
+        p["alpha"], p["E"], p["B"], s, sol.converged, "lbfgsb" if sol.converged else "grid", sol.loss, sol.theta
+    )
 
 
 def fit_power_law(sizes: Any, errors: Any, *, starts: list[tuple[float, float, float]] | None = None) -> PowerLawFit:
@@ -444,8 +474,13 @@ class _FittedCurves:
     solos: dict[str, _SoloFit]
 
 
-def _fit_arms(arms: list[_Arm], plan: _FitPlan, data: dict[str, tuple[np.ndarray, np.ndarray]],
-              warm: _FittedCurves | None, full_starts: bool) -> tuple[dict[str, dict[str, float]], _FittedCurves]:
+def _fit_arms(
+    arms: list[_Arm],
+    plan: _FitPlan,
+    data: dict[str, tuple[np.ndarray, np.ndarray]],
+    warm: _FittedCurves | None,
+    full_starts: bool,
+) -> tuple[dict[str, dict[str, float]], _FittedCurves]:
     """ArmFit every arm with its form on the given (sizes, errors); returns params per arm and the fits."""
     params: dict[str, dict[str, float]] = {}
     fits = _FittedCurves({}, {})
@@ -484,8 +519,15 @@ def _resample(arm: _Arm, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     return arm.sizes, arm.errors
 
 
-def _bootstrap(arms: list[_Arm], plan: _FitPlan, full: _FittedCurves, n_boot: int, seed: int, target_size: int,
-               higher_is_better: bool) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def _bootstrap(
+    arms: list[_Arm],
+    plan: _FitPlan,
+    full: _FittedCurves,
+    n_boot: int,
+    seed: int,
+    target_size: int,
+    higher_is_better: bool,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Refit on resampled points; each arm keeps the direction read from all its points."""
     fitted = [a for a in arms if a.form != "none"]
     if n_boot <= 0 or not fitted:
@@ -508,8 +550,9 @@ def _bootstrap(arms: list[_Arm], plan: _FitPlan, full: _FittedCurves, n_boot: in
     return boot, reps
 
 
-def _backtest(arm: _Arm, plan: _FitPlan, full: _FittedCurves, higher_is_better: bool
-              ) -> tuple[Backtest | None, str | None]:
+def _backtest(
+    arm: _Arm, plan: _FitPlan, full: _FittedCurves, higher_is_better: bool
+) -> tuple[Backtest | None, str | None]:
     """Refit without this arm's largest size (other arms keep theirs) and predict that size."""
     distinct = arm.distinct
     if len(distinct) < 3:
@@ -522,18 +565,30 @@ def _backtest(arm: _Arm, plan: _FitPlan, full: _FittedCurves, higher_is_better: 
     solo = any(a.name == arm.name for a in plan.solos)
     if gi is not None and len(plan.groups[gi]) > 1:
         group = plan.groups[gi]
-        d = GroupPoints.of([a.sizes[keep] if a.name == arm.name else a.sizes for a in group],
-                       [a.errors[keep] if a.name == arm.name else a.errors for a in group])
+        d = GroupPoints.of(
+            [a.sizes[keep] if a.name == arm.name else a.sizes for a in group],
+            [a.errors[keep] if a.name == arm.name else a.errors for a in group],
+        )
         # A few starts beside the warm one: the held-out refit differs from the full fit in one arm only.
-        g = _fit_group(d, [full.groups[gi].warm_start(d)]
-                       + [POWER_LAW.shared_start(d, a, 0.5) for a in (START_ALPHAS[1], START_ALPHAS[3])])
+        g = _fit_group(
+            d,
+            [full.groups[gi].warm_start(d)]
+            + [POWER_LAW.shared_start(d, a, 0.5) for a in (START_ALPHAS[1], START_ALPHAS[3])],
+        )
         i = [a.name for a in group].index(arm.name)
         form, params = "power_law", g.params(i)
     elif solo and (plan.borrow or len(distinct) - 1 >= 3):
         # The improving arms' exponent does not depend on this arm's points: borrow the full fit's.
         alpha = full.groups[0].alpha if plan.borrow else None
-        f = _fit_solo(arm.sizes[keep], arm.errors[keep], SIGN[arm.direction], plan.log_nmin, alpha,
-                      full.solos[arm.name].theta, max_error=plan.max_error)
+        f = _fit_solo(
+            arm.sizes[keep],
+            arm.errors[keep],
+            SIGN[arm.direction],
+            plan.log_nmin,
+            alpha,
+            full.solos[arm.name].theta,
+            max_error=plan.max_error,
+        )
         form, params = "power_law", f.params()
     elif not solo and len(distinct) - 1 >= 3:
         d = GroupPoints.of([arm.sizes[keep]], [arm.errors[keep]])
@@ -559,8 +614,9 @@ def _own_alphas(group: list[_Arm]) -> dict[str, float]:
     return out
 
 
-def _exponent_notes(arm: _Arm, plan: _FitPlan, full: _FittedCurves, own_cache: dict[int, dict[str, float]]
-                    ) -> tuple[bool, list[str]]:
+def _exponent_notes(
+    arm: _Arm, plan: _FitPlan, full: _FittedCurves, own_cache: dict[int, dict[str, float]]
+) -> tuple[bool, list[str]]:
     """Whether the arm's fit is degenerate, and the notes that say why (or why not).
 
     A fit is degenerate when the optimizer fell back to the grid, or when the exponent the arm's
@@ -584,14 +640,18 @@ def _exponent_notes(arm: _Arm, plan: _FitPlan, full: _FittedCurves, own_cache: d
         pushers = [n for n, al in own.items() if _at_bound(al)]
         if arm.name in pushers or not pushers:
             return True, [DEGENERATE_BOUND_NOTE.format(alpha=g.alpha)]
-        return False, [f"the shared exponent alpha={g.alpha:.3g} sits on its bound, set there by "
-                       f"{', '.join(pushers)}; {arm.name}'s own points alone give alpha={own[arm.name]:.2f}, "
-                       f"so its prediction leans on the others' curve shape"]
+        return False, [
+            f"the shared exponent alpha={g.alpha:.3g} sits on its bound, set there by "
+            f"{', '.join(pushers)}; {arm.name}'s own points alone give alpha={own[arm.name]:.2f}, "
+            f"so its prediction leans on the others' curve shape"
+        ]
     f = full.solos[arm.name]
     notes = []
     if plan.borrow:
-        notes.append(f"exponent alpha={f.alpha:.3g} borrowed from the improving arms' fit; "
-                     f"this arm's points set its E and B only")
+        notes.append(
+            f"exponent alpha={f.alpha:.3g} borrowed from the improving arms' fit; "
+            f"this arm's points set its E and B only"
+        )
     if not f.converged:
         return True, notes + [DEGENERATE_GRID_NOTE]
     if not plan.borrow and _at_bound(f.alpha) and f.theta[2] >= FLAT_RELATIVE_IMPROVEMENT:
@@ -599,15 +659,18 @@ def _exponent_notes(arm: _Arm, plan: _FitPlan, full: _FittedCurves, own_cache: d
     return False, notes
 
 
-def _flags(arm: _Arm, fit: ArmFit, target_size: int, higher_is_better: bool,
-           degenerate: tuple[bool, list[str]] | None) -> None:
+def _flags(
+    arm: _Arm, fit: ArmFit, target_size: int, higher_is_better: bool, degenerate: tuple[bool, list[str]] | None
+) -> None:
     """Add machine flags and their human notes to `fit` in place."""
     distinct = arm.distinct
     largest = int(distinct[-1])
     if fit.form != "none" and target_size > EXTRAPOLATION_FACTOR * largest:
         fit.flags.append("extrapolation")
-        fit.notes.append(f"target {target_size:,} is {target_size / largest:.0f}x the largest measured size "
-                         f"{largest:,}: a long extrapolation")
+        fit.notes.append(
+            f"target {target_size:,} is {target_size / largest:.0f}x the largest measured size "
+            f"{largest:,}: a long extrapolation"
+        )
     if fit.form == "none":
         return
     mean_small = float(np.mean(arm.values[arm.sizes == distinct[0]]))
@@ -617,13 +680,19 @@ def _flags(arm: _Arm, fit: ArmFit, target_size: int, higher_is_better: bool,
     flat = not (curve[0] - curve[1] > FLAT_RELATIVE_IMPROVEMENT * curve[0])
     if arm.direction == "worsening":
         fit.flags.append("no_improvement")
-        how = (f"fitted as e = E - B*N^-alpha, the error rising toward E={fit.params['E']:.3g}"
-               if fit.form == "power_law" else "the log-linear fit rises with size")
+        how = (
+            f"fitted as e = E - B*N^-alpha, the error rising toward E={fit.params['E']:.3g}"
+            if fit.form == "power_law"
+            else "the log-linear fit rises with size"
+        )
         fit.notes.append(f"no improvement with size: the metric gets worse as the size grows (worsening); {how}")
     elif not improved or flat:
         fit.flags.append("no_improvement")
-        why = "the metric at the largest size is no better than at the smallest" if not improved \
+        why = (
+            "the metric at the largest size is no better than at the smallest"
+            if not improved
             else "the fitted curve is flat over the measured sizes"
+        )
         fit.notes.append(f"no improvement with size: {why}")
     if degenerate is not None:
         is_degenerate, notes = degenerate
@@ -632,8 +701,16 @@ def _flags(arm: _Arm, fit: ArmFit, target_size: int, higher_is_better: bool,
         fit.notes.extend(notes)
 
 
-def fit_study(points: pd.DataFrame, *, metric: str, higher_is_better: bool, target_size: int,
-              n_boot: int = 200, seed: int = 0, shared: str = "auto") -> StudyFit:
+def fit_study(
+    points: pd.DataFrame,
+    *,
+    metric: str,
+    higher_is_better: bool,
+    target_size: int,
+    n_boot: int = 200,
+    seed: int = 0,
+    shared: str = "auto",
+) -> StudyFit:
     """ArmFit every arm of a study on one metric and predict it at `target_size`.
 
     `points` has columns arm, size, seed, value (one row per finished run; NaN values are
@@ -649,12 +726,12 @@ def fit_study(points: pd.DataFrame, *, metric: str, higher_is_better: bool, targ
         vals = g["value"].to_numpy(dtype=float)
         sizes = g["size"].to_numpy(dtype=float)
         errors = to_error(vals, higher_is_better)
-        arms.append(_Arm(str(name), sizes, errors, vals, _form_for(len(np.unique(sizes))),
-                         trend_direction(sizes, errors)))
+        arms.append(
+            _Arm(str(name), sizes, errors, vals, _form_for(len(np.unique(sizes))), trend_direction(sizes, errors))
+        )
     mode = _resolve_shared(shared, arms)
     # 1 - score cannot pass 1, so a worsening score's error rises at most to 1; a loss has no ceiling.
-    plan = _plan(arms, mode, float(np.log(df["size"].min())) if len(df) else 0.0,
-                 1.0 if higher_is_better else math.inf)
+    plan = _plan(arms, mode, float(np.log(df["size"].min())) if len(df) else 0.0, 1.0 if higher_is_better else math.inf)
     data = {a.name: (a.sizes, a.errors) for a in arms}
     with single_threaded_blas():
         params, full = _fit_arms(arms, plan, data, warm=None, full_starts=True)
@@ -681,8 +758,7 @@ def fit_study(points: pd.DataFrame, *, metric: str, higher_is_better: bool, targ
         fit = ArmFit(a.name, a.form, params[a.name], shared_params, None, None, [], [], converged, a.direction)
         fits[a.name] = fit
         value, low, high = study.curve(a.name, [target_size])
-        fit.prediction = Prediction(int(target_size), float(value[0]),
-                                    json_float(low[0]), json_float(high[0]))
+        fit.prediction = Prediction(int(target_size), float(value[0]), json_float(low[0]), json_float(high[0]))
         bt, note = backtests[a.name]
         fit.backtest = bt
         if note:

@@ -12,7 +12,14 @@ import pkgutil
 from core.tasks.base import SOURCE_OPTIONS, EvalSettings, Task, format_options, parse_options
 
 __all__ = [
-    "SOURCE_OPTIONS", "EvalSettings", "Task", "all_tasks", "format_options", "get", "lower_is_better", "names",
+    "SOURCE_OPTIONS",
+    "EvalSettings",
+    "Task",
+    "all_tasks",
+    "format_options",
+    "get",
+    "lower_is_better",
+    "names",
     "parse_options",
 ]
 

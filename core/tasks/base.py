@@ -71,8 +71,14 @@ class Task:
         return [f for f in self.fields if f not in mapping]
 
     def normalize_rows(
-        self, name: str, rows: list[dict], mapping: dict[str, str], src: SourceSpec, loaded: Any,
-        labels: list[str] | None, notes: list[str],
+        self,
+        name: str,
+        rows: list[dict],
+        mapping: dict[str, str],
+        src: SourceSpec,
+        loaded: Any,
+        labels: list[str] | None,
+        notes: list[str],
     ) -> tuple[list[dict], list[int]]:
         """Rows in this task's schema and the positions of the rows dropped; raises DataError with the fix."""
         raise NotImplementedError

@@ -84,7 +84,12 @@ class Classification(Task):
             raise ValueError("classification evaluation needs the study's label names")
         prompts = [self.prompt(r, tokenizer) for r in rows]
         scores, counts = score_labels(
-            model, tokenizer, prompts, labels, batch_size=settings.batch_size, max_len=settings.max_len,
+            model,
+            tokenizer,
+            prompts,
+            labels,
+            batch_size=settings.batch_size,
+            max_len=settings.max_len,
             device=settings.device,
         )
         predictions = [labels[max(range(len(labels)), key=lambda j: s[j])] for s in scores]

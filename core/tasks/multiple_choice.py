@@ -54,8 +54,10 @@ class MultipleChoice(Task):
                 # YAML 1.1 (spec files) reads no/yes as booleans.
                 quote = isinstance(value, list) and bool in map(type, value)
                 hint = "; quote words YAML reads as booleans: ['no', 'yes']" if quote else ""
-                raise ValueError(f"option {key} must be a list of at least two non-empty strings, e.g. [no, yes]; "
-                                 f"got {value!r}{hint}")
+                raise ValueError(
+                    f"option {key} must be a list of at least two non-empty strings, e.g. [no, yes]; "
+                    f"got {value!r}{hint}"
+                )
         if len(options) > 1:
             raise ValueError("give one of the options choice_columns or choices, not both")
 
@@ -92,8 +94,11 @@ class MultipleChoice(Task):
             if c is not None and c.__class__ is not str:
                 raise type_error(name, i, ccol, "context", c, "text (a string)")
             out.append({"question": q, "context": (c or "").strip(), "choices": choices, "answer": answer})
-        for count, what in ((empty_q, "an empty question"), (bad_choices, "fewer than two choices or an empty one"),
-                            (no_answer, "no answer (e.g. an unlabeled test split)")):
+        for count, what in (
+            (empty_q, "an empty question"),
+            (bad_choices, "fewer than two choices or an empty one"),
+            (no_answer, "no answer (e.g. an unlabeled test split)"),
+        ):
             if count:
                 notes.append(f"{count:,} rows with {what} dropped")
         return out, skipped
@@ -119,8 +124,14 @@ class MultipleChoice(Task):
                 continuations.append(f" {choice}")
                 owner.append(i)
         sums, counts = score_sequences(
-            model, tokenizer, prompts, continuations, batch_size=settings.batch_size, max_len=settings.max_len,
-            device=settings.device, eos=False,
+            model,
+            tokenizer,
+            prompts,
+            continuations,
+            batch_size=settings.batch_size,
+            max_len=settings.max_len,
+            device=settings.device,
+            eos=False,
         )
         per_row: list[list[tuple[float, int, int]]] = [[] for _ in rows]
         for i, s, n, text in zip(owner, sums, counts, continuations):
@@ -146,7 +157,9 @@ def _scores(rows: list[dict], per_row: list[list[tuple[float, int, int]]], metri
         predictions.append(row["choices"][by_char])
     n = max(len(rows), 1)
     values = {
-        "accuracy": correct / n, "accuracy_raw": correct_raw / n, "gold_prob": gold_prob / n,
+        "accuracy": correct / n,
+        "accuracy_raw": correct_raw / n,
+        "gold_prob": gold_prob / n,
         "loss": nll / max(tokens, 1),
     }
     return {m: values[m] for m in metrics}, predictions

@@ -57,7 +57,8 @@ class Option:
             return self.default
         if self.choices and value not in self.choices:
             raise BackendError(
-                f"{backend} {self.label.lower()} '{value}' is unknown; choose one of {list(self.choices)}")
+                f"{backend} {self.label.lower()} '{value}' is unknown; choose one of {list(self.choices)}"
+            )
         if self.pattern and not re.fullmatch(self.pattern, value):
             raise BackendError(f"{backend} {self.label.lower()} '{value}' is not valid: {self.hint}")
         return value
@@ -87,7 +88,8 @@ class Backend:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise BackendError(
-                f"backend '{self.name}' takes no option {unknown[0]!r}; its options: {sorted(known) or 'none'}")
+                f"backend '{self.name}' takes no option {unknown[0]!r}; its options: {sorted(known) or 'none'}"
+            )
         return {name: option.check(self.label, values.get(name)) for name, option in known.items()}
 
     def form_options(self) -> list[Option]:

@@ -65,17 +65,22 @@ LOG_LINES_PER_POLL = 200  # new log lines kept per poll (the event log itself is
 ERROR_TAIL_LINES = 15
 MAX_POLL_ERRORS = 30  # consecutive failed polls (Hub unreachable) before the task gives up
 PROGRESS_PREFIX = "[workbench] progress "
-_PROGRESS_RE = re.compile(r"^\[workbench\] progress (?P<phase>[a-z_]+) (?P<step>\d+)/(?P<total>\d+)(?: loss=(?P<loss>\S+))?\s*$")
+_PROGRESS_RE = re.compile(
+    r"^\[workbench\] progress (?P<phase>[a-z_]+) (?P<step>\d+)/(?P<total>\d+)(?: loss=(?P<loss>\S+))?\s*$"
+)
 
 # Runs inside the Job. The run's arguments come as positional parameters ("$@"), never pasted into
-# the script, so no id can change what the shell runs.
+# the script, so no id can change what the shell runs. A backslash at a line's end below is Python's
+# line continuation: the script itself has no line break there.
 _REMOTE_SCRIPT = """\
 if ! command -v workbench >/dev/null 2>&1; then
   if [ -z "$WORKBENCH_PIP_SPEC" ]; then
-    echo "error: this image has no workbench command: give the study an image with the workbench installed, or set WORKBENCH_PIP_SPEC on the worker" >&2
+    echo "error: this image has no workbench command: give the study an image with the workbench installed, \
+or set WORKBENCH_PIP_SPEC on the worker" >&2
     exit 3
   fi
-  python -m pip install --quiet --no-cache-dir $WORKBENCH_PIP_SPEC || { echo "error: pip install of WORKBENCH_PIP_SPEC failed" >&2; exit 3; }
+  python -m pip install --quiet --no-cache-dir $WORKBENCH_PIP_SPEC || \
+{ echo "error: pip install of WORKBENCH_PIP_SPEC failed" >&2; exit 3; }
 fi
 exec workbench remote-run "$@"
 """
@@ -89,25 +94,50 @@ class HFJobsBackend(Backend):
         return run_timeout + FOLLOW_MARGIN
 
 
-HF_JOBS = register(HFJobsBackend(
-    name="hf_jobs",
-    label="Hugging Face Jobs",
-    help="one Hugging Face Job per run (needs HF_TOKEN on the workers)",
-    queue=QUEUE_DEFAULT,
-    job_function="workers.backends.hf_jobs.hf_run_task",
-    cancel_note="The worker following its Job cancels the Job on the Hub at its next poll.",
-    link_label="HF Job",
-    options=(
-        Option("hf_flavor", "Flavor", "The Job's hardware.", DEFAULT_FLAVOR,
-               choices=tuple(h.value for h in JobHardware), flag="--flavor"),
-        Option("hf_timeout", "Timeout", "Per Job, e.g. 30m, 2h, 1d.", DEFAULT_TIMEOUT,
-               pattern=r"\d+(\.\d+)?\s*[smhd]|\d+", hint="give a duration like 30m, 2h or 1d", flag="--hf-timeout"),
-        Option("hf_image", "Image", "Container image with the workbench installed (default: a stock PyTorch image).",
-               flag="--image", form=False),
-        Option("hf_namespace", "Namespace", "The user or organization the Jobs run under (default: the token's user).",
-               flag="--namespace", form=False),
-    ),
-))
+HF_JOBS = register(
+    HFJobsBackend(
+        name="hf_jobs",
+        label="Hugging Face Jobs",
+        help="one Hugging Face Job per run (needs HF_TOKEN on the workers)",
+        queue=QUEUE_DEFAULT,
+        job_function="workers.backends.hf_jobs.hf_run_task",
+        cancel_note="The worker following its Job cancels the Job on the Hub at its next poll.",
+        link_label="HF Job",
+        options=(
+            Option(
+                "hf_flavor",
+                "Flavor",
+                "The Job's hardware.",
+                DEFAULT_FLAVOR,
+                choices=tuple(h.value for h in JobHardware),
+                flag="--flavor",
+            ),
+            Option(
+                "hf_timeout",
+                "Timeout",
+                "Per Job, e.g. 30m, 2h, 1d.",
+                DEFAULT_TIMEOUT,
+                pattern=r"\d+(\.\d+)?\s*[smhd]|\d+",
+                hint="give a duration like 30m, 2h or 1d",
+                flag="--hf-timeout",
+            ),
+            Option(
+                "hf_image",
+                "Image",
+                "Container image with the workbench installed (default: a stock PyTorch image).",
+                flag="--image",
+                form=False,
+            ),
+            Option(
+                "hf_namespace",
+                "Namespace",
+                "The user or organization the Jobs run under (default: the token's user).",
+                flag="--namespace",
+                form=False,
+            ),
+        ),
+    )
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -133,7 +163,22 @@ def experiment_path(study_id: str, run_id: str | None = None, name: str = "prepa
 
 def remote_command(repo: str, study_id: str, run_id: str, arm: str, size: int, seed: int, key: str) -> list[str]:
     """The Job's command: a list, the run's arguments as separate items."""
-    args = ["--repo", repo, "--study", study_id, "--run", run_id, "--arm", arm, "--size", str(size), "--seed", str(seed), "--key", key]
+    args = [
+        "--repo",
+        repo,
+        "--study",
+        study_id,
+        "--run",
+        run_id,
+        "--arm",
+        arm,
+        "--size",
+        str(size),
+        "--seed",
+        str(seed),
+        "--key",
+        key,
+    ]
     return ["sh", "-c", _REMOTE_SCRIPT, "workbench", *args]
 
 
@@ -163,7 +208,10 @@ class _Follower:
 
     def take_logs(self, api, job_id: str, namespace: str) -> None:
         """Append the Job's new log lines to the run's events; progress lines become progress."""
-        lines = [_redact(str(line).rstrip("\n"), self.token) for line in api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=False)]
+        lines = [
+            _redact(str(line).rstrip("\n"), self.token)
+            for line in api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=False)
+        ]
         if len(lines) < self.seen:  # the server restarted the log (a retried container): start over
             self.seen = 0
         new = lines[self.seen :]
@@ -213,7 +261,9 @@ def _token() -> str:
         )
     token = get_token()
     if not token:
-        raise RunFailed("no Hugging Face token: set HF_TOKEN in the worker's environment (it is passed to the Job as a secret)")
+        raise RunFailed(
+            "no Hugging Face token: set HF_TOKEN in the worker's environment (it is passed to the Job as a secret)"
+        )
     return token
 
 
@@ -225,7 +275,9 @@ def _spec_of(study: dict):
     return parse_spec(yaml.safe_load(study["spec"]), stored=True)
 
 
-def _run_remote(store: JobStore, artifacts: ArtifactStore, study_id: str, study: dict, run_id: str, record: dict, token: str) -> dict:
+def _run_remote(
+    store: JobStore, artifacts: ArtifactStore, study_id: str, study: dict, run_id: str, record: dict, token: str
+) -> dict:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
@@ -235,7 +287,10 @@ def _run_remote(store: JobStore, artifacts: ArtifactStore, study_id: str, study:
     except HfHubHTTPError as err:
         status = err.response.status_code if err.response is not None else None
         if status in (401, 403):
-            raise RunFailed("the Hub refused the token in HF_TOKEN (invalid or expired): set a valid one in the worker's environment") from None
+            raise RunFailed(
+                "the Hub refused the token in HF_TOKEN (invalid or expired): set a valid one in the worker's "
+                "environment"
+            ) from None
         raise
     repo = os.environ.get("RESULTS_REPO") or f"{user}/{RESULTS_REPO_NAME}"
     follower = _Follower(store, run_id, token)
@@ -273,7 +328,9 @@ def _probe_model(api, model: str, token: str, gated_error, missing_error) -> Non
     if model.startswith("builtin:"):
         return
     if _is_local_model(model):
-        raise RunFailed(f"model '{model}' is a local folder, which a Job cannot read: push it to the Hub and use its id")
+        raise RunFailed(
+            f"model '{model}' is a local folder, which a Job cannot read: push it to the Hub and use its id"
+        )
     try:
         info = api.model_info(model, token=token)
         if getattr(info, "gated", None):
@@ -284,7 +341,9 @@ def _probe_model(api, model: str, token: str, gated_error, missing_error) -> Non
             f"and use a token that has it"
         ) from None
     except missing_error:
-        raise RunFailed(f"model '{model}' was not found on the Hub (or is private to another account): check the model id") from None
+        raise RunFailed(
+            f"model '{model}' was not found on the Hub (or is private to another account): check the model id"
+        ) from None
 
 
 def _ensure_results_repo(api, repo: str, study_id: str, artifacts: ArtifactStore, token: str) -> None:
@@ -299,8 +358,11 @@ def _ensure_results_repo(api, repo: str, study_id: str, artifacts: ArtifactStore
     if not local.is_file():
         raise RunFailed(f"no prepared data for study {study_id} in {artifacts.root}: submit the study again")
     api.create_commit(
-        repo, operations=[CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=str(local))],
-        commit_message=f"prepared data of study {study_id}", repo_type="dataset", token=token,
+        repo,
+        operations=[CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=str(local))],
+        commit_message=f"prepared data of study {study_id}",
+        repo_type="dataset",
+        token=token,
     )
 
 
@@ -314,11 +376,15 @@ def _job_env() -> dict[str, str]:
     return env
 
 
-def _submit(api, store: JobStore, study: dict, study_id: str, run_id: str, record: dict, repo: str, user: str, token: str):
+def _submit(
+    api, store: JobStore, study: dict, study_id: str, run_id: str, record: dict, repo: str, user: str, token: str
+):
     image = study.get("hf_image") or DEFAULT_IMAGE
     flavor = study.get("hf_flavor") or DEFAULT_FLAVOR
     timeout = study.get("hf_timeout") or DEFAULT_TIMEOUT
-    command = remote_command(repo, study_id, run_id, record["arm"], int(record["size"]), int(record["seed"]), record["key"])
+    command = remote_command(
+        repo, study_id, run_id, record["arm"], int(record["size"]), int(record["seed"]), record["key"]
+    )
     job = api.run_job(
         image=image,
         command=command,
@@ -331,14 +397,21 @@ def _submit(api, store: JobStore, study: dict, study_id: str, run_id: str, recor
         token=token,
     )
     store.update_run(
-        run_id, backend_job_id=job.id, backend_url=job.url, backend_namespace=job.owner.name, backend_repo=repo,
-        backend_flavor=flavor, phase="scheduling",
+        run_id,
+        backend_job_id=job.id,
+        backend_url=job.url,
+        backend_namespace=job.owner.name,
+        backend_repo=repo,
+        backend_flavor=flavor,
+        phase="scheduling",
     )
     store.log(run_id, f"submitted HF Job {job.id} ({flavor}, timeout {timeout}, image {image}): {job.url}")
     return job
 
 
-def _follow(api, store, artifacts, follower: _Follower, study, study_id, run_id, record, repo, job_id, namespace, token) -> dict:
+def _follow(
+    api, store, artifacts, follower: _Follower, study, study_id, run_id, record, repo, job_id, namespace, token
+) -> dict:
     from huggingface_hub.errors import HfHubHTTPError, JobNotFoundError
 
     deadline = time.monotonic() + int(study.get("run_timeout") or 6 * 3600)
@@ -352,7 +425,9 @@ def _follow(api, store, artifacts, follower: _Follower, study, study_id, run_id,
         if time.monotonic() > deadline:
             _cancel_remote(api, job_id, namespace, token)
             store.update_run(run_id, backend_canceled=job_id)
-            raise RunFailed(f"HF Job {job_id} ran past the study's run_timeout ({study.get('run_timeout')} s) and was canceled")
+            raise RunFailed(
+                f"HF Job {job_id} ran past the study's run_timeout ({study.get('run_timeout')} s) and was canceled"
+            )
         try:
             job = api.inspect_job(job_id=job_id, namespace=namespace, token=token)
             stage, message = _stage(job), job.status.message
@@ -401,7 +476,17 @@ def _cancel_remote(api, job_id: str, namespace: str, token: str) -> None:
         log.warning("cancel of HF Job %s: %s", job_id, err)
 
 
-def _collect(api, store: JobStore, artifacts: ArtifactStore, study_id: str, run_id: str, record: dict, repo: str, job_id: str, token: str) -> dict:
+def _collect(
+    api,
+    store: JobStore,
+    artifacts: ArtifactStore,
+    study_id: str,
+    run_id: str,
+    record: dict,
+    repo: str,
+    job_id: str,
+    token: str,
+) -> dict:
     """Bring a completed Job's result and manifest into the artifacts store; mark the run finished."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
@@ -413,18 +498,28 @@ def _collect(api, store: JobStore, artifacts: ArtifactStore, study_id: str, run_
         for name in ("result.json", "manifest.json"):
             try:
                 path = hf_hub_download(
-                    repo, experiment_path(study_id, run_id, name), repo_type="dataset", token=token, local_dir=work, endpoint=_endpoint(),
+                    repo,
+                    experiment_path(study_id, run_id, name),
+                    repo_type="dataset",
+                    token=token,
+                    local_dir=work,
+                    endpoint=_endpoint(),
                 )
             except EntryNotFoundError:
                 if name == "manifest.json":
                     continue
-                raise RunFailed(f"HF Job {job_id} completed but wrote no {experiment_path(study_id, run_id, name)} to {repo}") from None
+                raise RunFailed(
+                    f"HF Job {job_id} completed but wrote no {experiment_path(study_id, run_id, name)} to {repo}"
+                ) from None
             files[name] = json.loads(Path(path).read_text(encoding="utf-8"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = files["result.json"]
     if result.get("key") != key:
-        raise RunFailed(f"HF Job {job_id} wrote a result for key {result.get('key')!r}, not {key!r}: the image runs another workbench version")
+        raise RunFailed(
+            f"HF Job {job_id} wrote a result for key {result.get('key')!r}, not {key!r}: the image runs "
+            "another workbench version"
+        )
     result = dict(result, backend=HF_JOBS.name, backend_job_id=job_id)
     if "manifest.json" in files:
         artifacts.put_manifest(key, files["manifest.json"])
@@ -434,10 +529,20 @@ def _collect(api, store: JobStore, artifacts: ArtifactStore, study_id: str, run_
         return {"run_id": run_id, "status": "canceled", "key": key}
     rows = (stored.get("eval") or {}).get("rows")
     store.set_run_status(
-        run_id, "finished", metrics=stored["metrics"], phase="done", cached=False, step=rows, total=rows,
-        steps=(stored.get("train") or {}).get("steps"), seconds=(stored.get("timings") or {}).get("total_seconds"),
+        run_id,
+        "finished",
+        metrics=stored["metrics"],
+        phase="done",
+        cached=False,
+        step=rows,
+        total=rows,
+        steps=(stored.get("train") or {}).get("steps"),
+        seconds=(stored.get("timings") or {}).get("total_seconds"),
     )
-    store.log(run_id, "finished: " + ", ".join(f"{k}={v:.4f}" for k, v in stored["metrics"].items() if isinstance(v, (int, float))))
+    store.log(
+        run_id,
+        "finished: " + ", ".join(f"{k}={v:.4f}" for k, v in stored["metrics"].items() if isinstance(v, (int, float))),
+    )
     return {"run_id": run_id, "key": key, "metrics": stored["metrics"], "cached": False, "backend_job_id": job_id}
 
 
@@ -459,11 +564,21 @@ def remote_run(repo: str, study_id: str, run_id: str, arm: str, size: int, seed:
     work = Path(tempfile.mkdtemp(prefix="workbench-remote-"))
     try:
         out(f"[workbench] downloading {experiment_path(study_id)} from {repo}")
-        path = hf_hub_download(repo, experiment_path(study_id), repo_type="dataset", token=token, local_dir=work / "in", endpoint=_endpoint())
+        path = hf_hub_download(
+            repo,
+            experiment_path(study_id),
+            repo_type="dataset",
+            token=token,
+            local_dir=work / "in",
+            endpoint=_endpoint(),
+        )
         prepared = load_prepared(Path(path).parent)
         expected = run_key(prepared, arm, size, seed)
         if expected != key:
-            out(f"[workbench] warning: this image computes key {expected} for the run, the worker sent {key}; storing under {key}")
+            out(
+                f"[workbench] warning: this image computes key {expected} for the run, the worker sent {key}; "
+                f"storing under {key}"
+            )
         run = RunSpec(arm, size, seed, key)
         out(f"[workbench] running {run.label} ({prepared.spec.model}, key {key})")
         last = {"phase": None, "at": 0.0}
@@ -478,12 +593,16 @@ def remote_run(repo: str, study_id: str, run_id: str, arm: str, size: int, seed:
         result = execute_run(prepared, run, store=store, progress=progress, keep_weights=False)
         run_dir = store.run_dir(key)
         ops = [
-            CommitOperationAdd(path_in_repo=experiment_path(study_id, run_id, name), path_or_fileobj=str(run_dir / name))
+            CommitOperationAdd(
+                path_in_repo=experiment_path(study_id, run_id, name), path_or_fileobj=str(run_dir / name)
+            )
             for name in ("result.json", "manifest.json")
             if (run_dir / name).is_file()
         ]
         out(f"[workbench] uploading {len(ops)} file(s) to {repo}/experiments/{study_id}/{run_id}/")
-        api.create_commit(repo, operations=ops, commit_message=f"result of run {run_id} ({key})", repo_type="dataset", token=token)
+        api.create_commit(
+            repo, operations=ops, commit_message=f"result of run {run_id} ({key})", repo_type="dataset", token=token
+        )
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items() if isinstance(v, (int, float)))
         out(f"[workbench] done: {metrics}")
         return result

@@ -2,11 +2,13 @@
 
 from workers.backends.base import DEFAULT_BACKEND, QUEUE_GPU, Backend, register
 
-LOCAL = register(Backend(
-    name=DEFAULT_BACKEND,
-    label="Local GPU workers",
-    help="the workers started by `make run` / `workbench worker`",
-    queue=QUEUE_GPU,
-    job_function="workers.tasks.run_task",
-    cancel_note="A running run stops at its next progress report (seconds).",
-))
+LOCAL = register(
+    Backend(
+        name=DEFAULT_BACKEND,
+        label="Local GPU workers",
+        help="the workers started by `make run` / `workbench worker`",
+        queue=QUEUE_GPU,
+        job_function="workers.tasks.run_task",
+        cancel_note="A running run stops at its next progress report (seconds).",
+    )
+)
