@@ -102,11 +102,7 @@ def _extension(name: str) -> str:
 
 
 def save_upload(
-    filename: str,
-    data: bytes | BinaryIO,
-    *,
-    max_bytes: int | None = None,
-    root: Path | None = None,
+    filename: str, data: bytes | BinaryIO, *, max_bytes: int | None = None, root: Path | None = None
 ) -> Upload:
     """Store an uploaded data file (csv/jsonl/json/parquet/zip) and return where it lies.
 

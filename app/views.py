@@ -18,6 +18,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from app.ui import duration
+from core.results import SUMMARY_COLUMNS
 from workers.backends.base import DEFAULT_BACKEND
 from workers.store import LIVE, STATUSES
 
@@ -33,76 +34,18 @@ FLAG_LABELS = {
     "repeated_data": "repeated data",
 }
 
-STUDY_COLUMNS = [
-    "id",
-    "name",
-    "status",
-    "progress",
-    "queued",
-    "running",
-    "finished",
-    "failed",
-    "canceled",
-    "runs",
-    "submitted_by",
-    "submitted_at",
-    "backend",
-]
+STUDY_COLUMNS = (
+    "id name status progress queued running finished failed canceled runs submitted_by submitted_at backend".split()
+)
 # Fields of a run record (workers.store) that the Jobs page reads.
-_RUN_FIELDS = [
-    "id",
-    "index",
-    "arm",
-    "size",
-    "seed",
-    "status",
-    "phase",
-    "step",
-    "total",
-    "started_at",
-    "finished_at",
-    "worker",
-    "host",
-    "backend_url",
-    "metrics",
-    "attempts",
-    "cached",
-    "error",
-]
-RANKING_COLUMNS = [
-    "rank",
-    "candidate",
-    "predicted",
-    "interval",
-    "low",
-    "high",
-    "gain_over_baseline",
-    "p_best",
-    "measured_at_largest",
-    "largest_size",
-    "rank_at_largest_size",
-    "backtest_error",
-    "flags",
-]
+_RUN_FIELDS = (
+    "id index arm size seed status phase step total started_at finished_at worker host backend_url"
+    " metrics attempts cached error"
+).split()
 EMPTY_CELL = "—"
-RUN_COLUMNS = [
-    "id",
-    "index",
-    "arm",
-    "size",
-    "seed",
-    "status",
-    "phase",
-    "progress",
-    "steps",
-    "elapsed_s",
-    "worker",
-    "backend_url",
-    "value",
-    "attempts",
-    "cached",
-    "error",
-]
+RUN_COLUMNS = (
+    "id index arm size seed status phase progress steps elapsed_s worker backend_url value attempts cached error"
+).split()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,7 +306,7 @@ def ranking_frame(summary: Sequence[Mapping]) -> pd.DataFrame:
     Columns: rank, candidate, predicted, interval (text), low, high, gain_over_baseline, p_best,
     measured_at_largest, largest_size, rank_at_largest_size, backtest_error, flags (in words).
     """
-    frame = pd.DataFrame([dict(r) for r in summary], columns=[c for c in RANKING_COLUMNS if c != "interval"])
+    frame = pd.DataFrame([dict(r) for r in summary], columns=SUMMARY_COLUMNS)
     frame.insert(3, "interval", [interval_text(lo, hi) for lo, hi in zip(frame["low"], frame["high"])])
     frame["candidate"] = frame["candidate"].astype(str)
     frame["flags"] = [flag_text(f) for f in frame["flags"]]

@@ -45,7 +45,7 @@ class CatalogEntry(BaseModel):
     config: str | None = None
     split: str = "train"
     revision: str | None = None
-    task: str
+    task: tasks.TaskName
     license: str = Field(..., min_length=1)
     size_hint: int | None = Field(None, ge=0, description="approximate rows in the split")
     columns: dict[str, str] = Field(default_factory=dict, description="task field -> source column")
@@ -58,12 +58,6 @@ class CatalogEntry(BaseModel):
     checked: str | None = Field(
         None, max_length=500, description="how the columns were checked (dataset card or viewer schema read), and when"
     )
-
-    @field_validator("task")
-    @classmethod
-    def _task(cls, v: str) -> str:
-        tasks.get(v)  # ValueError naming the tasks
-        return v
 
     @field_validator("hub_id")
     @classmethod

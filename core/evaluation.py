@@ -304,28 +304,12 @@ def generate_and_score(
     from core.metrics import compute_metrics
 
     prompts = [task.prompt(r, tokenizer) for r in rows]
-    generated = generate_answers(
-        model,
-        tokenizer,
-        prompts,
-        batch_size=settings.batch_size,
-        max_new_tokens=settings.max_new_tokens,
-        max_len=settings.max_len,
-        device=settings.device,
-    )
+    generated = generate_answers(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, **settings.batching)
     predictions = [clean(g) for g in generated]
     results: dict[str, float] = {}
     if "loss" in metrics:
         completions = [task.completion(r, tokenizer) for r in rows]
-        sums, counts = score_sequences(
-            model,
-            tokenizer,
-            prompts,
-            completions,
-            batch_size=settings.batch_size,
-            max_len=settings.max_len,
-            device=settings.device,
-        )
+        sums, counts = score_sequences(model, tokenizer, prompts, completions, **settings.batching)
         results["loss"] = -sum(sums) / max(sum(counts), 1)
     results.update(compute_metrics(task.name, predictions, references, [m for m in metrics if m != "loss"]))
     return results, predictions

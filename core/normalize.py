@@ -81,6 +81,15 @@ def normalize(loaded: Any, task: str, src: SourceSpec, *, labels: list[str] | No
     )
 
 
+def text_value(name: str, index: int, column: str, field_name: str, value: Any) -> str:
+    """A text field's value as it is ("" when missing); DataError with the fix when it is not a string."""
+    if value is None:
+        return ""
+    if value.__class__ is not str:
+        raise type_error(name, index, column, field_name, value, "text (a string)")
+    return value
+
+
 # ---------------------------------------------------------------------------------------------
 # Column mapping
 

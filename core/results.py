@@ -24,20 +24,10 @@ from core.scaling import FORMS, ArmFit, StudyFit, json_float
 
 CURVE_COLUMNS = ["arm", "size", "value", "low", "high"]
 CURVE_GRID_POINTS = 60
-SUMMARY_COLUMNS = [
-    "rank",
-    "candidate",
-    "predicted",
-    "low",
-    "high",
-    "gain_over_baseline",
-    "p_best",
-    "measured_at_largest",
-    "largest_size",
-    "rank_at_largest_size",
-    "backtest_error",
-    "flags",
-]
+SUMMARY_COLUMNS = (
+    "rank candidate predicted low high gain_over_baseline p_best measured_at_largest largest_size"
+    " rank_at_largest_size backtest_error flags"
+).split()
 BASELINE_LABEL = "baseline (D0 only)"
 
 __all__ = ["ArmFit", "BaselineRow", "RankingRow", "RunResult", "StudyResult", "curve_records", "curves_table"]

@@ -162,7 +162,7 @@ class TrainingSettings(_Model):
 class StudySpec(_Model):
     name: str = Field(..., min_length=1, max_length=200)
     model: str = Field(..., min_length=1, description="Hub id, local folder, or builtin:tiny-lm")
-    task: str
+    task: tasks.TaskName
     d0: SourceSpec
     benchmark: SourceSpec | None = None
     benchmark_holdout: int | None = Field(
@@ -200,12 +200,6 @@ class StudySpec(_Model):
         problem = hub_id_problem(v, "model")
         if problem:
             raise ValueError(f"{problem}; or give a local folder, or {TINY_LM}")
-        return v
-
-    @field_validator("task")
-    @classmethod
-    def _task(cls, v: str) -> str:
-        tasks.get(v)  # ValueError naming the tasks
         return v
 
     @field_validator("sizes")
@@ -412,11 +406,7 @@ def resolve_paths(spec: StudySpec, base: Path) -> StudySpec:
         return src.model_copy(update={"path": str((base / src.path).resolve())})
 
     return spec.model_copy(
-        update={
-            "d0": fix(spec.d0),
-            "benchmark": fix(spec.benchmark),
-            "candidates": [fix(c) for c in spec.candidates],
-        }
+        update={"d0": fix(spec.d0), "benchmark": fix(spec.benchmark), "candidates": [fix(c) for c in spec.candidates]}
     )
 
 

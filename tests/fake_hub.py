@@ -487,11 +487,7 @@ def _handler(hub: FakeHub):
                 200,
                 body=data,
                 content_type="application/octet-stream",
-                headers={
-                    "ETag": f'"{_git_sha1(data)}"',
-                    "X-Repo-Commit": repo.sha,
-                    "Accept-Ranges": "bytes",
-                },
+                headers={"ETag": f'"{_git_sha1(data)}"', "X-Repo-Commit": repo.sha, "Accept-Ranges": "bytes"},
             )
 
         # -- jobs ----------------------------------------------------------------------------------

@@ -7,13 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from core.charts import (
-    BASELINE_COLOR,
-    loss_curve_chart,
-    ranking_chart,
-    save_chart,
-    scaling_chart,
-)
+from core.charts import BASELINE_COLOR, loss_curve_chart, ranking_chart, save_chart, scaling_chart
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

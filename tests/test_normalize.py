@@ -6,15 +6,7 @@ import time
 
 import pytest
 
-from core.normalize import (
-    DataError,
-    NormalizedData,
-    fingerprint_rows,
-    normalize,
-    normalize_text,
-    text_key,
-    text_keys,
-)
+from core.normalize import DataError, NormalizedData, fingerprint_rows, normalize, normalize_text, text_key, text_keys
 from core.sources import LoadedSource
 from core.spec import SourceSpec
 from core.tasks.generative import extract_boxed, extract_gsm8k

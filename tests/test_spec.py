@@ -10,16 +10,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from core.spec import (
-    MAX_SIZE,
-    TASK_METRICS,
-    SpecError,
-    StudySpec,
-    dump_spec,
-    load_spec,
-    parse_spec,
-    resolve_paths,
-)
+from core.spec import MAX_SIZE, TASK_METRICS, SpecError, StudySpec, dump_spec, load_spec, parse_spec, resolve_paths
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -208,11 +199,7 @@ def test_unknown_nested_fields():
 # ----------------------------------------------------------------------------- sizes, seeds, shares, target
 
 
-@pytest.mark.parametrize(
-    "sizes",
-    [[-5, 100], [0, 100], [100, MAX_SIZE + 1]],
-    ids=["negative", "zero", "absurd"],
-)
+@pytest.mark.parametrize("sizes", [[-5, 100], [0, 100], [100, MAX_SIZE + 1]], ids=["negative", "zero", "absurd"])
 def test_bad_sizes_out_of_range(sizes):
     problem = only_problem(spec_data(sizes=sizes, target_size=10**9))
     assert problem.startswith("sizes:")

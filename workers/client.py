@@ -54,6 +54,15 @@ def run_id(study_id: str, index: int) -> str:
     return f"{study_id}-r{index}"
 
 
+def _run_record(study_id: str, index: int, run, result: dict | None, without_result: dict) -> dict:
+    """A run's Redis record: finished from its cached result, else `without_result` (queued, or lost)."""
+    record = {"id": run_id(study_id, index), "index": index, "key": run.key}
+    record |= {"arm": run.arm, "size": run.size, "seed": run.seed}
+    if result is not None:
+        return record | {"status": "finished", "cached": True, "metrics": result["metrics"], "phase": "done"}
+    return record | without_result
+
+
 def run_job_id(run_id: str, attempt: int = 0) -> str:
     return f"wb-run-{run_id}" + (f"-r{attempt}" if attempt else "")
 
@@ -72,22 +81,8 @@ def submit(
     save_prepared(prepared, artifacts.prepared_dir(study_id))
     write_text(artifacts.study_dir(study_id) / "spec.yaml", dump_spec(spec))
     runs = plan_runs(prepared)
-    records = []
-    for i, run in enumerate(runs):
-        cached = artifacts.get_result(run.key)
-        rec = {
-            "id": run_id(study_id, i),
-            "index": i,
-            "arm": run.arm,
-            "size": run.size,
-            "seed": run.seed,
-            "key": run.key,
-        }
-        if cached is not None:
-            rec.update(status="finished", cached=True, metrics=cached["metrics"], phase="done")
-        else:
-            rec.update(status="queued", cached=False, phase="queued", attempts=0)
-        records.append(rec)
+    to_run = {"status": "queued", "cached": False, "phase": "queued", "attempts": 0}
+    records = [_run_record(study_id, i, run, artifacts.get_result(run.key), to_run) for i, run in enumerate(runs)]
     store = JobStore(redis)
     store.take_submit_lock(study_id, "submitter", SUBMIT_LOCK_TTL)
     record = {
@@ -367,23 +362,8 @@ def reindex(redis: Redis, artifacts: ArtifactStore | None = None) -> list[str]:
             runs = plan_runs(load_prepared(artifacts.prepared_dir(study_id)))
         except FileNotFoundError:
             continue
-        records = []
-        for i, run in enumerate(runs):
-            res = artifacts.get_result(run.key)
-            rec = {
-                "id": run_id(study_id, i),
-                "index": i,
-                "arm": run.arm,
-                "size": run.size,
-                "seed": run.seed,
-                "key": run.key,
-            }
-            rec.update(
-                {"status": "finished", "metrics": res["metrics"], "phase": "done", "cached": True}
-                if res
-                else {"status": "failed", "phase": "lost", "error": "lost with Redis before it finished; retry it"}
-            )
-            records.append(rec)
+        lost = {"status": "failed", "phase": "lost", "error": "lost with Redis before it finished; retry it"}
+        records = [_run_record(study_id, i, run, artifacts.get_result(run.key), lost) for i, run in enumerate(runs)]
         metrics = read_json(artifacts.study_dir(study_id) / "metrics.json")
         record = {
             "name": spec.name,
@@ -456,46 +436,55 @@ def check_model(model: str, *, endpoint: str | None = None, timeout: float = 10.
     uses this process's token (HF_TOKEN or a saved login); local workers use their own, HF Jobs
     get HF_TOKEN as a secret. The token is never part of the message.
     """
-    import os
+    model = (model or "").strip()
+    if not model:
+        return _probe(False, "invalid", "Give a model: a Hub id (owner/name), a local folder, or builtin:tiny-lm")
+    return _check_here(model) or _check_on_hub(model, endpoint=endpoint, timeout=timeout)
+
+
+def _probe(ok: bool, kind: str, message: str) -> dict:
+    return {"ok": ok, "kind": kind, "message": message}
+
+
+def _check_here(model: str) -> dict | None:
+    """The answer for the built-in model or a local folder; None for a Hub id."""
     from pathlib import Path
 
     from core.tiny_model import BUILTIN_PREFIX, TINY_LM
 
-    model = (model or "").strip()
-    if not model:
-        return {
-            "ok": False,
-            "kind": "invalid",
-            "message": "Give a model: a Hub id (owner/name), a local folder, or builtin:tiny-lm",
-        }
     if model.startswith(BUILTIN_PREFIX):
         if model == TINY_LM:
-            return {
-                "ok": True,
-                "kind": "builtin",
-                "message": f"{TINY_LM} is built here, offline, on first use (no Hub access needed)",
-            }
-        return {
-            "ok": False,
-            "kind": "invalid",
-            "message": f"Unknown built-in model '{model}'; the built-in model is '{TINY_LM}'",
-        }
+            return _probe(True, "builtin", f"{TINY_LM} is built here, offline, on first use (no Hub access needed)")
+        return _probe(False, "invalid", f"Unknown built-in model '{model}'; the built-in model is '{TINY_LM}'")
     folder = Path(model).expanduser()
-    if model.startswith(("/", "./", "../", "~")) or folder.is_dir():
-        if (folder / "config.json").is_file():
-            return {
-                "ok": True,
-                "kind": "local",
-                "message": f"Local model folder '{model}' (workers must see the same path)",
-            }
-        return {
-            "ok": False,
-            "kind": "missing",
-            "message": f"'{model}' is not a model folder here (no config.json); give a Hub id or a folder "
-            "saved with save_pretrained",
-        }
+    if not (model.startswith(("/", "./", "../", "~")) or folder.is_dir()):
+        return None
+    if (folder / "config.json").is_file():
+        return _probe(True, "local", f"Local model folder '{model}' (workers must see the same path)")
+    return _probe(
+        False,
+        "missing",
+        f"'{model}' is not a model folder here (no config.json); give a Hub id or a folder saved with save_pretrained",
+    )
+
+
+def _check_on_hub(model: str, *, endpoint: str | None, timeout: float) -> dict:
+    import os
 
     from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=endpoint or (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None)
+    try:
+        info = api.model_info(model, timeout=timeout)
+        if getattr(info, "gated", None):
+            api.auth_check(model)  # a gated model's card is public; its files are not
+    except Exception as err:  # each Hub or network error becomes an answer; no traceback for the user
+        return _hub_error_answer(model, err)
+    gated = " (gated; this token has access)" if getattr(info, "gated", None) else ""
+    return _probe(True, "hub", f"'{model}' is on the Hub and readable{gated}")
+
+
+def _hub_error_answer(model: str, err: Exception) -> dict:
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -504,63 +493,40 @@ def check_model(model: str, *, endpoint: str | None = None, timeout: float = 10.
         RepositoryNotFoundError,
     )
 
-    endpoint = endpoint or (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None
-    api = HfApi(endpoint=endpoint)
     unreachable = (
         "Cannot reach the Hugging Face Hub from here ({why}), so '{model}' was not checked; "
         "the built-in model builtin:tiny-lm works offline, or check again when the network is back"
     )
-    try:
-        info = api.model_info(model, timeout=timeout)
-        if getattr(info, "gated", None):
-            api.auth_check(model)  # a gated model's card is public; its files are not
-    except GatedRepoError:
-        return {
-            "ok": False,
-            "kind": "gated",
-            "message": f"'{model}' is gated and the token here has no access: request access on its Hub page, "
-            "then set HF_TOKEN (for local workers, in their environment) to a token of the account that has it",
-        }
-    except RepositoryNotFoundError:
-        return {
-            "ok": False,
-            "kind": "missing",
-            "message": f"'{model}' was not found on the Hub (or it is private to an account this token cannot "
-            "read): check the id (owner/name)",
-        }
-    except HFValidationError:
-        return {
-            "ok": False,
-            "kind": "invalid",
-            "message": f"'{model}' is not a valid Hub model id; write owner/name (e.g. Qwen/Qwen2.5-0.5B) or "
-            "builtin:tiny-lm",
-        }
-    except OfflineModeIsEnabled:
-        return {
-            "ok": False,
-            "kind": "unreachable",
-            "message": unreachable.format(why="offline mode is on: HF_HUB_OFFLINE=1", model=model),
-        }
-    except HfHubHTTPError as err:
+    if isinstance(err, GatedRepoError):
+        return _probe(
+            False,
+            "gated",
+            f"'{model}' is gated and the token here has no access: request access on its Hub page, then set "
+            "HF_TOKEN (for local workers, in their environment) to a token of the account that has it",
+        )
+    if isinstance(err, RepositoryNotFoundError):
+        return _probe(
+            False,
+            "missing",
+            f"'{model}' was not found on the Hub (or it is private to an account this token cannot read): "
+            "check the id (owner/name)",
+        )
+    if isinstance(err, HFValidationError):
+        return _probe(
+            False,
+            "invalid",
+            f"'{model}' is not a valid Hub model id; write owner/name (e.g. Qwen/Qwen2.5-0.5B) or builtin:tiny-lm",
+        )
+    if isinstance(err, OfflineModeIsEnabled):
+        return _probe(False, "unreachable", unreachable.format(why="offline mode is on: HF_HUB_OFFLINE=1", model=model))
+    if isinstance(err, HfHubHTTPError):
         status = err.response.status_code if getattr(err, "response", None) is not None else None
         if status in (401, 403):
-            return {
-                "ok": False,
-                "kind": "gated",
-                "message": f"The Hub refused access to '{model}' (HTTP {status}): set HF_TOKEN to a valid "
-                "token that can read it",
-            }
-        return {
-            "ok": False,
-            "kind": "unreachable",
-            "message": unreachable.format(why=f"the Hub answered HTTP {status or 'error'}", model=model),
-        }
-    except Exception as err:  # httpx / OS network errors and anything else: no traceback for the user
-        why = type(err).__name__
-        return {
-            "ok": False,
-            "kind": "unreachable",
-            "message": unreachable.format(why=f"network error: {why}", model=model),
-        }
-    gated = " (gated; this token has access)" if getattr(info, "gated", None) else ""
-    return {"ok": True, "kind": "hub", "message": f"'{model}' is on the Hub and readable{gated}"}
+            message = (
+                f"The Hub refused access to '{model}' (HTTP {status}): set HF_TOKEN to a valid token that can read it"
+            )
+            return _probe(False, "gated", message)
+        return _probe(
+            False, "unreachable", unreachable.format(why=f"the Hub answered HTTP {status or 'error'}", model=model)
+        )
+    return _probe(False, "unreachable", unreachable.format(why=f"network error: {type(err).__name__}", model=model))

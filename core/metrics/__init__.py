@@ -34,12 +34,7 @@ if TYPE_CHECKING:
 MODULES_DIR = Path(__file__).resolve().parent
 
 # The evaluate module that computes each metric name the study spec knows.
-MODULE_FOR_METRIC = {
-    "accuracy": "accuracy",
-    "macro_f1": "macro_f1",
-    "exact_match": "squad_em_f1",
-    "f1": "squad_em_f1",
-}
+MODULE_FOR_METRIC = {"accuracy": "accuracy", "macro_f1": "macro_f1", "exact_match": "squad_em_f1", "f1": "squad_em_f1"}
 MODULE_NAMES = tuple(sorted(set(MODULE_FOR_METRIC.values())))
 
 _cache: dict[tuple[str, str], evaluate.EvaluationModule] = {}
@@ -84,11 +79,7 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
         metric_cls = import_main_class(importable.module_path)
         if metric_cls is None:
             raise ImportError(f"{folder} defines no evaluate.Metric subclass")
-        metric = metric_cls(
-            hash=importable.hash,
-            keep_in_memory=True,
-            cache_dir=str(workbench_home() / "hf-evaluate"),
-        )
+        metric = metric_cls(hash=importable.hash, keep_in_memory=True, cache_dir=str(workbench_home() / "hf-evaluate"))
         metric.download_and_prepare()
         _cache[key] = metric
         return metric

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from core.tasks.base import SOURCE_OPTIONS, EvalSettings, Task, format_options, parse_options
 
@@ -21,6 +24,7 @@ __all__ = [
     "lower_is_better",
     "names",
     "parse_options",
+    "TaskName",
 ]
 
 
@@ -48,6 +52,15 @@ def get(name: str) -> Task:
         return _TASKS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown task '{name}'; choose one of {list(_TASKS)}") from None
+
+
+def _known(name: str) -> str:
+    get(name)  # ValueError naming the tasks
+    return name
+
+
+# A task name in a pydantic model (the study spec, a catalog entry): checked against the registry.
+TaskName = Annotated[str, AfterValidator(_known)]
 
 
 def lower_is_better() -> tuple[str, ...]:

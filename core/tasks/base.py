@@ -32,6 +32,11 @@ class EvalSettings:
     max_len: int = 256
     device: str = "cpu"
 
+    @property
+    def batching(self) -> dict[str, Any]:
+        """The keyword arguments every scorer and generator in core.evaluation takes."""
+        return {"batch_size": self.batch_size, "max_len": self.max_len, "device": self.device}
+
 
 class Task:
     """One task: its row schema, normalization, prompt layout, evaluation, metrics and form hints."""

@@ -83,15 +83,7 @@ class Classification(Task):
         if not labels:
             raise ValueError("classification evaluation needs the study's label names")
         prompts = [self.prompt(r, tokenizer) for r in rows]
-        scores, counts = score_labels(
-            model,
-            tokenizer,
-            prompts,
-            labels,
-            batch_size=settings.batch_size,
-            max_len=settings.max_len,
-            device=settings.device,
-        )
+        scores, counts = score_labels(model, tokenizer, prompts, labels, **settings.batching)
         predictions = [labels[max(range(len(labels)), key=lambda j: s[j])] for s in scores]
         results: dict[str, float] = {}
         if "loss" in metrics:

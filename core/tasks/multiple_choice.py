@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import string
 
-from core.normalize import DataError, type_error
+from core.normalize import DataError, text_value, type_error
 from core.tasks.base import EvalSettings, Task
 
 
@@ -72,10 +72,7 @@ class MultipleChoice(Task):
         skipped: list[int] = []
         empty_q = no_answer = bad_choices = 0
         for i, row in enumerate(rows):
-            q = row.get(qcol)
-            if q is not None and q.__class__ is not str:
-                raise type_error(name, i, qcol, "question", q, "text (a string)")
-            q = (q or "").strip()
+            q = text_value(name, i, qcol, "question", row.get(qcol)).strip()
             if not q:
                 empty_q += 1
                 skipped.append(i)
@@ -90,10 +87,8 @@ class MultipleChoice(Task):
                 no_answer += 1
                 skipped.append(i)
                 continue
-            c = row.get(ccol) if ccol else None
-            if c is not None and c.__class__ is not str:
-                raise type_error(name, i, ccol, "context", c, "text (a string)")
-            out.append({"question": q, "context": (c or "").strip(), "choices": choices, "answer": answer})
+            c = text_value(name, i, ccol, "context", row.get(ccol)) if ccol else ""
+            out.append({"question": q, "context": c.strip(), "choices": choices, "answer": answer})
         for count, what in (
             (empty_q, "an empty question"),
             (bad_choices, "fewer than two choices or an empty one"),
@@ -123,16 +118,7 @@ class MultipleChoice(Task):
                 prompts.append(prompt)
                 continuations.append(f" {choice}")
                 owner.append(i)
-        sums, counts = score_sequences(
-            model,
-            tokenizer,
-            prompts,
-            continuations,
-            batch_size=settings.batch_size,
-            max_len=settings.max_len,
-            device=settings.device,
-            eos=False,
-        )
+        sums, counts = score_sequences(model, tokenizer, prompts, continuations, **settings.batching, eos=False)
         per_row: list[list[tuple[float, int, int]]] = [[] for _ in rows]
         for i, s, n, text in zip(owner, sums, counts, continuations):
             per_row[i].append((s, n, len(text)))

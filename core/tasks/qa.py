@@ -5,7 +5,7 @@ Rows: {"question": str, "context": str, "answers": {"text": [str, ...], "answer_
 
 from __future__ import annotations
 
-from core.normalize import type_error
+from core.normalize import text_value, type_error
 from core.tasks.base import EvalSettings, Task
 
 
@@ -29,25 +29,13 @@ class QA(Task):
         skipped: list[int] = []  # row positions dropped (rare: cheaper to track than the kept ones)
         empty_q = no_answer = 0
         for i, row in enumerate(rows):
-            q = row.get(qcol)
-            c = row.get(ccol)
-            a = row.get(acol)
-            if q.__class__ is not str:
-                if q is None:
-                    empty_q += 1
-                    skipped.append(i)
-                    continue
-                raise type_error(name, i, qcol, "question", q, "text (a string)")
-            q = q.strip()
+            q = text_value(name, i, qcol, "question", row.get(qcol)).strip()
             if not q:
                 empty_q += 1
                 skipped.append(i)
                 continue
-            if c is None:
-                c = ""
-            elif c.__class__ is not str:
-                raise type_error(name, i, ccol, "context", c, "text (a string)")
-            answers = _answers(name, i, acol, a, c)
+            c = text_value(name, i, ccol, "context", row.get(ccol))
+            answers = _answers(name, i, acol, row.get(acol), c)
             if not answers["text"]:
                 no_answer += 1
                 skipped.append(i)

@@ -30,10 +30,7 @@ _FEATURE_OPTIONS = [
 class MacroF1(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=_FEATURE_OPTIONS,
+            description=_DESCRIPTION, citation="", inputs_description=_KWARGS_DESCRIPTION, features=_FEATURE_OPTIONS
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
