@@ -102,16 +102,20 @@ def test_training_learns_and_records_steps(tmp_path, demo_folder):
     bench = [json.loads(x) for x in (demo_folder / "benchmark.jsonl").read_text().splitlines()[:120]]
     settings = TrainingSettings(method="full", learning_rate=1e-3, batch_size=8, max_steps=60, max_seq_length=64)
     loaded = load_model(TINY_LM, settings)
-    before = evaluate_model(
-        loaded.model,
-        loaded.tokenizer,
-        bench,
-        task="classification",
-        metrics=["loss", "accuracy"],
-        labels=LABELS,
-        batch_size=256,
-        max_len=64,
-    )
+
+    def score():
+        return evaluate_model(
+            loaded.model,
+            loaded.tokenizer,
+            bench,
+            task="classification",
+            metrics=["loss", "accuracy"],
+            labels=LABELS,
+            batch_size=256,
+            max_len=64,
+        )
+
+    before = score()
     seen = []
     result = train(
         loaded,
@@ -121,16 +125,7 @@ def test_training_learns_and_records_steps(tmp_path, demo_folder):
         out_dir=tmp_path,
         progress=lambda phase, step, total, loss: seen.append((phase, step, total)),
     )
-    after = evaluate_model(
-        loaded.model,
-        loaded.tokenizer,
-        bench,
-        task="classification",
-        metrics=["loss", "accuracy"],
-        labels=LABELS,
-        batch_size=256,
-        max_len=64,
-    )
+    after = score()
     assert result.steps == 60 and result.method == "full"
     assert result.train_tokens > 0 and result.tokens_per_second > 0
     assert after.metrics["loss"] < before.metrics["loss"] - 1.0  # it learned the label format at least
