@@ -15,7 +15,6 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from pandas.io.formats.style import Styler
 
 from app.ui import duration
 from core.results import SUMMARY_COLUMNS
@@ -195,11 +194,21 @@ def runs_display(page: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns=["elapsed_s"])
 
 
-def runs_styler(shown: pd.DataFrame, metric_format: str = "{:.4f}") -> Styler:
-    """The shown runs' number formats, with an em dash where a run has no value yet (its metric before it
-    finishes), rather than the grid's "None"."""
-    formats = {"value": metric_format, "size": "{:,}", "seed": "{:d}", "attempts": "{:d}"}
-    return shown.style.format(formats, na_rep=EMPTY_CELL)
+def cells_as_text(frame: pd.DataFrame, formats: Mapping[str, str]) -> pd.DataFrame:
+    """The columns in `formats` as display text, with an em dash where a cell has no value.
+
+    The grid draws a missing number as "None" whatever a pandas Styler says, so the pages show these
+    columns as right-aligned text (only the rows on screen are formatted).
+    """
+    out = frame.copy()
+    for column, spec in formats.items():
+        out[column] = [EMPTY_CELL if _missing(v) else spec.format(v) for v in out[column]]
+    return out
+
+
+def runs_cells(shown: pd.DataFrame, metric_format: str = "{:.4f}") -> pd.DataFrame:
+    """The shown runs with the metric and attempts as text: a dash until a run has a value."""
+    return cells_as_text(shown, {"value": metric_format, "attempts": "{:.0f}"})
 
 
 def run_label(row: Mapping) -> str:
@@ -317,22 +326,24 @@ def ranking_frame(summary: Sequence[Mapping]) -> pd.DataFrame:
     return frame
 
 
-def ranking_styler(frame: pd.DataFrame, metric_format: str = "{:.4f}") -> Styler:
-    """The ranking table's number formats, with an em dash where a cell has no value (the baseline's rank,
-    gain and P(best)); p_best is in percent."""
-    formats = {
-        "rank": "{:d}",
-        "predicted": metric_format,
-        "gain_over_baseline": "{:+.4f}",
-        "p_best": "{:.0f}%",
-        "measured_at_largest": metric_format,
-        "largest_size": "{:,}",
-        "rank_at_largest_size": "{:d}",
-        "backtest_error": "{:.4f}",
-        "low": metric_format,
-        "high": metric_format,
-    }
-    return frame.style.format(na_rep=EMPTY_CELL).format(formats, na_rep=EMPTY_CELL)
+RANKING_FORMATS = {
+    "rank": "{:.0f}",
+    "predicted": "{:.4f}",
+    "low": "{:.4f}",
+    "high": "{:.4f}",
+    "gain_over_baseline": "{:+.4f}",
+    "p_best": "{:.0%}",
+    "measured_at_largest": "{:.4f}",
+    "largest_size": "{:,.0f}",
+    "rank_at_largest_size": "{:.0f}",
+    "backtest_error": "{:.4f}",
+}
+
+
+def ranking_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ranking table's numbers as text, with an em dash where a cell has no value (the baseline's rank,
+    gain and P(best))."""
+    return cells_as_text(frame, RANKING_FORMATS)
 
 
 def ranking_chart_frame(ranking: Sequence[Mapping]) -> pd.DataFrame:
@@ -399,6 +410,10 @@ def _truthy(x) -> bool:
     if isinstance(x, str):
         return x.strip().lower() in ("1", "true", "yes")
     return bool(x) if x is not None and not _isnan(x) else False
+
+
+def _missing(x) -> bool:
+    return x is None or x is pd.NA or _isnan(x)
 
 
 def _isnan(x) -> bool:

@@ -231,9 +231,9 @@ def test_runs_frame_progress_elapsed_metric_and_link():
     assert f["error"][3] == "<b>CUDA</b> out of memory"  # kept as text; the page shows it in a table
     shown = views.runs_display(views.page_of(f, 1))
     assert list(shown["elapsed"]) == ["1m 30s", "1m 00s", "", "5s"]
-    cells = [line.split("|") for line in views.runs_styler(shown).to_string(delimiter="|").splitlines()[1:]]
-    value = shown.columns.get_loc("value") + 1  # after the index
-    assert [row[value] for row in cells] == ["0.5000", "—", "—", "—"]  # no metric yet: a dash, not "None"
+    cells = views.runs_cells(shown)
+    assert cells["value"].tolist() == ["0.5000", "—", "—", "—"]  # no metric yet: a dash, not "None"
+    assert cells.columns.tolist() == shown.columns.tolist()
     assert views.runs_frame([], metric="x").empty
 
 
@@ -394,11 +394,13 @@ def test_ranking_table_shows_an_em_dash_in_the_baseline_rows_empty_cells():
         },
     ]
     frame = views.ranking_frame(summary)
-    shown = views.ranking_styler(frame.assign(p_best=frame["p_best"] * 100.0)).to_string(delimiter="|").splitlines()
-    baseline = shown[2].split("|")[1:]
-    assert baseline[0] == "—" and baseline[1] == "baseline (D0 only)" and baseline[2] == "0.7000"
-    assert "None" not in shown[2] and "nan" not in shown[2].lower() and "<NA>" not in shown[2]
-    assert shown[1].split("|")[1:][7] == "100%"
+    shown = views.ranking_cells(frame)
+    baseline = shown.iloc[1]
+    assert (
+        baseline["rank"] == "—" and baseline["candidate"] == "baseline (D0 only)" and baseline["predicted"] == "0.7000"
+    )
+    assert all(isinstance(v, str) and v != "None" and "nan" not in v.lower() and "<NA>" not in v for v in baseline)
+    assert shown.iloc[0]["p_best"] == "100%"
 
 
 def test_saved_curves_table_and_an_old_file_without_one(finished):
@@ -459,7 +461,7 @@ def test_jobs_shows_the_statuses_the_store_holds(redis):
     assert list(runs["id"]) == ids
     assert list(runs["status"]) == ["queued", "running", "finished", "failed", "canceled", "queued"]
     assert runs.loc[1, "progress"] == 25.0 and runs.loc[1, "steps"] == "3/12" and runs.loc[1, "worker"] == "gpu-1:42"
-    assert runs.loc[2, "value"] == pytest.approx(0.61)
+    assert runs.loc[2, "value"] == "0.6100" and runs.loc[0, "value"] == "—"  # text: a dash until finished
     assert runs.loc[3, "error"] == "CUDA out of memory"
     assert runs.loc[5, "backend_url"] == "https://huggingface.co/jobs/me/abc"
     # The running run is picked: its log is text and its loss curve is drawn.
@@ -479,9 +481,9 @@ def test_jobs_shows_a_dash_not_none_where_a_run_has_no_metric_yet(redis):
     ids = make_study(store, "dash", 2)
     store.set_run_status(ids[0], "finished", metrics={"macro_f1": 0.75})
     runs = next(d for d in ok(page(JOBS, study="dash")).dataframe if "value" in d.value.columns)
-    shown = convert_arrow_bytes_to_pandas_df(runs.proto.arrow_data.styler.display_values)  # what the grid draws
-    value = list(runs.value.columns).index("value")
-    assert shown.iloc[:, value].tolist() == ["0.7500", "—"]
+    # The grid draws a missing number as "None" whatever a Styler says: the page sends the cells as text.
+    shown = convert_arrow_bytes_to_pandas_df(runs.proto.arrow_data.data)
+    assert shown["value"].tolist() == ["0.7500", "—"]
 
 
 def test_jobs_warns_when_no_worker_listens_on_the_runs_queue(redis):
@@ -578,10 +580,10 @@ def test_results_shows_a_finished_study(redis, finished_in_redis):
     assert at.selectbox(key="results.study").value == sid
     ranking = table(at, "p_best")
     assert list(ranking["candidate"]) == ["helpful", "offdomain", "baseline (D0 only)"]
-    assert (
-        ranking.loc[0, "rank"] == 1 and ranking.loc[0, "gain_over_baseline"] > 0 > ranking.loc[1, "gain_over_baseline"]
-    )
-    assert ranking["p_best"].iloc[:2].sum() == pytest.approx(100.0)  # percent
+    # Numbers reach the grid as formatted text, a dash where the baseline has none.
+    gain = [float(g) for g in ranking["gain_over_baseline"].iloc[:2]]
+    assert ranking.loc[0, "rank"] == "1" and gain[0] > 0 > gain[1] and ranking.loc[2, "rank"] == "—"
+    assert sum(float(p.rstrip("%")) for p in ranking["p_best"].iloc[:2]) == pytest.approx(100.0, abs=1)  # percent
     assert "no improvement with size" in ranking.loc[1, "flags"]
     runs = table(at, "train_seconds")
     assert len(runs) == 18

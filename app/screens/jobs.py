@@ -131,7 +131,7 @@ def _study_header(study: dict) -> None:
 def _runs_table(frame, metric: str, link_label: str) -> None:
     """The runs; `link_label` names the column of each run's page on its backend ("" when it has none)."""
     st.dataframe(
-        views.runs_styler(views.runs_display(frame)),
+        views.runs_cells(views.runs_display(frame)),
         hide_index=True,
         column_order=[
             "id",
@@ -162,8 +162,8 @@ def _runs_table(frame, metric: str, link_label: str) -> None:
             "elapsed": st.column_config.TextColumn("Elapsed"),
             "worker": st.column_config.TextColumn("Worker"),
             "backend_url": st.column_config.LinkColumn(link_label or "Link", display_text="open job"),
-            "value": st.column_config.NumberColumn(metric, help="empty until the run has finished"),
-            "attempts": st.column_config.NumberColumn("Attempts"),
+            "value": st.column_config.TextColumn(metric, alignment="right", help="a dash until the run has finished"),
+            "attempts": st.column_config.TextColumn("Attempts", alignment="right"),
             "cached": st.column_config.CheckboxColumn(
                 "Cached", help="result reused from an earlier run with the same content key"
             ),

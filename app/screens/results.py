@@ -16,6 +16,7 @@ User text (names, notes, paths) goes to tables and st.code/st.text: never Markdo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -190,27 +191,22 @@ def _ranking_table(r: StudyResults, metric: str, target: int, compact: bool = Fa
     ]
     if compact:  # half a page wide: what decides, and the warnings
         columns = ["rank", "candidate", "predicted", "interval", "p_best", "rank_at_largest_size", "flags"]
+    number = partial(st.column_config.TextColumn, alignment="right")  # formatted text: "—" where empty
     st.dataframe(
-        views.ranking_styler(frame.assign(p_best=frame["p_best"] * 100.0)),
+        views.ranking_cells(frame),
         hide_index=True,
         column_order=columns,
         column_config={
-            "rank": st.column_config.NumberColumn("Rank"),
+            "rank": number("Rank"),
             "candidate": st.column_config.TextColumn("Candidate"),
-            "predicted": st.column_config.NumberColumn(f"Predicted {metric} at {target:,}"),
+            "predicted": number(f"Predicted {metric} at {target:,}"),
             "interval": st.column_config.TextColumn("90% interval", help="bootstrap over seeds and points"),
-            "gain_over_baseline": st.column_config.NumberColumn(
-                "Gain over baseline", help="positive = better than D0 alone, for losses too"
-            ),
-            "p_best": st.column_config.NumberColumn(
-                "P(best)", help="share of bootstrap replicates in which it ranks first"
-            ),
-            "measured_at_largest": st.column_config.NumberColumn("Measured at largest size"),
-            "largest_size": st.column_config.NumberColumn("Largest size"),
-            "rank_at_largest_size": st.column_config.NumberColumn(
-                "Rank at largest size", help="the plain ranking, no extrapolation"
-            ),
-            "backtest_error": st.column_config.NumberColumn(
+            "gain_over_baseline": number("Gain over baseline", help="positive = better than D0 alone, for losses too"),
+            "p_best": number("P(best)", help="share of bootstrap replicates in which it ranks first"),
+            "measured_at_largest": number("Measured at largest size"),
+            "largest_size": number("Largest size"),
+            "rank_at_largest_size": number("Rank at largest size", help="the plain ranking, no extrapolation"),
+            "backtest_error": number(
                 "Backtest error", help="|predicted − measured| at the largest size, fitted without it"
             ),
             "flags": st.column_config.TextColumn("Warnings", width="medium"),
@@ -321,7 +317,7 @@ def _details(r: StudyResults, key: str) -> None:
     st.subheader("Per-run metrics")
     names = list(m.get("metrics") or [])
     st.dataframe(
-        r.runs,
+        views.cells_as_text(r.runs, {"repetition": "{:.2f}×"}),
         hide_index=True,
         column_config={
             "candidate": st.column_config.TextColumn("Candidate"),
@@ -330,8 +326,8 @@ def _details(r: StudyResults, key: str) -> None:
             **{n: st.column_config.NumberColumn(n, format="%.4f") for n in names},
             "steps": st.column_config.NumberColumn("Steps", format="%d"),
             "train_loss": st.column_config.NumberColumn("Train loss", format="%.4f"),
-            "repetition": st.column_config.NumberColumn(
-                "Candidate repetition", format="%.2f×", help="times each candidate row was used to reach the size"
+            "repetition": st.column_config.TextColumn(
+                "Candidate repetition", alignment="right", help="times each candidate row was used to reach the size"
             ),
             "train_seconds": st.column_config.NumberColumn("Train s", format="%.1f"),
             "total_seconds": st.column_config.NumberColumn("Total s", format="%.1f"),
