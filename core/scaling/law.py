@@ -11,6 +11,7 @@ form is one new object here.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -46,15 +47,16 @@ def from_error(errors: Any, higher_is_better: bool) -> np.ndarray:
     return e
 
 
-class CurveForm:
+class CurveForm(ABC):
     """A family of curves e(N); `param_names` are the parameters a bootstrap replicate varies."""
 
     name: ClassVar[str]
     param_names: ClassVar[tuple[str, ...]]
     min_sizes: ClassVar[int]
 
+    @abstractmethod
     def error(self, params: dict[str, float], sizes: Any) -> np.ndarray:
-        raise NotImplementedError
+        """The curve's error at `sizes`."""
 
 
 class NoCurve(CurveForm):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,7 +39,7 @@ class EvalSettings:
         return {"batch_size": self.batch_size, "max_len": self.max_len, "device": self.device}
 
 
-class Task:
+class Task(ABC):
     """One task: its row schema, normalization, prompt layout, evaluation, metrics and form hints."""
 
     name: ClassVar[str]
@@ -75,6 +76,7 @@ class Task:
         """Required fields without a column (a task may supply some fields another way)."""
         return [f for f in self.fields if f not in mapping]
 
+    @abstractmethod
     def normalize_rows(
         self,
         name: str,
@@ -86,28 +88,28 @@ class Task:
         notes: list[str],
     ) -> tuple[list[dict], list[int]]:
         """Rows in this task's schema and the positions of the rows dropped; raises DataError with the fix."""
-        raise NotImplementedError
 
     def labels(self, rows: list[dict]) -> list[str] | None:
         """The sorted label set of normalized rows, for tasks that have one."""
         return None
 
+    @abstractmethod
     def text(self, row: dict) -> str:
         """A normalized row's input text: what contamination compares against the benchmark."""
-        raise NotImplementedError
 
+    @abstractmethod
     def prompt(self, row: dict, tokenizer=None) -> str:
-        raise NotImplementedError
+        """The text the model continues (training and evaluation use the same layout)."""
 
+    @abstractmethod
     def completion(self, row: dict, tokenizer=None) -> str:
         """The training target; the model is scored on the same layout."""
-        raise NotImplementedError
 
+    @abstractmethod
     def evaluate(
         self, model, tokenizer, rows: list[dict], metrics: list[str], settings: EvalSettings
     ) -> tuple[dict[str, float], list]:
         """The requested metrics on the benchmark rows, and the model's prediction for each row."""
-        raise NotImplementedError
 
     def metric_inputs(self, predictions: list, references: list, labels: list | None) -> tuple[list, list, list | None]:
         """Predictions, references and labels in the form the shipped `evaluate` modules take."""
