@@ -66,3 +66,11 @@ def real_redis(url: str):
     conn.flushdb()
     yield conn
     conn.flushdb()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (`item.rep_call`), so fixtures can tell a failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

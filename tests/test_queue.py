@@ -62,7 +62,12 @@ class Workers:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, *extra: str) -> subprocess.Popen:
-        env = {**os.environ, "REDIS_URL": self.url, "ARTIFACTS_DIR": str(self.artifacts.root)}
+        env = {
+            **os.environ,
+            "REDIS_URL": self.url,
+            "ARTIFACTS_DIR": str(self.artifacts.root),
+            "WORKBENCH_WORKER_LOG_LEVEL": "INFO",
+        }
         log = open(self.log_dir / f"worker-{len(self.procs)}.log", "w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "workers.cli", "worker", *extra],
@@ -97,10 +102,19 @@ class Workers:
 
 
 @pytest.fixture
-def workers(redis_url, artifacts, tmp_path):
+def workers(redis_url, artifacts, tmp_path, request):
     w = Workers(redis_url, artifacts, tmp_path)
     yield w
+    alive = [p.pid for p in w.procs if p.poll() is None]
     w.stop_all()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:  # what the workers said, for a failure seen only on CI
+        print(f"workers still running at the failure: {alive}\n{w.logs()[-6000:]}")
+        store = JobStore(Redis.from_url(redis_url))
+        for study in store.studies():
+            for run in store.study_runs(study["id"]):
+                events = [e.get("message") for e in store.events(run["id"])]
+                print(run["id"], run.get("status"), run.get("phase"), events)
 
 
 def _wait_for(cond, timeout: float, what: str, poll: float = 0.2):

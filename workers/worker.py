@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 
@@ -31,6 +32,7 @@ from workers.store import ALIVE_TTL, JobStore
 
 log = logging.getLogger(__name__)
 REAP_EVERY = min(5.0, ALIVE_TTL / 4)
+LOG_LEVEL = os.environ.get("WORKBENCH_WORKER_LOG_LEVEL", "WARNING").upper()  # INFO shows each job's path
 
 
 # Architectures of common small causal LMs: each is a lazily imported module of its own.
@@ -213,7 +215,7 @@ def run_worker(
                 queues, connection=redis, name=name, worker_ttl=60, job_monitoring_interval=5, maintenance_interval=30
             )
             try:
-                return worker.work(burst=burst, logging_level="WARNING", with_scheduler=True)
+                return worker.work(burst=burst, logging_level=LOG_LEVEL, with_scheduler=True)
             except (RedisConnectionError, RedisTimeoutError) as err:
                 # RQ rides out Redis outages while it waits for work, not while it starts a job:
                 # wait for Redis, drop the old registration, and work again under the same name.
