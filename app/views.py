@@ -31,6 +31,7 @@ FLAG_LABELS = {
     "degenerate": "degenerate fit",
     "crosses": "curve crosses another",
     "repeated_data": "repeated data",
+    "repeated_at_target": "repeated at the target",
 }
 
 STUDY_COLUMNS = (
@@ -313,7 +314,8 @@ def ranking_frame(summary: Sequence[Mapping]) -> pd.DataFrame:
     """The ranking table from core.results' ranking summary (baseline row included when it has one).
 
     Columns: rank, candidate, predicted, interval (text), low, high, gain_over_baseline, p_best,
-    measured_at_largest, largest_size, rank_at_largest_size, backtest_error, flags (in words).
+    measured_at_largest, largest_size, rank_at_largest_size, backtest_error, repetition_at_target,
+    flags (in words).
     """
     frame = pd.DataFrame([dict(r) for r in summary], columns=SUMMARY_COLUMNS)
     frame.insert(3, "interval", [interval_text(lo, hi) for lo, hi in zip(frame["low"], frame["high"])])
@@ -321,7 +323,16 @@ def ranking_frame(summary: Sequence[Mapping]) -> pd.DataFrame:
     frame["flags"] = [flag_text(f) for f in frame["flags"]]
     for c in ["rank", "largest_size", "rank_at_largest_size"]:
         frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("Int64")
-    for c in ["predicted", "low", "high", "gain_over_baseline", "p_best", "measured_at_largest", "backtest_error"]:
+    for c in [
+        "predicted",
+        "low",
+        "high",
+        "gain_over_baseline",
+        "p_best",
+        "measured_at_largest",
+        "backtest_error",
+        "repetition_at_target",
+    ]:
         frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
     return frame
 
@@ -337,6 +348,7 @@ RANKING_FORMATS = {
     "largest_size": "{:,.0f}",
     "rank_at_largest_size": "{:.0f}",
     "backtest_error": "{:.4f}",
+    "repetition_at_target": "{:.1f}×",
 }
 
 
@@ -434,3 +446,19 @@ def _run_dtype(column: str) -> str:
         "value": "float",
         "cached": "bool",
     }.get(column, "object")
+
+
+def snr_cells(by_metric: Mapping[str, Mapping], primary: str | None) -> pd.DataFrame:
+    """One row per metric (the primary first, then by SNR): its signal-to-noise as text, "—" where unknown."""
+    rows = [
+        {
+            "metric": f"{m} (primary)" if m == primary else m,
+            "snr": s.get("snr"),
+            "signal": s.get("signal"),
+            "noise": s.get("noise"),
+            "noise_from": s.get("noise_from") or "",
+        }
+        for m, s in sorted(by_metric.items(), key=lambda kv: (kv[0] != primary, -(kv[1].get("snr") or 0.0)))
+    ]
+    frame = pd.DataFrame(rows, columns=["metric", "snr", "signal", "noise", "noise_from"])
+    return cells_as_text(frame, {"snr": "{:.1f}", "signal": "{:.4f}", "noise": "{:.4f}"})

@@ -47,6 +47,7 @@ class RankingRow:
     # Set for the primary metric's ranking only (core.study.summarize_study).
     max_repetition: float | None = None
     backtest_abs_error: float | None = None
+    repetition_at_target: float | None = None  # passes over the candidate's unique rows at the target size
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -68,7 +69,11 @@ class RankingRow:
             "notes": list(self.notes),
         }
         if self.max_repetition is not None:
-            d.update(max_repetition=self.max_repetition, backtest_abs_error=json_float(self.backtest_abs_error))
+            d.update(
+                max_repetition=self.max_repetition,
+                backtest_abs_error=json_float(self.backtest_abs_error),
+                repetition_at_target=json_float(self.repetition_at_target),
+            )
         return d
 
     @classmethod

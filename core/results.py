@@ -26,7 +26,7 @@ CURVE_COLUMNS = ["arm", "size", "value", "low", "high"]
 CURVE_GRID_POINTS = 60
 SUMMARY_COLUMNS = (
     "rank candidate predicted low high gain_over_baseline p_best measured_at_largest largest_size"
-    " rank_at_largest_size backtest_error flags"
+    " rank_at_largest_size backtest_error repetition_at_target flags"
 ).split()
 BASELINE_LABEL = "baseline (D0 only)"
 
@@ -104,6 +104,8 @@ class StudyResult:
     warnings: list[str]
     generated_at: str
     curves: pd.DataFrame
+    signal_to_noise: dict[str, dict] | None = None  # metric -> signal, noise, snr, noise_from, size (core.snr)
+    snr_recommendation: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -175,6 +177,7 @@ class StudyResult:
                 "largest_size": r.largest_size,
                 "rank_at_largest_size": r.rank_at_largest_size,
                 "backtest_error": r.backtest_abs_error,
+                "repetition_at_target": r.repetition_at_target,
                 "flags": list(r.flags),
             }
             for r in rows

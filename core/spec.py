@@ -243,6 +243,9 @@ class StudySpec(_Model):
             primary = self.primary_metric or metrics[0]
             if primary not in metrics:
                 problems.append(f"primary_metric: '{primary}' must be one of the study's metrics {metrics}")
+            continuous = tasks.get(self.task).continuous_metric  # always measured: its signal-to-noise is compared
+            if continuous not in metrics:
+                metrics.append(continuous)
             object.__setattr__(self, "metrics", metrics)
             object.__setattr__(self, "primary_metric", primary)
         problems += _option_problems(self)

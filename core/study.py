@@ -29,6 +29,8 @@ from core.evaluation import EvalResult, evaluate_model
 from core.mixture import BASELINE, Mixture, build_mixture, decontaminate
 from core.normalize import DataError, NormalizedData, normalize
 from core.prompts import to_prompt_completion
+from core.snr import recommendation as snr_recommendation
+from core.snr import signal_to_noise
 from core.sources import load_source
 from core.spec import LOSS_METRICS, SourceSpec, StudySpec, dump_spec, stable_hash
 from core.train import LoadedModel, TrainResult, load_model, train
@@ -366,13 +368,21 @@ def rank_metric(spec: StudySpec, results: list[dict], metric: str, *, n_boot: in
     """Fit every arm's curve for one metric and rank the candidates at the target size."""
     from core.ranking import baseline_row, rank_arms
     from core.scaling import fit_study
+    from core.scaling.repetition import Exposure
 
     points = measured_points(results, metric)
     higher = is_higher_better(metric)
     if points.empty:
         return {"metric": metric, "fits": {}, "ranking": [], "baseline": None, "study_fit": None, "points": points}
+    exposure = Exposure.from_results(results, spec.d0_share)
     study_fit = fit_study(
-        points, metric=metric, higher_is_better=higher, target_size=spec.target_size, n_boot=n_boot, seed=0
+        points,
+        metric=metric,
+        higher_is_better=higher,
+        target_size=spec.target_size,
+        n_boot=n_boot,
+        seed=0,
+        exposure=exposure,
     )
     ranking = rank_arms(study_fit, points, higher_is_better=higher)
     base = baseline_row(study_fit, points)
@@ -402,6 +412,7 @@ def summarize_study(
         d = row.to_dict()
         rep = repetition.get(d["candidate"], 0.0)
         d["max_repetition"] = rep
+        d["repetition_at_target"] = main["study_fit"].exposure.repetition(d["candidate"], spec.target_size)
         if rep > REPETITION_WARN:
             d["flags"] = list(d["flags"]) + ["repeated_data"]
             d["notes"] = list(d.get("notes", [])) + [
@@ -412,6 +423,7 @@ def summarize_study(
         d["backtest_abs_error"] = fit.backtest.abs_error if fit is not None and fit.backtest is not None else None
         ranking.append(d)
     others = {}
+    snr = {primary: signal_to_noise(main["points"], main["study_fit"])}
     for metric in spec.metrics or []:
         if metric == primary:
             continue
@@ -420,6 +432,7 @@ def summarize_study(
             "ranking": [r.to_dict() for r in other["ranking"]],
             "baseline": other["baseline"].to_dict() if other["baseline"] else None,
         }
+        snr[metric] = signal_to_noise(other["points"], other["study_fit"])
     warnings = sorted({f"{r['candidate']}: {flag}" for r in ranking for flag in r["flags"]})
     return {
         "study": spec.name,
@@ -460,6 +473,8 @@ def summarize_study(
         "baseline": main["baseline"].to_dict() if main["baseline"] else None,
         "ranking_by_metric": others,
         "contamination": contamination or {},
+        "signal_to_noise": snr,
+        "snr_recommendation": snr_recommendation(snr, primary),
         "warnings": warnings,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "curves": _curve_records(main, spec.target_size),

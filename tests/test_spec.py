@@ -69,7 +69,7 @@ def test_minimal_spec_parses_with_defaults():
     assert spec.name == "unit study"
     assert spec.task == "classification"
     assert spec.metrics == list(TASK_METRICS["classification"])
-    assert sorted(spec.metrics) == ["accuracy", "loss", "macro_f1"]
+    assert sorted(spec.metrics) == ["accuracy", "gold_prob", "loss", "macro_f1"]
     assert spec.primary_metric == spec.metrics[0]
     assert spec.seeds == [0]
     assert spec.d0_share == 0.3
@@ -102,7 +102,7 @@ def test_qa_and_generative_default_metrics():
 
 def test_explicit_metrics_primary_defaults_to_first_given():
     spec = parse_spec(spec_data(metrics=["loss", "accuracy"]))
-    assert spec.metrics == ["loss", "accuracy"]
+    assert spec.metrics == ["loss", "accuracy", "gold_prob"]  # the continuous metric is always measured
     assert spec.primary_metric == "loss"
     assert spec.is_loss_primary
 
@@ -110,7 +110,7 @@ def test_explicit_metrics_primary_defaults_to_first_given():
 def test_explicit_primary_metric_kept():
     spec = parse_spec(spec_data(metrics=["accuracy", "macro_f1"], primary_metric="macro_f1"))
     assert spec.primary_metric == "macro_f1"
-    assert spec.metrics == ["accuracy", "macro_f1"]
+    assert spec.metrics == ["accuracy", "macro_f1", "gold_prob"]
 
 
 def test_sizes_are_sorted_and_target_equal_to_largest_allowed():
@@ -737,7 +737,7 @@ def test_shipped_demo_specs_load(name):
     assert spec.model == "builtin:tiny-lm"
     assert spec.task == "classification"
     assert spec.primary_metric == "macro_f1"
-    assert spec.metrics == ["macro_f1", "accuracy", "loss"]
+    assert spec.metrics == ["macro_f1", "accuracy", "loss", "gold_prob"]
     assert spec.benchmark is not None and spec.benchmark.catalog == "demo/benchmark"
     assert spec.d0.catalog == "demo/d0"
     assert spec.candidate_names() == ["helpful", "partial", "offdomain", "noisy"]

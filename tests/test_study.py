@@ -41,7 +41,7 @@ def test_study_writes_metrics_and_reuses_results(tmp_path, store):
     assert len(metrics["runs"]) == 9 and not metrics["failed_runs"]
     run = metrics["runs"][0]
     assert {"candidate", "size", "seed", "metrics", "timings", "key"} <= set(run)
-    assert set(run["metrics"]) == {"macro_f1", "accuracy", "loss"}
+    assert set(run["metrics"]) == {"macro_f1", "accuracy", "loss", "gold_prob"}  # gold_prob: always measured
     assert run["train"]["steps"] >= 4
     assert set(metrics["fits"]) == {"baseline", "helpful", "offdomain"}
     for fit in metrics["fits"].values():
@@ -54,6 +54,10 @@ def test_study_writes_metrics_and_reuses_results(tmp_path, store):
     for row in metrics["ranking"]:
         assert {"predicted", "low", "high", "gain_over_baseline", "p_best", "rank_at_largest_size"} <= set(row)
     assert "loss" in metrics["ranking_by_metric"] and "accuracy" in metrics["ranking_by_metric"]
+    snr = metrics["signal_to_noise"]
+    assert set(snr) == {"macro_f1", "accuracy", "loss", "gold_prob"}
+    assert all(s["snr"] is None or s["snr"] > 0 for s in snr.values())
+    assert all(row["repetition_at_target"] > 0 for row in metrics["ranking"])
     assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "scaling.json").is_file() and (out / "spec.yaml").is_file()
     assert (store.study_dir(spec.study_id()) / "metrics.json").is_file()

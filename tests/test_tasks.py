@@ -29,7 +29,13 @@ def test_unknown_task_names_the_known_ones():
 
 def test_losses_are_the_lower_is_better_metrics():
     assert tasks.lower_is_better() == ("loss",)
-    assert tasks.get("classification").metrics == {"macro_f1": True, "accuracy": True, "loss": False}
+    assert tasks.get("classification").metrics == {"macro_f1": True, "accuracy": True, "gold_prob": True, "loss": False}
+    assert {t.name: t.continuous_metric for t in tasks.all_tasks()} == {
+        "classification": "gold_prob",
+        "qa": "loss",
+        "generative": "loss",
+        "multiple_choice": "gold_prob",
+    }
 
 
 def test_registry_import_is_cheap():
@@ -49,3 +55,14 @@ def test_task_options_text_round_trips():
         tasks.parse_options("choices")
     with pytest.raises(ValueError, match="is not a value"):
         tasks.parse_options("choices=[no, yes")
+
+
+def test_gold_probability_is_the_softmax_of_the_options_log_likelihoods():
+    import math
+
+    from core.tasks.base import gold_probability
+
+    sums = [math.log(0.2) - 7, math.log(0.6) - 7, math.log(0.2) - 7]  # unnormalized: only differences count
+    assert gold_probability(sums, 1) == pytest.approx(0.6)
+    assert gold_probability(sums, 0) == pytest.approx(0.2)
+    assert gold_probability([-1000.0, 0.0], 0) == pytest.approx(0.0, abs=1e-300)  # no overflow

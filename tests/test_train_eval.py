@@ -109,7 +109,7 @@ def test_training_learns_and_records_steps(tmp_path, demo_folder):
             loaded.tokenizer,
             bench,
             task="classification",
-            metrics=["loss", "accuracy"],
+            metrics=["loss", "accuracy", "gold_prob"],
             labels=LABELS,
             batch_size=256,
             max_len=64,
@@ -129,6 +129,7 @@ def test_training_learns_and_records_steps(tmp_path, demo_folder):
     assert result.steps == 60 and result.method == "full"
     assert result.train_tokens > 0 and result.tokens_per_second > 0
     assert after.metrics["loss"] < before.metrics["loss"] - 1.0  # it learned the label format at least
+    assert all(0.0 < r.metrics["gold_prob"] < 1.0 for r in (before, after))
     assert seen[0] == ("training", 0, 60) and seen[-1][1] == 60
     assert result.loss_curve and result.loss_curve[-1][1] < result.loss_curve[0][1]
     assert (tmp_path / "model" / "config.json").is_file()

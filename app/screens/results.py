@@ -187,6 +187,7 @@ def _ranking_table(r: StudyResults, metric: str, target: int, compact: bool = Fa
         "measured_at_largest",
         "flags",
         "backtest_error",
+        "repetition_at_target",
         "largest_size",
     ]
     if compact:  # half a page wide: what decides, and the warnings
@@ -208,6 +209,11 @@ def _ranking_table(r: StudyResults, metric: str, target: int, compact: bool = Fa
             "rank_at_largest_size": number("Rank at largest size", help="the plain ranking, no extrapolation"),
             "backtest_error": number(
                 "Backtest error", help="|predicted − measured| at the largest size, fitted without it"
+            ),
+            "repetition_at_target": number(
+                "Repetition at target",
+                help="times each of the candidate's unique rows is used at the target size; above 1× it is "
+                "repeated, and repeated rows count less in the prediction",
             ),
             "flags": st.column_config.TextColumn("Warnings", width="medium"),
         },
@@ -292,6 +298,31 @@ def _ranking(r: StudyResults, key: str, compact: bool = False) -> None:
                     "note": st.column_config.TextColumn("Note", width="large"),
                 },
             )
+    _signal_to_noise(m)
+
+
+def _signal_to_noise(m: dict) -> None:
+    """Which metric separates the candidates best against run-to-run noise (core.snr)."""
+    by_metric = m.get("signal_to_noise") or {}
+    if not by_metric:
+        return
+    if m.get("snr_recommendation"):
+        st.info(md_escape(m["snr_recommendation"]), icon=":material/insights:")
+    cells = views.snr_cells(by_metric, m.get("primary_metric"))
+    title = ", ".join(f"{row.metric.split(' ')[0]} {row.snr}" for row in cells.itertuples())
+    with st.expander(f"Signal-to-noise by metric: {title}"):
+        number = partial(st.column_config.TextColumn, alignment="right")
+        st.dataframe(
+            cells,
+            hide_index=True,
+            column_config={
+                "metric": st.column_config.TextColumn("Metric"),
+                "snr": number("Signal-to-noise", help="spread between arms over run-to-run noise: higher ranks better"),
+                "signal": number("Signal", help="standard deviation of the arms' values at the largest common size"),
+                "noise": number("Noise", help="standard deviation across seeds, or around the fitted curves"),
+                "noise_from": st.column_config.TextColumn("Noise from"),
+            },
+        )
 
 
 def _warnings(r: StudyResults) -> None:

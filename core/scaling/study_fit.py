@@ -29,6 +29,7 @@ from core.scaling.law import (
     to_error,
 )
 from core.scaling.optimize import robust_fit, single_threaded_blas
+from core.scaling.repetition import Exposure
 
 BASELINE = "baseline"
 # alpha this close to a bound counts as on it.
@@ -328,7 +329,8 @@ class StudyFit:
     `boot` holds, per replicate (row) and fitted arm (column), the predicted metric at the target
     size; ranking reads P(best) from it. `boot_params` keeps each replicate's curve parameters
     (columns as in its form's `param_names`; a power law's direction s is the arm's, in its `params`) so that
-    bands can be drawn at any size.
+    bands can be drawn at any size. With `exposure`, curves are fitted on effective sizes (repeated
+    rows count less, core.scaling.repetition); every size given here is nominal and mapped.
     """
 
     metric: str
@@ -340,17 +342,25 @@ class StudyFit:
     fits: dict[str, ArmFit]
     boot: pd.DataFrame
     boot_params: dict[str, np.ndarray]
+    exposure: Exposure | None = None
+
+    def effective(self, arm: str, sizes: Any, r_star: float | None = None) -> np.ndarray:
+        """The sizes the arm's curve is read at: effective rows with an exposure, else the sizes."""
+        n = np.atleast_1d(np.asarray(sizes, dtype=float))
+        return n if self.exposure is None else self.exposure.effective_size(arm, n, r_star)
 
     def predict(self, arm: str, sizes: Any) -> np.ndarray:
         """The fitted curve of `arm` in metric units (NaN for an arm with no fit)."""
         f = self.fits[arm]
-        errors = FORMS[f.form].error(f.params, sizes)
+        errors = FORMS[f.form].error(f.params, self.effective(arm, sizes))
         return errors if f.form == "none" else from_error(errors, self.higher_is_better)
 
     def curve(self, arm: str, sizes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(value, low, high) at each size, for drawing a curve with its 90% bootstrap band.
 
         An arm with no fit gives NaN arrays (nothing to draw); without replicates low/high are NaN.
+        Where the arm's rows must be repeated, the band also spans the curve read with R* a quarter
+        and four times the one used: how much a repeated row is worth is itself uncertain.
         """
         n = np.atleast_1d(np.asarray(sizes, dtype=float))
         value = self.predict(arm, n)
@@ -360,9 +370,17 @@ class StudyFit:
             nan = np.full(n.shape, np.nan)
             return value, nan, nan.copy()
         names = FORMS[f.form].param_names
-        vals = np.stack([FORMS[f.form].error({**f.params, **dict(zip(names, row))}, n) for row in reps])
+        x = self.effective(arm, n)
+        vals = np.stack([FORMS[f.form].error({**f.params, **dict(zip(names, row))}, x) for row in reps])
         vals = from_error(vals, self.higher_is_better)
         low, high = _percentiles(vals)
+        if self.exposure is not None and self.exposure.knows(arm):
+            other = [
+                from_error(FORMS[f.form].error(f.params, self.effective(arm, n, r)), self.higher_is_better)
+                for r in self.exposure.r_star_range
+            ]
+            low = np.fmin(low, np.fmin(*other))
+            high = np.fmax(high, np.fmax(*other))
         return value, low, high
 
     def to_dict(self) -> dict[str, Any]:
@@ -409,15 +427,19 @@ def clean_points(points: pd.DataFrame) -> pd.DataFrame:
 @dataclass
 class _Arm:
     name: str
-    sizes: np.ndarray  # per point
+    sizes: np.ndarray  # per point, the size the curve is fitted at (effective rows with an exposure)
     errors: np.ndarray  # per point
     values: np.ndarray  # per point, metric units
     form: str
     direction: Direction
+    nominal: np.ndarray  # per point, the mixture's size
 
     @property
     def distinct(self) -> np.ndarray:
         return np.unique(self.sizes)
+
+    def nominal_of(self, size: float) -> int:
+        return int(self.nominal[self.sizes == size][0])
 
 
 def _form_for(n_distinct: int) -> str:
@@ -525,10 +547,12 @@ def _bootstrap(
     full: _FittedCurves,
     n_boot: int,
     seed: int,
-    target_size: int,
+    targets: dict[str, float],
     higher_is_better: bool,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Refit on resampled points; each arm keeps the direction read from all its points."""
+    """Refit on resampled points; each arm keeps the direction read from all its points.
+
+    `targets` is each arm's (effective) size at the target, where the replicates predict."""
     fitted = [a for a in arms if a.form != "none"]
     if n_boot <= 0 or not fitted:
         return pd.DataFrame(columns=[a.name for a in fitted], dtype=float), {}
@@ -544,7 +568,7 @@ def _bootstrap(
         for j, a in enumerate(fitted):
             p = params[a.name]
             reps[a.name][r] = [p[k] for k in FORMS[a.form].param_names]
-            preds[r, j] = from_error(FORMS[a.form].error(p, [target_size]), higher_is_better)[0]
+            preds[r, j] = from_error(FORMS[a.form].error(p, [targets[a.name]]), higher_is_better)[0]
     boot = pd.DataFrame(preds, columns=[a.name for a in fitted])
     boot.index.name = "replicate"
     return boot, reps
@@ -598,7 +622,7 @@ def _backtest(
         form, params = "log_linear", LOG_LINEAR.fit(arm.sizes[keep], arm.errors[keep])
         note = "backtest used a log-linear fit (two sizes left without the largest)"
     predicted = float(from_error(FORMS[form].error(params, [largest]), higher_is_better)[0])
-    return Backtest(int(largest), predicted, actual, abs(predicted - actual)), note
+    return Backtest(arm.nominal_of(largest), predicted, actual, abs(predicted - actual)), note
 
 
 def _at_bound(alpha: float) -> bool:
@@ -664,7 +688,7 @@ def _flags(
 ) -> None:
     """Add machine flags and their human notes to `fit` in place."""
     distinct = arm.distinct
-    largest = int(distinct[-1])
+    largest = arm.nominal_of(distinct[-1])
     if fit.form != "none" and target_size > EXTRAPOLATION_FACTOR * largest:
         fit.flags.append("extrapolation")
         fit.notes.append(
@@ -710,6 +734,7 @@ def fit_study(
     n_boot: int = 200,
     seed: int = 0,
     shared: str = "auto",
+    exposure: Exposure | None = None,
 ) -> StudyFit:
     """ArmFit every arm of a study on one metric and predict it at `target_size`.
 
@@ -719,29 +744,36 @@ def fit_study(
     the improving ones share alpha, so that 3 sizes still leave degrees of freedom, and the
     worsening and flat ones are fitted alone with that alpha. 2 sizes get a log-linear fit,
     1 size none. Intervals are the 5th-95th percentiles over `n_boot` bootstrap replicates.
+    With `exposure` (each arm's unique rows), curves are fitted and read on effective sizes, and
+    an arm whose rows must be repeated at the target is flagged "repeated_at_target".
     """
     df = clean_points(points)
     arms: list[_Arm] = []
     for name, g in df.groupby("arm", sort=True):
         vals = g["value"].to_numpy(dtype=float)
-        sizes = g["size"].to_numpy(dtype=float)
+        nominal = g["size"].to_numpy(dtype=float)
+        sizes = nominal if exposure is None else exposure.effective_size(str(name), nominal)
         errors = to_error(vals, higher_is_better)
-        arms.append(
-            _Arm(str(name), sizes, errors, vals, _form_for(len(np.unique(sizes))), trend_direction(sizes, errors))
-        )
+        form, direction = _form_for(len(np.unique(sizes))), trend_direction(sizes, errors)
+        arms.append(_Arm(str(name), sizes, errors, vals, form, direction, nominal))
     mode = _resolve_shared(shared, arms)
     # 1 - score cannot pass 1, so a worsening score's error rises at most to 1; a loss has no ceiling.
     plan = _plan(arms, mode, float(np.log(df["size"].min())) if len(df) else 0.0, 1.0 if higher_is_better else math.inf)
     data = {a.name: (a.sizes, a.errors) for a in arms}
+    targets = {
+        a.name: float(exposure.effective_size(a.name, [target_size])[0]) if exposure else target_size for a in arms
+    }
     with single_threaded_blas():
         params, full = _fit_arms(arms, plan, data, warm=None, full_starts=True)
-        boot, reps = _bootstrap(arms, plan, full, n_boot, seed, target_size, higher_is_better)
+        boot, reps = _bootstrap(arms, plan, full, n_boot, seed, targets, higher_is_better)
         backtests = {a.name: _backtest(a, plan, full, higher_is_better) for a in arms if a.form != "none"}
         own_cache: dict[int, dict[str, float]] = {}
         degenerate = {a.name: _exponent_notes(a, plan, full, own_cache) for a in arms if a.form == "power_law"}
 
     fits: dict[str, ArmFit] = {}
-    study = StudyFit(metric, higher_is_better, int(target_size), mode, int(n_boot), int(seed), fits, boot, reps)
+    study = StudyFit(
+        metric, higher_is_better, int(target_size), mode, int(n_boot), int(seed), fits, boot, reps, exposure
+    )
     for a in arms:
         if a.form == "none":
             fit = ArmFit(a.name, "none", {}, [], None, None, [], [NO_FIT_NOTE], False)
@@ -769,4 +801,20 @@ def fit_study(
             why = " (too few sizes per arm to fit it alone)" if shared == "auto" else ""
             fit.notes.append(f"exponent alpha shared across {gsize} improving arms{why}")
         _flags(a, fit, target_size, higher_is_better, degenerate.get(a.name))
+        _repetition_flag(a.name, fit, exposure, target_size)
     return study
+
+
+def _repetition_flag(arm: str, fit: ArmFit, exposure: Exposure | None, target_size: int) -> None:
+    """Flag an arm whose own rows must be repeated at the target, with what they count for there."""
+    rep = exposure.repetition(arm, target_size) if exposure is not None else None
+    if rep is None or rep <= 1.0:
+        return
+    effective = float(exposure.effective_size(arm, [target_size])[0])
+    whose = "D0's" if arm == BASELINE else "its"
+    fit.flags.append("repeated_at_target")
+    fit.notes.append(
+        f"{whose} rows must be used {rep:.1f}x each to reach the target {target_size:,}: predicted at "
+        f"{effective:,.0f} effective rows (repeated rows count less, R*={exposure.r_star:g}); the interval "
+        "spans R* from {:g} to {:g}".format(*exposure.r_star_range)
+    )

@@ -8,6 +8,7 @@ Importing this module is cheap: evaluation imports torch only inside `evaluate`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ class Task(ABC):
     missing_help: ClassVar[dict[str, str]] = {}
     # Metric name -> higher is better; the first is the default primary metric.
     metrics: ClassVar[dict[str, bool]]
+    # A metric that moves before the discrete ones do (DataDecide, Signal and Noise): every study
+    # evaluates it, whatever metrics it asked for (core.spec adds it).
+    continuous_metric: ClassVar[str] = "loss"
     source_options: ClassVar[tuple[str, ...]] = ()  # which of SOURCE_OPTIONS apply
     options: ClassVar[dict[str, str]] = {}  # task options (SourceSpec.options keys) -> what each does
 
@@ -146,3 +150,9 @@ _OptionLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|f
 def format_options(options: dict[str, Any]) -> str:
     """The text `parse_options` reads back: `name=value; ...` with JSON values (valid YAML)."""
     return "; ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in options.items())
+
+
+def gold_probability(log_likelihoods: list[float], gold: int) -> float:
+    """The gold option's probability, normalized over the options' summed log-likelihoods (a softmax)."""
+    top = max(log_likelihoods)
+    return math.exp(log_likelihoods[gold] - top) / sum(math.exp(s - top) for s in log_likelihoods)

@@ -1,6 +1,7 @@
 """classification: text -> label, scored by the log-likelihood of each label after the prompt.
 
-Rows: {"text": str, "label": str}.
+Rows: {"text": str, "label": str}. `gold_prob` (the continuous metric every study measures) is the gold
+label's probability normalized over the labels, mean over rows.
 
 Label rules: strings are stripped and kept; integers become names through `src.label_names`, else
 the source's ClassLabel names, else their decimal string; booleans become "false" / "true"; then
@@ -14,7 +15,7 @@ import math
 from typing import Any
 
 from core.normalize import DataError, type_error
-from core.tasks.base import EvalSettings, Task
+from core.tasks.base import EvalSettings, Task, gold_probability
 
 
 class Classification(Task):
@@ -24,7 +25,8 @@ class Classification(Task):
     fields = ("text", "label")
     aliases = {"text": ("sentence", "content", "review"), "label": ("labels", "class", "category", "intent")}
     field_help = {"text": "the input text", "label": "its class: a name, an integer (named by label_names) or a bool"}
-    metrics = {"macro_f1": True, "accuracy": True, "loss": False}
+    metrics = {"macro_f1": True, "accuracy": True, "gold_prob": True, "loss": False}
+    continuous_metric = "gold_prob"
     source_options = ("label_names", "label_map")
 
     def normalize_rows(self, name, rows, mapping, src, loaded, labels, notes):
@@ -86,13 +88,15 @@ class Classification(Task):
         scores, counts = score_labels(model, tokenizer, prompts, labels, **settings.batching)
         predictions = [labels[max(range(len(labels)), key=lambda j: s[j])] for s in scores]
         results: dict[str, float] = {}
+        gold = [labels.index(r["label"]) for r in rows]
         if "loss" in metrics:
-            gold = [labels.index(r["label"]) for r in rows]
             nll = -sum(s[g] for s, g in zip(scores, gold))
             n_tok = sum(c[g] for c, g in zip(counts, gold))
             results["loss"] = nll / max(n_tok, 1)
+        if "gold_prob" in metrics:
+            results["gold_prob"] = sum(gold_probability(s, g) for s, g in zip(scores, gold)) / max(len(rows), 1)
         references = [r["label"] for r in rows]
-        scores_wanted = [m for m in metrics if m != "loss"]
+        scores_wanted = [m for m in metrics if m not in ("loss", "gold_prob")]
         results.update(compute_metrics(self.name, predictions, references, scores_wanted, labels=labels))
         return results, predictions
 

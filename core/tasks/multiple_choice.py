@@ -15,11 +15,10 @@ continuous score that moves before accuracy does); `loss` the mean token loss on
 
 from __future__ import annotations
 
-import math
 import string
 
 from core.normalize import DataError, text_value, type_error
-from core.tasks.base import EvalSettings, Task
+from core.tasks.base import EvalSettings, Task, gold_probability
 
 
 class MultipleChoice(Task):
@@ -41,6 +40,7 @@ class MultipleChoice(Task):
         "context": "optional passage shown before the question (BoolQ's passage)",
     }
     metrics = {"accuracy": True, "accuracy_raw": True, "gold_prob": True, "loss": False}
+    continuous_metric = "gold_prob"
     options = {
         "choice_columns": "columns holding one choice each, in order (PIQA: [sol1, sol2])",
         "choices": "the same choices for every row (BoolQ: [no, yes]; a bool answer picks no/yes)",
@@ -136,8 +136,7 @@ def _scores(rows: list[dict], per_row: list[list[tuple[float, int, int]]], metri
         by_char = max(range(len(scored)), key=lambda j: scored[j][0] / max(scored[j][2], 1))
         correct += by_char == gold
         correct_raw += max(range(len(sums)), key=sums.__getitem__) == gold
-        top = max(sums)
-        gold_prob += math.exp(sums[gold] - top) / sum(math.exp(s - top) for s in sums)
+        gold_prob += gold_probability(sums, gold)
         nll -= sums[gold]
         tokens += scored[gold][1]
         predictions.append(row["choices"][by_char])
