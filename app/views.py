@@ -462,3 +462,22 @@ def snr_cells(by_metric: Mapping[str, Mapping], primary: str | None) -> pd.DataF
     ]
     frame = pd.DataFrame(rows, columns=["metric", "snr", "signal", "noise", "noise_from"])
     return cells_as_text(frame, {"snr": "{:.1f}", "signal": "{:.4f}", "noise": "{:.4f}"})
+
+
+def predictor_cells(choice: Mapping[str, object]) -> pd.DataFrame:
+    """The predictors a study compared (core.predictors): the one used first, each with its backtest, as text."""
+    used = choice.get("used")
+    rows = []
+    for name, p in sorted((choice.get("predictors") or {}).items(), key=lambda kv: kv[0] != used):
+        bt = p.get("backtest") or {}
+        rows.append(
+            {
+                "predictor": f"{name} (used)" if name == used else name,
+                "pairwise": f"{bt['pairs_right']}/{bt['pairs']}" if bt.get("pairs") else EMPTY_CELL,
+                "error": bt.get("mean_abs_error"),
+                "folds": ", ".join(bt.get("folds") or []),
+                "description": p.get("description") or "",
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["predictor", "pairwise", "error", "folds", "description"])
+    return cells_as_text(frame, {"error": "{:.4f}"})

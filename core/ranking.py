@@ -45,6 +45,8 @@ class RankingRow:
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     # Set for the primary metric's ranking only (core.study.summarize_study).
+    low_80: float | None = None
+    high_80: float | None = None
     max_repetition: float | None = None
     backtest_abs_error: float | None = None
     repetition_at_target: float | None = None  # passes over the candidate's unique rows at the target size
@@ -55,6 +57,8 @@ class RankingRow:
             "predicted": json_float(self.predicted),
             "low": json_float(self.low),
             "high": json_float(self.high),
+            "low_80": json_float(self.low_80),
+            "high_80": json_float(self.high_80),
             "gain_over_baseline": json_float(self.gain_over_baseline),
             "p_best": json_float(self.p_best),
             "rank": int(self.rank),
@@ -94,6 +98,8 @@ class BaselineRow:
     form: str
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    low_80: float | None = None
+    high_80: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +107,8 @@ class BaselineRow:
             "predicted": json_float(self.predicted),
             "low": json_float(self.low),
             "high": json_float(self.high),
+            "low_80": json_float(self.low_80),
+            "high_80": json_float(self.high_80),
             "measured_at_largest": json_float(self.measured_at_largest),
             "largest_size": int(self.largest_size),
             "form": self.form,
@@ -292,12 +300,15 @@ def _ranking_row(
     flags = list(fit.flags) if fit else []
     notes = list(fit.notes) if fit else []
     sign, base_meas = ctx.sign, ctx.base_measured
+    low_80 = high_80 = None
     if _has_fit(ctx.study_fit, name):
         pr = fit.prediction
-        predicted, low, high = pr.value, pr.low, pr.high
+        predicted, low, high, low_80, high_80 = pr.value, pr.low, pr.high, pr.low_80, pr.high_80
         gain = sign * (predicted - ctx.base_predicted) if ctx.base_predicted is not None else None
     elif not ctx.any_fitted:
-        predicted, low, high = m.mean, m.low, m.high
+        predicted = m.mean
+        low, high = ctx.study_fit.measured_interval(name, m.mean, m.low, m.high, 0.9)
+        low_80, high_80 = ctx.study_fit.measured_interval(name, m.mean, m.low, m.high, 0.8)
         base_here = base_meas.by_size.get(m.largest_size) if base_meas else None
         gain = sign * (m.mean - base_here) if base_here is not None else None
         notes.append(NO_FIT_RANK_NOTE)
@@ -317,6 +328,8 @@ def _ranking_row(
         predicted=predicted,
         low=low,
         high=high,
+        low_80=low_80,
+        high_80=high_80,
         gain_over_baseline=gain,
         p_best=p_best,
         rank=rank,
@@ -340,17 +353,31 @@ def baseline_row(study_fit: StudyFit, points: pd.DataFrame, *, baseline: str = B
     if fit is not None and fit.prediction is not None:
         pr = fit.prediction
         return BaselineRow(
-            baseline, pr.value, pr.low, pr.high, m.mean, m.largest_size, fit.form, list(fit.flags), list(fit.notes)
+            baseline,
+            pr.value,
+            pr.low,
+            pr.high,
+            m.mean,
+            m.largest_size,
+            fit.form,
+            list(fit.flags),
+            list(fit.notes),
+            pr.low_80,
+            pr.high_80,
         )
     notes = (list(fit.notes) if fit else []) + [NO_FIT_RANK_NOTE]
+    low, high = study_fit.measured_interval(baseline, m.mean, m.low, m.high, 0.9)
+    low_80, high_80 = study_fit.measured_interval(baseline, m.mean, m.low, m.high, 0.8)
     return BaselineRow(
         baseline,
         m.mean,
-        m.low,
-        m.high,
+        low,
+        high,
         m.mean,
         m.largest_size,
         fit.form if fit else "none",
         list(fit.flags) if fit else [],
         notes,
+        low_80,
+        high_80,
     )

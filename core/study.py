@@ -366,23 +366,34 @@ def measured_points(results: list[dict], metric: str) -> pd.DataFrame:
 
 def rank_metric(spec: StudySpec, results: list[dict], metric: str, *, n_boot: int) -> dict:
     """Fit every arm's curve for one metric and rank the candidates at the target size."""
+    from core.predictors import PREDICTORS, choose
     from core.ranking import baseline_row, rank_arms
-    from core.scaling import fit_study
     from core.scaling.repetition import Exposure
 
     points = measured_points(results, metric)
     higher = is_higher_better(metric)
     if points.empty:
-        return {"metric": metric, "fits": {}, "ranking": [], "baseline": None, "study_fit": None, "points": points}
+        return {
+            "metric": metric,
+            "fits": {},
+            "ranking": [],
+            "baseline": None,
+            "study_fit": None,
+            "points": points,
+            "predictor": None,
+        }
     exposure = Exposure.from_results(results, spec.d0_share)
-    study_fit = fit_study(
+    target = spec.target_size
+    choice = choose(points, metric=metric, higher_is_better=higher, target_size=target, exposure=exposure)
+    calibration = choice.scores[choice.used].calibration(points) if choice.scores.get(choice.used) else None
+    study_fit = PREDICTORS[choice.used].fit(
         points,
         metric=metric,
         higher_is_better=higher,
-        target_size=spec.target_size,
+        target_size=target,
         n_boot=n_boot,
-        seed=0,
         exposure=exposure,
+        calibration=calibration,
     )
     ranking = rank_arms(study_fit, points, higher_is_better=higher)
     base = baseline_row(study_fit, points)
@@ -393,6 +404,8 @@ def rank_metric(spec: StudySpec, results: list[dict], metric: str, *, n_boot: in
         "baseline": base,
         "study_fit": study_fit,
         "points": points,
+        "predictor": choice,
+        "exposure": exposure,
     }
 
 
@@ -412,7 +425,7 @@ def summarize_study(
         d = row.to_dict()
         rep = repetition.get(d["candidate"], 0.0)
         d["max_repetition"] = rep
-        d["repetition_at_target"] = main["study_fit"].exposure.repetition(d["candidate"], spec.target_size)
+        d["repetition_at_target"] = main["exposure"].repetition(d["candidate"], spec.target_size)
         if rep > REPETITION_WARN:
             d["flags"] = list(d["flags"]) + ["repeated_data"]
             d["notes"] = list(d.get("notes", [])) + [
@@ -431,6 +444,7 @@ def summarize_study(
         others[metric] = {
             "ranking": [r.to_dict() for r in other["ranking"]],
             "baseline": other["baseline"].to_dict() if other["baseline"] else None,
+            "predictor": other["predictor"].used if other["predictor"] else None,
         }
         snr[metric] = signal_to_noise(other["points"], other["study_fit"])
     warnings = sorted({f"{r['candidate']}: {flag}" for r in ranking for flag in r["flags"]})
@@ -473,6 +487,7 @@ def summarize_study(
         "baseline": main["baseline"].to_dict() if main["baseline"] else None,
         "ranking_by_metric": others,
         "contamination": contamination or {},
+        "predictor": main["predictor"].to_dict() if main["predictor"] else None,
         "signal_to_noise": snr,
         "snr_recommendation": snr_recommendation(snr, primary),
         "warnings": warnings,

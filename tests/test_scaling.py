@@ -168,7 +168,7 @@ def test_to_dict_is_json(joint_fit):
     text = json.dumps(sf.to_dict(), allow_nan=False)
     back = json.loads(text)
     assert back["fits"]["beta_set"]["form"] == "power_law"
-    assert set(back["fits"]["beta_set"]["prediction"]) == {"target_size", "value", "low", "high"}
+    assert set(back["fits"]["beta_set"]["prediction"]) == {"target_size", "value", "low", "high", "low_80", "high_80"}
 
 
 def test_many_sizes_fit_each_arm_alone():

@@ -46,7 +46,12 @@ def test_study_writes_metrics_and_reuses_results(tmp_path, store):
     assert set(metrics["fits"]) == {"baseline", "helpful", "offdomain"}
     for fit in metrics["fits"].values():
         assert {"form", "params", "prediction", "backtest"} <= set(fit)
-        assert fit["prediction"]["target_size"] == 1000
+        # The plain predictor (when its backtest wins) draws no curve and ranks by the measured values.
+        assert (
+            fit["form"] == "none"
+            if metrics["predictor"]["used"] == "plain"
+            else fit["prediction"]["target_size"] == 1000
+        )
     assert [r["candidate"] for r in metrics["ranking"]] and {r["candidate"] for r in metrics["ranking"]} == {
         "helpful",
         "offdomain",
@@ -58,6 +63,11 @@ def test_study_writes_metrics_and_reuses_results(tmp_path, store):
     assert set(snr) == {"macro_f1", "accuracy", "loss", "gold_prob"}
     assert all(s["snr"] is None or s["snr"] > 0 for s in snr.values())
     assert all(row["repetition_at_target"] > 0 for row in metrics["ranking"])
+    predictor = metrics["predictor"]  # 3 sizes: backtested from 2 on the largest
+    assert predictor["used"] in predictor["predictors"] and predictor["reason"]
+    assert len(predictor["predictors"]["plain"]["backtest"]["folds"]) == 1
+    for row in metrics["ranking"]:
+        assert row["low"] <= row["low_80"] <= row["predicted"] <= row["high_80"] <= row["high"]
     assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "scaling.json").is_file() and (out / "spec.yaml").is_file()
     assert (store.study_dir(spec.study_id()) / "metrics.json").is_file()

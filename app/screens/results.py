@@ -167,10 +167,15 @@ def _scaling(r: StudyResults, key: str) -> None:
         notes.append(f"{len(m.get('runs') or []):,} runs: points are seed means per candidate and size")
     if r.curves_source == "fitted parameters":
         notes.append("curves from the fitted parameters (written before curves were saved, so no uncertainty bands)")
+    elif r.curves_source == "none" and (m.get("predictor") or {}).get("used") == "plain":
+        notes.append("no curve: the backtest chose the plain ranking at the largest size (see below)")
     elif r.curves_source == "none":
         notes.append("no fitted curve (too few sizes)")
     else:
-        notes.append("bands: 90% bootstrap interval over seeds and points")
+        notes.append(
+            "bands: 90% bootstrap interval over seeds and points, widened beyond the measured sizes by what the "
+            "study's backtests missed"
+        )
     st.caption("; ".join(notes) + ".")
 
 
@@ -298,7 +303,34 @@ def _ranking(r: StudyResults, key: str, compact: bool = False) -> None:
                     "note": st.column_config.TextColumn("Note", width="large"),
                 },
             )
+    _predictors(m, metric)
     _signal_to_noise(m)
+
+
+def _predictors(m: dict, metric: str) -> None:
+    """Which predictor ranked the candidates, why, and how the others did in the same backtest."""
+    choice = m.get("predictor") or {}
+    if not choice.get("used"):
+        return
+    if metric != m.get("primary_metric"):
+        used = ((m.get("ranking_by_metric") or {}).get(metric) or {}).get("predictor")
+        if used:
+            st.caption(md_escape(f"Predictor for {metric}: {used} (chosen by its own backtest)."))
+        return
+    st.caption(md_escape(f"Predictor: {choice['used']} ({choice.get('reason') or ''})."))
+    with st.expander("Predictors compared by backtest"):
+        number = partial(st.column_config.TextColumn, alignment="right")
+        st.dataframe(
+            views.predictor_cells(choice),
+            hide_index=True,
+            column_config={
+                "predictor": st.column_config.TextColumn("Predictor"),
+                "pairwise": number("Pairs right", help="candidate pairs ordered right at the held-out size"),
+                "error": number("Backtest error", help="mean |predicted − measured| at the held-out size"),
+                "folds": st.column_config.TextColumn("Fitted on → predicted"),
+                "description": st.column_config.TextColumn("What it is", width="large"),
+            },
+        )
 
 
 def _signal_to_noise(m: dict) -> None:

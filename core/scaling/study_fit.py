@@ -40,10 +40,11 @@ EXTRAPOLATION_FACTOR = 10.0
 # A fitted curve whose error falls by less than this fraction over the measured sizes is flat;
 # a trend (change of log e over the measured sizes) smaller than this is no direction at all.
 FLAT_RELATIVE_IMPROVEMENT = 1e-3
-INTERVAL_PERCENTILES = (5.0, 95.0)
+LEVELS = (0.9, 0.8)  # the intervals a prediction carries: low/high at 90%, low_80/high_80 at 80%
 MAX_REDRAWS = 20
 
 NO_FIT_NOTE = "one size: no curve to fit; the plain ranking at that size is reported"
+PLAIN_NOTE = "plain predictor: the value measured at the largest size, no curve"
 DEGENERATE_BOUND_NOTE = (
     "degenerate fit: exponent at its bound (alpha={alpha:.3g}): the points do not "
     "pin the curve's shape; the prediction rests on the bound"
@@ -69,12 +70,14 @@ def json_float(x: Any) -> float | None:
 
 @dataclass
 class Prediction:
-    """The metric predicted at the target size, with the bootstrap's 90% interval (None if no bootstrap)."""
+    """The metric predicted at the target size, with its 90% and 80% intervals (None if no bootstrap)."""
 
     target_size: int
     value: float
     low: float | None
     high: float | None
+    low_80: float | None = None
+    high_80: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,11 +85,35 @@ class Prediction:
             "value": json_float(self.value),
             "low": json_float(self.low),
             "high": json_float(self.high),
+            "low_80": json_float(self.low_80),
+            "high_80": json_float(self.high_80),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Prediction:
-        return cls(int(d["target_size"]), d["value"], d.get("low"), d.get("high"))
+        return cls(int(d["target_size"]), d["value"], d.get("low"), d.get("high"), d.get("low_80"), d.get("high_80"))
+
+
+@dataclass
+class Calibration:
+    """How far off the study's own backtests were, per unit of extrapolation (conformal style).
+
+    `per_log_size` maps an interval level to the backtest error (metric units) per unit of
+    log(size / largest measured size) that the level's share of backtest errors stays within.
+    Beyond an arm's largest measured size, its band is at least that times the log distance.
+    """
+
+    per_log_size: dict[float, float]
+    largest: dict[str, float]  # per arm, its largest measured (nominal) size
+
+    def half_width(self, arm: str, sizes: np.ndarray, level: float) -> np.ndarray:
+        q, largest = self.per_log_size.get(level), self.largest.get(arm)
+        if q is None or largest is None:
+            return np.zeros_like(sizes, dtype=float)
+        return q * np.log(np.maximum(sizes / largest, 1.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"per_log_size": {f"{lvl:g}": json_float(q) for lvl, q in self.per_log_size.items()}}
 
 
 @dataclass
@@ -343,6 +370,7 @@ class StudyFit:
     boot: pd.DataFrame
     boot_params: dict[str, np.ndarray]
     exposure: Exposure | None = None
+    calibration: Calibration | None = None
 
     def effective(self, arm: str, sizes: Any, r_star: float | None = None) -> np.ndarray:
         """The sizes the arm's curve is read at: effective rows with an exposure, else the sizes."""
@@ -355,12 +383,14 @@ class StudyFit:
         errors = FORMS[f.form].error(f.params, self.effective(arm, sizes))
         return errors if f.form == "none" else from_error(errors, self.higher_is_better)
 
-    def curve(self, arm: str, sizes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(value, low, high) at each size, for drawing a curve with its 90% bootstrap band.
+    def curve(self, arm: str, sizes: Any, level: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(value, low, high) at each size, for drawing a curve with its band at `level` (90% by default).
 
-        An arm with no fit gives NaN arrays (nothing to draw); without replicates low/high are NaN.
-        Where the arm's rows must be repeated, the band also spans the curve read with R* a quarter
-        and four times the one used: how much a repeated row is worth is itself uncertain.
+        The band is the bootstrap's, widened beyond the largest measured size to what the study's
+        backtests missed by (`calibration`). An arm with no fit gives NaN arrays (nothing to draw);
+        without replicates low/high are NaN. Where the arm's rows must be repeated, the band also
+        spans the curve read with R* a quarter and four times the one used: how much a repeated
+        row is worth is itself uncertain.
         """
         n = np.atleast_1d(np.asarray(sizes, dtype=float))
         value = self.predict(arm, n)
@@ -373,7 +403,10 @@ class StudyFit:
         x = self.effective(arm, n)
         vals = np.stack([FORMS[f.form].error({**f.params, **dict(zip(names, row))}, x) for row in reps])
         vals = from_error(vals, self.higher_is_better)
-        low, high = _percentiles(vals)
+        low, high = _percentiles(vals, level)
+        if self.calibration is not None:
+            w = self.calibration.half_width(arm, n, level)
+            low, high = self.clip(np.fmin(low, value - w)), self.clip(np.fmax(high, value + w))
         if self.exposure is not None and self.exposure.knows(arm):
             other = [
                 from_error(FORMS[f.form].error(f.params, self.effective(arm, n, r)), self.higher_is_better)
@@ -383,6 +416,18 @@ class StudyFit:
             high = np.fmax(high, np.fmax(*other))
         return value, low, high
 
+    def measured_interval(self, arm: str, value: float, low: float, high: float, level: float) -> tuple[float, float]:
+        """An unfitted arm's interval at the target: its seeds' spread at its largest size, widened by calibration."""
+        if self.calibration is None:
+            return low, high
+        w = float(self.calibration.half_width(arm, np.array([float(self.target_size)]), level)[0])
+        lo, hi = self.clip(np.array([min(low, value - w), max(high, value + w)]))
+        return float(lo), float(hi)
+
+    def clip(self, values: np.ndarray) -> np.ndarray:
+        """Metrics are never negative, and a score never passes 1."""
+        return np.clip(values, 0.0, 1.0 if self.higher_is_better else np.inf)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "metric": self.metric,
@@ -391,15 +436,17 @@ class StudyFit:
             "shared_mode": self.shared_mode,
             "n_boot": int(self.n_boot),
             "seed": int(self.seed),
+            "calibration": self.calibration.to_dict() if self.calibration else None,
             "fits": {arm: f.to_dict() for arm, f in self.fits.items()},
         }
 
 
-def _percentiles(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """5th/95th percentiles over replicates (axis 0), ignoring failed (NaN) replicates."""
+def _percentiles(vals: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The central `level` interval over replicates (axis 0), ignoring failed (NaN) replicates."""
+    tail = 50.0 * (1.0 - level)
     with np.errstate(all="ignore"), _quiet_nan_warnings():
-        low = np.nanpercentile(vals, INTERVAL_PERCENTILES[0], axis=0)
-        high = np.nanpercentile(vals, INTERVAL_PERCENTILES[1], axis=0)
+        low = np.nanpercentile(vals, tail, axis=0)
+        high = np.nanpercentile(vals, 100.0 - tail, axis=0)
     return low, high
 
 
@@ -442,9 +489,13 @@ class _Arm:
         return int(self.nominal[self.sizes == size][0])
 
 
-def _form_for(n_distinct: int) -> str:
-    """The richest form the arm's number of distinct sizes supports (FORMS runs from richest to none)."""
-    return next(f.name for f in FORMS.values() if n_distinct >= f.min_sizes)
+def _form_for(n_distinct: int, max_form: str = "power_law") -> str:
+    """The richest form, `max_form` at most, that the arm's number of distinct sizes supports.
+
+    FORMS runs from richest to none."""
+    names = list(FORMS)
+    allowed = [FORMS[n] for n in names[names.index(max_form) :]]
+    return next(f.name for f in allowed if n_distinct >= f.min_sizes)
 
 
 def _resolve_shared(shared: str, arms: list[_Arm]) -> str:
@@ -735,6 +786,8 @@ def fit_study(
     seed: int = 0,
     shared: str = "auto",
     exposure: Exposure | None = None,
+    max_form: str = "power_law",
+    calibration: Calibration | None = None,
 ) -> StudyFit:
     """ArmFit every arm of a study on one metric and predict it at `target_size`.
 
@@ -745,7 +798,9 @@ def fit_study(
     worsening and flat ones are fitted alone with that alpha. 2 sizes get a log-linear fit,
     1 size none. Intervals are the 5th-95th percentiles over `n_boot` bootstrap replicates.
     With `exposure` (each arm's unique rows), curves are fitted and read on effective sizes, and
-    an arm whose rows must be repeated at the target is flagged "repeated_at_target".
+    an arm whose rows must be repeated at the target is flagged "repeated_at_target". `max_form`
+    caps the form ("log_linear": straight lines only; "none": no curve, the plain ranking).
+    `calibration` widens the intervals beyond the measured sizes (core.predictors computes it).
     """
     df = clean_points(points)
     arms: list[_Arm] = []
@@ -754,7 +809,7 @@ def fit_study(
         nominal = g["size"].to_numpy(dtype=float)
         sizes = nominal if exposure is None else exposure.effective_size(str(name), nominal)
         errors = to_error(vals, higher_is_better)
-        form, direction = _form_for(len(np.unique(sizes))), trend_direction(sizes, errors)
+        form, direction = _form_for(len(np.unique(sizes)), max_form), trend_direction(sizes, errors)
         arms.append(_Arm(str(name), sizes, errors, vals, form, direction, nominal))
     mode = _resolve_shared(shared, arms)
     # 1 - score cannot pass 1, so a worsening score's error rises at most to 1; a loss has no ceiling.
@@ -772,11 +827,22 @@ def fit_study(
 
     fits: dict[str, ArmFit] = {}
     study = StudyFit(
-        metric, higher_is_better, int(target_size), mode, int(n_boot), int(seed), fits, boot, reps, exposure
+        metric,
+        higher_is_better,
+        int(target_size),
+        mode,
+        int(n_boot),
+        int(seed),
+        fits,
+        boot,
+        reps,
+        exposure,
+        calibration,
     )
     for a in arms:
         if a.form == "none":
-            fit = ArmFit(a.name, "none", {}, [], None, None, [], [NO_FIT_NOTE], False)
+            note = NO_FIT_NOTE if len(a.distinct) < 2 else PLAIN_NOTE
+            fit = ArmFit(a.name, "none", {}, [], None, None, [], [note], False)
             _flags(a, fit, target_size, higher_is_better, None)
             fits[a.name] = fit
             continue
@@ -790,7 +856,15 @@ def fit_study(
         fit = ArmFit(a.name, a.form, params[a.name], shared_params, None, None, [], [], converged, a.direction)
         fits[a.name] = fit
         value, low, high = study.curve(a.name, [target_size])
-        fit.prediction = Prediction(int(target_size), float(value[0]), json_float(low[0]), json_float(high[0]))
+        _, low_80, high_80 = study.curve(a.name, [target_size], level=0.8)
+        fit.prediction = Prediction(
+            int(target_size),
+            float(value[0]),
+            json_float(low[0]),
+            json_float(high[0]),
+            json_float(low_80[0]),
+            json_float(high_80[0]),
+        )
         bt, note = backtests[a.name]
         fit.backtest = bt
         if note:

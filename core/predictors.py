@@ -1,0 +1,243 @@
+"""Which predictor a study ranks by: each one backtested on the study's own sizes, the best one used.
+
+DataDecide (Magnusson et al., 2025) found no scaling-law method that beat the plain ranking at the
+largest small size for equal compute, and which one wins depends on the study. So every study
+backtests each predictor that its sizes allow: fit without the largest size and predict it (with 4+
+sizes, also without the two largest, predicting the largest), and uses the one with the best
+pairwise accuracy over the candidates, then the lowest error, then the earliest in PREDICTORS.
+Every predictor is a configuration of core.scaling.fit_study; docs/SCALING.md says more.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.scaling import BASELINE, StudyFit, clean_points, fit_study, json_float
+from core.scaling.repetition import Exposure
+from core.scaling.study_fit import LEVELS, Calibration
+
+
+@dataclass(frozen=True)
+class Predictor:
+    name: str
+    description: str
+    shared: str = "auto"
+    max_form: str = "power_law"
+    repetition_aware: bool = True
+    min_sizes: int = 2  # distinct sizes every arm needs for this predictor to differ from the plain one
+
+    def fit(
+        self,
+        points: pd.DataFrame,
+        *,
+        metric: str,
+        higher_is_better: bool,
+        target_size: int,
+        n_boot: int,
+        exposure: Exposure | None,
+        calibration: Calibration | None = None,
+    ) -> StudyFit:
+        return fit_study(
+            points,
+            metric=metric,
+            higher_is_better=higher_is_better,
+            target_size=target_size,
+            n_boot=n_boot,
+            seed=0,
+            shared=self.shared,
+            exposure=exposure if self.repetition_aware else None,
+            max_form=self.max_form,
+            calibration=calibration,
+        )
+
+
+# In order of preference when backtests tie (with 3 sizes, every law is a straight line on the two left).
+PREDICTORS: dict[str, Predictor] = {
+    p.name: p
+    for p in (
+        Predictor("shared_law", "a power law per arm, the exponent shared by the improving arms, on effective rows"),
+        Predictor(
+            "per_arm_law", "a power law per arm, each with its own exponent, on effective rows", "none", min_sizes=4
+        ),
+        Predictor("log_linear", "a straight line in log-log per arm, on effective rows", max_form="log_linear"),
+        Predictor(
+            "shared_law_nominal",
+            "the shared power law on nominal sizes (repeated rows count in full)",
+            repetition_aware=False,
+        ),
+        Predictor("plain", "the value measured at the largest size (no extrapolation)", max_form="none", min_sizes=1),
+    )
+}
+DEFAULT = "shared_law"
+
+
+@dataclass
+class BacktestScore:
+    """How a predictor did on the held-out largest size, over every fold it could be backtested on."""
+
+    pairs_right: int = 0
+    pairs: int = 0
+    errors: dict[str, list[float]] = field(default_factory=dict)  # per arm, |predicted - measured| per fold
+    folds: list[str] = field(default_factory=list)  # "100-200 -> 400"
+    per_log_size: list[float] = field(default_factory=list)  # each error over its fold's log(held / largest kept)
+
+    @property
+    def pairwise(self) -> float | None:
+        return self.pairs_right / self.pairs if self.pairs else None
+
+    @property
+    def mean_abs_error(self) -> float | None:
+        flat = [e for errs in self.errors.values() for e in errs]
+        return float(np.mean(flat)) if flat else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pairwise": json_float(self.pairwise),
+            "pairs_right": self.pairs_right,
+            "pairs": self.pairs,
+            "mean_abs_error": json_float(self.mean_abs_error),
+            "folds": list(self.folds),
+        }
+
+    def calibration(self, points: pd.DataFrame) -> Calibration | None:
+        """Each level's share of backtest errors (per unit of log extrapolation), for the arms' intervals.
+
+        With n errors the level's quantile is taken as the next one up (conformal style), so a few
+        arms give a wide band rather than an optimistic one."""
+        if not self.per_log_size:
+            return None
+        e = np.asarray(self.per_log_size)
+        df = clean_points(points)
+        largest = {str(a): float(g["size"].max()) for a, g in df.groupby("arm")}
+        return Calibration({lvl: float(np.quantile(e, lvl, method="higher")) for lvl in LEVELS}, largest)
+
+
+def _seed_means(df: pd.DataFrame, size: int) -> dict[str, float]:
+    at = df[df["size"] == size]
+    return {str(a): float(v) for a, v in at.groupby("arm")["value"].mean().items()}
+
+
+def _folds(sizes: list[int]) -> list[tuple[list[int], int]]:
+    """(sizes fitted, size predicted): without the largest; with 4+ sizes, also without the two largest."""
+    if len(sizes) < 3:
+        return []
+    folds = [(sizes[:-1], sizes[-1])]
+    if len(sizes) >= 4:
+        folds.append((sizes[:-2], sizes[-1]))
+    return folds
+
+
+def backtest(
+    predictor: Predictor, points: pd.DataFrame, *, metric: str, higher_is_better: bool, exposure: Exposure | None
+) -> BacktestScore | None:
+    """Refit on the smaller sizes and score the prediction at the held-out largest one (None: too few sizes)."""
+    df = clean_points(points)
+    sizes = sorted(set.intersection(*(set(g["size"]) for _, g in df.groupby("arm")))) if len(df) else []
+    score = BacktestScore()
+    sign = 1.0 if higher_is_better else -1.0
+    for kept, held in _folds(sizes):
+        fitted = predictor.fit(
+            df[df["size"].isin(kept)],
+            metric=metric,
+            higher_is_better=higher_is_better,
+            target_size=held,
+            n_boot=0,
+            exposure=exposure,
+        )
+        actual = _seed_means(df, held)
+        predicted = _predicted_values(fitted, df[df["size"].isin(kept)])
+        arms = [a for a in actual if a in predicted]
+        distance = float(np.log(held / max(kept)))
+        for a in arms:
+            score.errors.setdefault(a, []).append(abs(predicted[a] - actual[a]))
+            score.per_log_size.append(abs(predicted[a] - actual[a]) / distance)
+        candidates = [a for a in arms if a != BASELINE]
+        for a, b in itertools.combinations(candidates, 2):
+            if actual[a] == actual[b]:
+                continue
+            score.pairs += 1
+            score.pairs_right += (sign * (predicted[a] - predicted[b]) > 0) == (sign * (actual[a] - actual[b]) > 0)
+        score.folds.append(f"{'-'.join(f'{s:,}' for s in kept)} -> {held:,}")
+    return score if score.folds else None
+
+
+def _predicted_values(study_fit: StudyFit, points: pd.DataFrame) -> dict[str, float]:
+    """Each arm's value at the fit's target: its curve's prediction, or (no curve) its value at its largest size."""
+    out = {}
+    df = clean_points(points)
+    for arm, f in study_fit.fits.items():
+        if f.prediction is not None and f.prediction.value is not None and np.isfinite(f.prediction.value):
+            out[arm] = float(f.prediction.value)
+        else:
+            g = df[df["arm"] == arm]
+            if len(g):
+                out[arm] = float(g[g["size"] == g["size"].max()]["value"].mean())
+    return out
+
+
+@dataclass
+class Choice:
+    """The predictor a study uses, every candidate predictor's backtest and predictions, and why."""
+
+    used: str
+    reason: str
+    scores: dict[str, BacktestScore | None]
+    predicted: dict[str, dict[str, float]]  # predictor -> arm -> value at the target
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "used": self.used,
+            "reason": self.reason,
+            "predictors": {
+                name: {
+                    "description": PREDICTORS[name].description,
+                    "backtest": s.to_dict() if s is not None else None,
+                    "predicted": {a: json_float(v) for a, v in self.predicted.get(name, {}).items()},
+                }
+                for name, s in self.scores.items()
+            },
+        }
+
+
+def choose(
+    points: pd.DataFrame, *, metric: str, higher_is_better: bool, target_size: int, exposure: Exposure | None
+) -> Choice:
+    """Backtest every applicable predictor and pick the best (see the module doc)."""
+    df = clean_points(points)
+    n_sizes = min((g["size"].nunique() for _, g in df.groupby("arm")), default=0)
+    applicable = [p for p in PREDICTORS.values() if n_sizes >= p.min_sizes]
+    scores = {
+        p.name: backtest(p, df, metric=metric, higher_is_better=higher_is_better, exposure=exposure) for p in applicable
+    }
+    predicted = {
+        p.name: _predicted_values(
+            p.fit(
+                df,
+                metric=metric,
+                higher_is_better=higher_is_better,
+                target_size=target_size,
+                n_boot=0,
+                exposure=exposure,
+            ),
+            df,
+        )
+        for p in applicable
+    }
+    scored = [n for n, s in scores.items() if s is not None and s.pairwise is not None]
+    if not scored:
+        used = DEFAULT if DEFAULT in scores else next(iter(scores), "plain")
+        why = "too few sizes to backtest (3 or more are needed): the default predictor is used"
+        return Choice(used, why, scores, predicted)
+    order = list(PREDICTORS)
+    used = min(scored, key=lambda n: (-scores[n].pairwise, scores[n].mean_abs_error or 0.0, order.index(n)))
+    s = scores[used]
+    why = (
+        f"best backtest: {s.pairs_right}/{s.pairs} candidate pairs ordered right at the held-out size, "
+        f"mean error {s.mean_abs_error:.4f}"
+    )
+    return Choice(used, why, scores, predicted)
