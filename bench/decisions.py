@@ -159,6 +159,8 @@ def run_domain(cfg: DomainConfig, variant: Variant, store, root: Path) -> dict:
         "domain": cfg.name,
         "labels": len(cfg.labels),
         "arms": arms,
+        "predictor": (summary.get("predictor") or {}).get("used"),
+        "snr": {m: s.get("snr") for m, s in (summary.get("signal_to_noise") or {}).items()},
         "measures": decision_measures(arms),
         "compute": compute(summary["runs"], actual),
         "contamination": decontamination_check(cfg, folder, variant),
@@ -187,6 +189,8 @@ def arm_table(summary: dict, actual: list[dict]) -> list[dict]:
             "predicted": base["predicted"],
             "low": base["low"],
             "high": base["high"],
+            "low_80": base.get("low_80"),
+            "high_80": base.get("high_80"),
             "plain": base["measured_at_largest"],
             "actual": got[BASELINE],
             "flags": base["flags"],
@@ -200,6 +204,8 @@ def arm_table(summary: dict, actual: list[dict]) -> list[dict]:
                 "predicted": r["predicted"],
                 "low": r["low"],
                 "high": r["high"],
+                "low_80": r.get("low_80"),
+                "high_80": r.get("high_80"),
                 "plain": r["measured_at_largest"],
                 "actual": got[arm],
                 "rank": r["rank"],
@@ -254,9 +260,13 @@ def decision_measures(arms: list[dict]) -> dict:
             "abs_errors": errors,
             "median_abs_error": statistics.median(errors) if errors else None,
         }
-    inside = [a["low"] <= a["actual"] <= a["high"] for a in arms if a["low"] is not None and a["high"] is not None]
-    out["fitted"]["covered"] = sum(inside)
-    out["fitted"]["intervals"] = len(inside)
+    for suffix, low, high in (("", "low", "high"), ("_80", "low_80", "high_80")):
+        inside = [a[low] <= a["actual"] <= a[high] for a in arms if a.get(low) is not None and a.get(high) is not None]
+        out["fitted"]["covered" + suffix] = sum(inside)
+        out["fitted"]["intervals" + suffix] = len(inside)
+    predicted = {a["arm"]: a["predicted"] for a in arms}
+    if predicted.get("indomain_small") is not None and predicted.get("indomain_large") is not None:
+        out["small_below_large"] = predicted["indomain_small"] < predicted["indomain_large"]
     return out
 
 
@@ -284,8 +294,9 @@ def overall(domains: list[dict]) -> dict:
             "add_total": sum(p["add_total"] for p in per),
             "median_abs_error": statistics.median(errors) if errors else None,
         }
-    pooled["fitted"]["covered"] = sum(d["measures"]["fitted"]["covered"] for d in domains)
-    pooled["fitted"]["intervals"] = sum(d["measures"]["fitted"]["intervals"] for d in domains)
+    for key in ("covered", "intervals", "covered_80", "intervals_80"):
+        pooled["fitted"][key] = sum(d["measures"]["fitted"].get(key, 0) for d in domains)
+    pooled["small_below_large"] = sum(bool(d["measures"].get("small_below_large")) for d in domains)
     study = sum(d["compute"]["study_tokens"] for d in domains)
     actual = sum(d["compute"]["actual_tokens"] for d in domains)
     pooled["compute"] = {"study_tokens": study, "actual_tokens": actual, "ratio": study / actual if actual else None}
@@ -313,6 +324,7 @@ def summary_rows(domains: list[dict], pooled: dict) -> list[list[str]]:
     f, p = pooled["fitted"], pooled["plain"]
     top1 = "{top1_right_domains}/{domains} domains"
     return [
+        row("predictor the study used", lambda m, d: d.get("predictor") or "n/a", ""),
         row(
             "pairwise accuracy, fitted",
             lambda m, d: _frac(m["fitted"]["pairs_right"], m["fitted"]["pairs"]),
@@ -347,9 +359,24 @@ def summary_rows(domains: list[dict], pooled: dict) -> list[list[str]]:
             _num(p["median_abs_error"]),
         ),
         row(
+            "actual inside the 80 % interval",
+            lambda m, d: _frac(m["fitted"].get("covered_80", 0), m["fitted"].get("intervals_80", 0)),
+            _frac(f["covered_80"], f["intervals_80"]),
+        ),
+        row(
             "actual inside the 90 % interval",
             lambda m, d: _frac(m["fitted"]["covered"], m["fitted"]["intervals"]),
             _frac(f["covered"], f["intervals"]),
+        ),
+        row(
+            "indomain_small predicted below indomain_large",
+            lambda m, d: {True: "yes", False: "NO"}.get(m.get("small_below_large"), "n/a"),
+            f"{pooled['small_below_large']}/{len(domains)}",
+        ),
+        row(
+            f"signal-to-noise: {PRIMARY} / gold_prob",
+            lambda m, d: f"{_num(d.get('snr', {}).get(PRIMARY))} / {_num(d.get('snr', {}).get('gold_prob'))}",
+            "",
         ),
         row(
             "compute: study tokens / actual tokens",

@@ -144,6 +144,14 @@ def test_d0_draw_independent_of_candidate():
     assert provenance(base, "d0") == provenance(a, "d0")  # baseline at N·share = the arm's D0 part
 
 
+def test_arms_of_one_seed_see_d0_rows_at_the_same_positions():
+    """Paired design: candidates of one seed and size differ only in their own rows, not in D0's order."""
+    a = mix(D0, CAND, size=1000, seed=5, arm="a")
+    b = mix(D0, cls_rows("other", 37), size=1000, seed=5, arm="b")
+    at = lambda m: [(pos, i) for pos, (src, i) in enumerate(zip(m.sources, m.indices)) if src == "d0"]  # noqa: E731
+    assert at(a) == at(b) and len(at(a)) == 300
+
+
 # ----------------------------------------------------------------------------- nesting
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.mixture import build_mixture
@@ -84,3 +85,20 @@ def test_curves_are_read_at_nominal_sizes_and_unrepeated_sizes_are_unchanged():
     assert np.allclose(at_measured, aware.predict("large", [100, 400]), atol=1e-9)
     value, low, high = aware.curve("small", [400, 6400])
     assert value[1] == pytest.approx(aware.fits["small"].prediction.value)
+
+
+def test_the_bootstrap_is_paired_so_seed_noise_common_to_the_arms_cancels():
+    """b is a's points plus 0.01 everywhere, under seed noise five times larger: b is best in every replicate."""
+    from core.ranking import rank_arms
+
+    offsets = {0: -0.05, 1: 0.0, 2: 0.05}
+    rows = [
+        {"arm": arm, "size": n, "seed": s, "value": 1 - (0.2 + 2.0 * n**-0.5) + off + lift}
+        for arm, lift in (("a", 0.0), ("b", 0.01))
+        for n in (100, 200, 400)
+        for s, off in offsets.items()
+    ]
+    points = pd.DataFrame(rows)
+    fit = fit_study(points, metric="acc", higher_is_better=True, target_size=3200, n_boot=100)
+    p_best = {r.candidate: r.p_best for r in rank_arms(fit, points, higher_is_better=True)}
+    assert p_best["b"] >= 0.99

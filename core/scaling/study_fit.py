@@ -480,6 +480,12 @@ class _Arm:
     form: str
     direction: Direction
     nominal: np.ndarray  # per point, the mixture's size
+    seeds: np.ndarray  # per point
+
+    @property
+    def layout(self) -> tuple:
+        """The (size, seed) points the arm was measured at: arms with the same layout are resampled together."""
+        return tuple(zip(self.nominal.tolist(), self.seeds.tolist()))
 
     @property
     def distinct(self) -> np.ndarray:
@@ -582,14 +588,30 @@ def _fit_arms(
     return params, fits
 
 
-def _resample(arm: _Arm, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Resample an arm's (size, seed) points with replacement, keeping at least two distinct sizes."""
-    n = len(arm.sizes)
+def _draw(nominal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices of (size, seed) points drawn with replacement, keeping at least two distinct sizes."""
+    n = len(nominal)
     for _ in range(MAX_REDRAWS):
         idx = rng.integers(0, n, n)
-        if len(np.unique(arm.sizes[idx])) >= 2:
-            return arm.sizes[idx], arm.errors[idx]
-    return arm.sizes, arm.errors
+        if len(np.unique(nominal[idx])) >= 2:
+            return idx
+    return np.arange(n)
+
+
+def _paired_resample(arms: list[_Arm], rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """One replicate's points per arm; arms measured at the same (size, seed) points share one draw.
+
+    Paired: a replicate that leaves out seed 1 at 400 rows leaves it out for every arm, so noise
+    common to the arms (the seed's initialization and D0 order) cancels in their comparison.
+    """
+    draws: dict[tuple, np.ndarray] = {}
+    out = {}
+    for a in arms:
+        if a.layout not in draws:
+            draws[a.layout] = _draw(a.nominal, rng)
+        idx = draws[a.layout]
+        out[a.name] = (a.sizes[idx], a.errors[idx])
+    return out
 
 
 def _bootstrap(
@@ -611,7 +633,7 @@ def _bootstrap(
     preds = np.full((n_boot, len(fitted)), np.nan)
     reps = {a.name: np.full((n_boot, len(FORMS[a.form].param_names)), np.nan) for a in fitted}
     for r in range(n_boot):
-        data = {a.name: _resample(a, rng) for a in fitted}
+        data = _paired_resample(fitted, rng)
         try:
             params, _ = _fit_arms(arms, plan, data, warm=full, full_starts=False)
         except (ValueError, np.linalg.LinAlgError, FloatingPointError):
@@ -810,7 +832,8 @@ def fit_study(
         sizes = nominal if exposure is None else exposure.effective_size(str(name), nominal)
         errors = to_error(vals, higher_is_better)
         form, direction = _form_for(len(np.unique(sizes)), max_form), trend_direction(sizes, errors)
-        arms.append(_Arm(str(name), sizes, errors, vals, form, direction, nominal))
+        seeds = g["seed"].to_numpy()
+        arms.append(_Arm(str(name), sizes, errors, vals, form, direction, nominal, seeds))
     mode = _resolve_shared(shared, arms)
     # 1 - score cannot pass 1, so a worsening score's error rises at most to 1; a loss has no ceiling.
     plan = _plan(arms, mode, float(np.log(df["size"].min())) if len(df) else 0.0, 1.0 if higher_is_better else math.inf)
