@@ -25,8 +25,9 @@ import pandas as pd
 
 from core.artifacts import ArtifactStore, read_json, write_json, write_text
 from core.catalog import resolve_source
+from core.decision import assess
 from core.evaluation import EvalResult, evaluate_model
-from core.mixture import BASELINE, Mixture, build_mixture, decontaminate
+from core.mixture import BASELINE, Mixture, build_mixture, decontaminate, split_counts
 from core.normalize import DataError, NormalizedData, normalize
 from core.prompts import to_prompt_completion
 from core.snr import recommendation as snr_recommendation
@@ -218,16 +219,25 @@ def run_key(prepared: PreparedStudy, arm: str, size: int, seed: int) -> str:
     return "run-" + stable_hash(payload)[:24]
 
 
-def plan_runs(prepared: PreparedStudy) -> list[RunSpec]:
-    """Every (arm × size × seed), the D0-only baseline first."""
+def plan_runs(prepared: PreparedStudy, refinements: list[dict] | None = None) -> list[RunSpec]:
+    """Every (arm × size × seed), the D0-only baseline first; then the runs refinements added (arm, size, seed)."""
     spec = prepared.spec
     arms = [BASELINE] + list(prepared.candidates)
-    return [
-        RunSpec(arm, size, seed, run_key(prepared, arm, size, seed))
-        for arm in arms
-        for size in spec.sizes
-        for seed in spec.seeds
-    ]
+    planned = [(arm, size, seed) for arm in arms for size in spec.sizes for seed in spec.seeds]
+    planned += [(r["arm"], int(r["size"]), int(r["seed"])) for r in refinements or []]
+    return [RunSpec(arm, size, seed, run_key(prepared, arm, size, seed)) for arm, size, seed in planned]
+
+
+def refinement_problem(prepared: PreparedStudy, arm: str, size: int) -> str | None:
+    """Why `arm` cannot be run at `size` (unknown arm, or its rows cycled past MAX_REPETITION); None if it can."""
+    if arm != BASELINE and arm not in prepared.candidates:
+        return f"'{arm}' is not an arm of this study"
+    d0_rows, cand_rows = split_counts(size, prepared.spec.d0_share, arm)
+    have = len(prepared.d0.rows) if arm == BASELINE else len(prepared.candidates[arm].rows)
+    need = d0_rows if arm == BASELINE else cand_rows
+    if need > MAX_REPETITION * have:
+        return f"{arm} has {have:,} rows: {size:,} would repeat them {need / have:,.0f}x (limit {MAX_REPETITION}x)"
+    return None
 
 
 def execute_run(
@@ -448,7 +458,7 @@ def summarize_study(
         }
         snr[metric] = signal_to_noise(other["points"], other["study_fit"])
     warnings = sorted({f"{r['candidate']}: {flag}" for r in ranking for flag in r["flags"]})
-    return {
+    summary = {
         "study": spec.name,
         "study_id": spec.study_id(),
         "model": spec.model,
@@ -494,6 +504,8 @@ def summarize_study(
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "curves": _curve_records(main, spec.target_size),
     }
+    summary["decision"] = assess(summary)
+    return summary
 
 
 def _curve_records(ranked: dict, target_size: int) -> list[dict]:

@@ -355,6 +355,60 @@ def test_reindex_rebuilds_records_from_artifacts_after_a_flush(redis, workers, a
     assert client.reindex(redis, artifacts) == []  # idempotent
 
 
+def test_refine_runs_the_top_two_at_twice_the_largest_size_ranks_again_and_survives_a_reindex(
+    redis, workers, artifacts
+):
+    study_id = client.submit(redis, tiny_spec(sizes=[40]))
+    with pytest.raises(client.RefineError, match="refine a finished study"):
+        client.refine(redis, study_id)  # still queued
+    workers.start("--burst")
+    client.wait(redis, study_id, timeout=300)
+    first = json.loads((artifacts.study_dir(study_id) / "metrics.json").read_text())
+    top_two = [r["candidate"] for r in sorted(first["ranking"], key=lambda r: r["rank"])][:2]
+    assert first["decision"]["proposal"] == dict(
+        first["decision"]["proposal"], size=80, arms=top_two, seeds=[0], runs=2
+    )
+    if not first["decision"]["inconclusive"]:
+        with pytest.raises(client.RefineError, match="is settled; refine it anyway with force"):
+            client.refine(redis, study_id)
+    ids = client.refine(redis, study_id, force=True)
+    assert len(ids) == 2 and client.study_status(redis, study_id)["study"]["phase"] == "running"
+    workers.start("--burst")
+    st = client.wait(redis, study_id, timeout=300)
+    assert st["study"]["status"] == "finished" and st["counts"]["finished"] == 5
+    after = json.loads((artifacts.study_dir(study_id) / "metrics.json").read_text())
+    assert sorted(r["candidate"] for r in after["runs"] if r["size"] == 80) == sorted(top_two)
+    assert after["decision"]["proposal"]["size"] == 160  # the next step is twice the new largest size
+    with pytest.raises(client.RefineError, match="already has the proposed runs"):
+        _refine_again(redis, artifacts, study_id)
+    redis.flushdb()  # the refinement is in the artifacts store too: a reindex brings its runs back
+    assert client.reindex(redis, artifacts) == [study_id]
+    runs = JobStore(redis).study_runs(study_id)
+    assert sorted((r["arm"], int(r["size"])) for r in runs if r["status"] == "finished") == sorted(
+        [("baseline", 40), ("helpful", 40), ("offdomain", 40)] + [(a, 80) for a in top_two]
+    )
+
+
+def test_refine_from_the_cli_says_what_is_wrong(redis, redis_url, artifacts, monkeypatch, capsys):
+    from workers.cli import main
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    assert main(["refine", "st-nope"]) == 1
+    assert "error: no study 'st-nope'; `workbench status` lists them" in capsys.readouterr().err
+    study_id = client.submit(redis, tiny_spec(sizes=[40]))
+    assert main(["refine", study_id, "--force"]) == 1
+    assert f"error: study {study_id} is queued: refine a finished study (wait for it)" in capsys.readouterr().err
+
+
+def _refine_again(redis, artifacts, study_id):
+    """A second refine with the old proposal (as a second click on a stale page would send)."""
+    metrics_file = artifacts.study_dir(study_id) / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics["decision"]["proposal"]["size"] = 80
+    metrics_file.write_text(json.dumps(metrics))
+    return client.refine(redis, study_id, force=True)
+
+
 def test_a_result_written_twice_is_stored_once(artifacts):
     first = {"key": "run-x", "metrics": {"macro_f1": 0.5}}
     assert artifacts.put_result("run-x", first) is True

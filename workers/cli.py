@@ -483,6 +483,20 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refine(args: argparse.Namespace) -> int:
+    from core.artifacts import ArtifactStore, read_json
+    from core.decision import proposal_text
+    from workers.client import refine
+
+    ids = refine(_redis(), args.study, force=args.force)
+    decision = (read_json(ArtifactStore().study_dir(args.study) / "metrics.json") or {}).get("decision") or {}
+    for reason in decision.get("reasons") or []:
+        print(f"inconclusive: {reason}")
+    print(f"queued {len(ids)} run(s): {proposal_text(decision['proposal'])}")
+    print(f"the ranking updates when they finish: workbench wait {args.study}")
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     import shutil
 
@@ -616,7 +630,7 @@ def _add_submit_command(sub) -> None:
 
 
 def _add_study_commands(sub) -> None:
-    """status, wait, cancel, retry, results and reindex: studies already submitted."""
+    """status, wait, cancel, retry, refine, results and reindex: studies already submitted."""
     p = sub.add_parser("status", allow_abbrev=False, help="studies, or one study's runs")
     p.add_argument("study", nargs="?")
     p.add_argument("--json", action="store_true")
@@ -636,6 +650,15 @@ def _add_study_commands(sub) -> None:
     p = sub.add_parser("retry", allow_abbrev=False, help="queue a failed or canceled run again")
     p.add_argument("run")
     p.set_defaults(func=cmd_retry)
+
+    p = sub.add_parser(
+        "refine",
+        allow_abbrev=False,
+        help="an inconclusive study: run the top two candidates at twice the largest size, then rank again",
+    )
+    p.add_argument("study")
+    p.add_argument("--force", action="store_true", help="refine even when the decision is settled")
+    p.set_defaults(func=cmd_refine)
 
     p = sub.add_parser(
         "results", allow_abbrev=False, help="write a finished study's metrics.json and charts to a folder"

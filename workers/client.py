@@ -6,6 +6,7 @@ is refused before anything is enqueued), writes records, and enqueues jobs. Work
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Mapping
@@ -337,6 +338,61 @@ def retry(redis: Redis, run_id: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Refine: more runs where the decision is too close to call (core.decision)
+
+REFINEMENTS_FILE = "refinements.json"  # in the study's folder: the runs refinements added, for reindex
+
+
+class RefineError(ValueError):
+    """A study that cannot be refined now, with what to do instead."""
+
+
+def refine(redis: Redis, study_id: str, *, force: bool = False, artifacts: ArtifactStore | None = None) -> list[str]:
+    """Enqueue the study's proposed refinement as more runs of the same study; returns the new run ids.
+
+    The proposal (metrics.json's `decision`) is the contenders at twice the largest size. Fits,
+    ranking and pages update when the runs finish. Without `force`, a settled decision is refused.
+    """
+    from core.study import RunSpec, load_prepared, refinement_problem, run_key
+
+    artifacts = artifacts or ArtifactStore()
+    store = JobStore(redis)
+    study = store.study(study_id)
+    if study is None:
+        raise KeyError(f"no study '{study_id}'; `workbench status` lists them")
+    if study.get("phase") != "done" or study.get("status") != "finished":
+        raise RefineError(f"study {study_id} is {study.get('status')}: refine a finished study (wait for it)")
+    decision = (read_json(artifacts.study_dir(study_id) / "metrics.json") or {}).get("decision")
+    if not decision or not decision.get("proposal"):
+        raise RefineError(f"study {study_id} has no refinement to propose (it already measured the target size)")
+    if not decision.get("inconclusive") and not force:
+        raise RefineError(f"the decision of study {study_id} is settled; refine it anyway with force (--force)")
+    p = decision["proposal"]
+    prepared = load_prepared(artifacts.prepared_dir(study_id))
+    problems = [m for m in (refinement_problem(prepared, arm, p["size"]) for arm in p["arms"]) if m]
+    if problems:
+        raise RefineError("cannot refine: " + "; ".join(problems))
+    existing = store.study_runs(study_id)
+    have = {(r["arm"], int(r["size"]), int(r["seed"])) for r in existing}
+    added = [
+        {"arm": a, "size": p["size"], "seed": s} for a in p["arms"] for s in p["seeds"] if (a, p["size"], s) not in have
+    ]
+    if not added:
+        raise RefineError(f"study {study_id} already has the proposed runs at {p['size']:,} rows")
+    to_run = {"status": "queued", "cached": False, "phase": "queued", "attempts": 0}
+    records = []
+    for i, r in enumerate(added, start=len(existing)):
+        run = RunSpec(r["arm"], r["size"], r["seed"], run_key(prepared, r["arm"], r["size"], r["seed"]))
+        records.append(_run_record(study_id, i, run, artifacts.get_result(run.key), to_run))
+    folder = artifacts.study_dir(study_id)
+    write_text(folder / REFINEMENTS_FILE, json.dumps((read_json(folder / REFINEMENTS_FILE) or []) + added))
+    store.add_runs(study_id, records)
+    store.update_study(study_id, status="queued", phase="running", refined_at_size=p["size"])
+    _enqueue(redis, {**study, "id": study_id}, records)
+    return [r["id"] for r in records]
+
+
+# ---------------------------------------------------------------------------------------------
 # Rebuild Redis from the artifacts store
 
 
@@ -359,7 +415,8 @@ def reindex(redis: Redis, artifacts: ArtifactStore | None = None) -> list[str]:
             continue
         spec = parse_spec(yaml.safe_load(spec_file.read_text()), stored=True)
         try:
-            runs = plan_runs(load_prepared(artifacts.prepared_dir(study_id)))
+            refinements = read_json(artifacts.study_dir(study_id) / REFINEMENTS_FILE) or []
+            runs = plan_runs(load_prepared(artifacts.prepared_dir(study_id)), refinements)
         except FileNotFoundError:
             continue
         lost = {"status": "failed", "phase": "lost", "error": "lost with Redis before it finished; retry it"}

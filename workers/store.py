@@ -111,6 +111,16 @@ class JobStore:
                 p.hset(_k("run", r["id"]), mapping=_encode({**r, "study_id": study_id, "updated_at": now}))
             p.execute()
 
+    def add_runs(self, study_id: str, runs: list[dict]) -> None:
+        """Append run records to an existing study (a refinement), in one transaction."""
+        now = time.time()
+        with self.redis.pipeline() as p:
+            p.rpush(_k("study", study_id, "runs"), *[r["id"] for r in runs])
+            for r in runs:
+                p.hset(_k("run", r["id"]), mapping=_encode({**r, "study_id": study_id, "updated_at": now}))
+            p.hincrby(_k("study", study_id), "n_runs", len(runs))
+            p.execute()
+
     def take_submit_lock(self, study_id: str, owner: str, ttl: int) -> bool:
         return bool(self.redis.set(_k("submit-lock", study_id), owner, nx=True, ex=ttl))
 

@@ -24,15 +24,17 @@ import streamlit as st
 
 from app import views
 from app.common import artifacts, redis
-from app.ui import md_escape, page_link, pick_study
+from app.ui import flash, md_escape, page_link, pick_study, show_flash
 from core.artifacts import ArtifactStore
 from core.charts import ranking_chart, scaling_chart
+from core.decision import proposal_text
 from core.results import StudyResult
 from core.spec import LOSS_METRICS
 from workers import client
 from workers.store import JobStore
 
 MAX_POINTS = 3000
+PAGE = "results"  # the key of the page's flash message
 
 
 @dataclass(frozen=True)
@@ -446,6 +448,46 @@ def _details(r: StudyResults, key: str) -> None:
     st.code("\n".join(files), language="text")
 
 
+def _refine(study_id: str, force: bool) -> None:
+    try:
+        ids = client.refine(redis(), study_id, force=force)
+    except (KeyError, ValueError) as err:
+        flash(PAGE, "error", f"Could not refine: {err}")
+        return
+    flash(PAGE, "success", f"Queued {len(ids)} more runs; the fits and the ranking update when they finish.")
+
+
+def _decision(r: StudyResults, key: str) -> None:
+    """Too close to call? Say why, and offer the cheapest next step (core.decision) as one click."""
+    decision = r.metrics.get("decision") or {}
+    p = decision.get("proposal")
+    study = JobStore(redis()).study(r.study_id) or {}
+    if study.get("status") != "finished" or study.get("phase") != "done":
+        if study.get("refined_at_size"):
+            st.info(
+                f"Refining: runs at {int(study['refined_at_size']):,} rows are queued or running; this page shows "
+                "the ranking before them until they finish.",
+                icon=":material/hourglass_top:",
+            )
+        return
+    if decision.get("inconclusive"):
+        reasons = "\n".join(f"- {md_escape(x)}" for x in decision.get("reasons") or [])
+        st.warning("**Inconclusive: the top two are too close to call.**\n\n" + reasons, icon=":material/balance:")
+    if not p:
+        return
+    label = f"Refine: {p['runs']} runs at {p['size']:,} rows"
+    help_text = "Enqueue " + proposal_text(p) + " as more runs of this study; the ranking is recomputed after them."
+    if decision.get("inconclusive"):
+        st.caption(md_escape("Cheapest next step: " + proposal_text(p) + "."))
+        st.button(
+            label, key=f"{key}.refine", type="primary", help=help_text, on_click=_refine, args=(r.study_id, False)
+        )
+    else:
+        with st.expander("Refine anyway"):
+            st.caption(md_escape("The decision looks settled. " + proposal_text(p) + " would add points near it."))
+            st.button(label, key=f"{key}.refine", help=help_text, on_click=_refine, args=(r.study_id, True))
+
+
 def _summary(r: StudyResults, key: str, compact: bool = False) -> None:
     m = r.metrics
     if compact:
@@ -453,6 +495,8 @@ def _summary(r: StudyResults, key: str, compact: bool = False) -> None:
         st.caption(md_escape(r.study_id))
     _facts(r)
     _warnings(r)
+    if not compact:
+        _decision(r, key)
     _scaling(r, key)
     st.subheader("Ranking" if not compact else "Ranking (primary metric)")
     _ranking(r, key, compact=compact)
@@ -463,6 +507,7 @@ def _summary(r: StudyResults, key: str, compact: bool = False) -> None:
 
 def main() -> None:
     st.title("Results")
+    show_flash(PAGE)
     store = JobStore(redis())
     studies = [s for s in store.studies() if has_results(s)]
     if not studies:
