@@ -162,6 +162,7 @@ def run_domain(cfg: DomainConfig, variant: Variant, store, root: Path) -> dict:
         "predictor": (summary.get("predictor") or {}).get("used"),
         "snr": {m: s.get("snr") for m, s in (summary.get("signal_to_noise") or {}).items()},
         "measures": decision_measures(arms),
+        "by_predictor": predictor_measures(summary, _actual_by_arm(actual)),
         "compute": compute(summary["runs"], actual),
         "contamination": decontamination_check(cfg, folder, variant),
         "warnings": summary.get("warnings", []),
@@ -268,6 +269,50 @@ def decision_measures(arms: list[dict]) -> dict:
     if predicted.get("indomain_small") is not None and predicted.get("indomain_large") is not None:
         out["small_below_large"] = predicted["indomain_small"] < predicted["indomain_large"]
     return out
+
+
+def predictor_measures(summary: dict, actual: dict[str, float]) -> dict[str, dict]:
+    """Every predictor the study compared, scored on the same actual runs: pairs, top-1 and error."""
+    out = {}
+    cands = [a for a in actual if a != BASELINE]
+    best = max(cands, key=actual.get)
+    for name, p in ((summary.get("predictor") or {}).get("predictors") or {}).items():
+        pred = {a: v for a, v in (p.get("predicted") or {}).items() if v is not None}
+        known = [a for a in cands if a in pred]
+        right = counted = 0
+        for a, b in itertools.combinations(known, 2):
+            if actual[a] != actual[b]:
+                counted += 1
+                right += (pred[a] > pred[b]) == (actual[a] > actual[b])
+        errors = [abs(pred[a] - actual[a]) for a in actual if a in pred]
+        out[name] = {
+            "pairs_right": right,
+            "pairs": counted,
+            "top1_right": bool(known) and max(known, key=pred.get) == best,
+            "abs_errors": errors,
+            "backtest_pairwise": (p.get("backtest") or {}).get("pairwise"),
+        }
+    return out
+
+
+def predictor_rows(domains: list[dict]) -> list[list[str]]:
+    """One row per predictor: pairwise and top-1 per domain, pooled pairs and median error."""
+    names = list(dict.fromkeys(n for d in domains for n in d.get("by_predictor", {})))
+    rows = []
+    for n in names:
+        per = [d["by_predictor"].get(n) for d in domains]
+        cells = [
+            f"{m['pairs_right']}/{m['pairs']}, top-1 {'right' if m['top1_right'] else 'WRONG'}" if m else "n/a"
+            for m in per
+        ]
+        right, pairs = sum(m["pairs_right"] for m in per if m), sum(m["pairs"] for m in per if m)
+        errors = [e for m in per if m for e in m["abs_errors"]]
+        top1 = sum(m["top1_right"] for m in per if m)
+        used = sum(d.get("predictor") == n for d in domains)
+        median = _num(statistics.median(errors) if errors else None)
+        total = f"{_frac(right, pairs)}, top-1 {top1}/{len(domains)}, median err {median}"
+        rows.append([n + (f" (used in {used})" if used else "")] + cells + [total])
+    return rows
 
 
 def compute(study_runs: list[dict], actual: list[dict]) -> dict:
@@ -408,14 +453,17 @@ def print_report(domains: list[dict], pooled: dict) -> None:
             ["arm", "predicted", "interval", "at largest", "actual", "rank", "plain rank", "rep@target", "flags"],
         )
     header = ["measure"] + [d["domain"] for d in domains] + ["overall"]
-    rows = summary_rows(domains, pooled)
-    print()
-    print_table(rows, header)
-    print("\nas markdown:\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    for title, rows in (
+        ("the study's decision", summary_rows(domains, pooled)),
+        ("every predictor the studies compared, on the same actual runs", predictor_rows(domains)),
+    ):
+        print(f"\n{title}\n")
+        print_table(rows, header)
+        print("\nas markdown:\n")
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
 
 
 def _domain_job(name: str, variant: Variant, root: Path) -> dict:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from core.scaling import BASELINE, StudyFit, clean_points, fit_study, json_float
 from core.scaling.repetition import Exposure
-from core.scaling.study_fit import LEVELS, Calibration
+from core.scaling.study_fit import LEVELS, Calibration, extrapolation_scale
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class BacktestScore:
     pairs: int = 0
     errors: dict[str, list[float]] = field(default_factory=dict)  # per arm, |predicted - measured| per fold
     folds: list[str] = field(default_factory=list)  # "100-200 -> 400"
-    per_log_size: list[float] = field(default_factory=list)  # each error over its fold's log(held / largest kept)
+    per_unit: list[float] = field(default_factory=list)  # each error over its fold's extrapolation_scale
 
     @property
     def pairwise(self) -> float | None:
@@ -105,16 +105,13 @@ class BacktestScore:
         }
 
     def calibration(self, points: pd.DataFrame) -> Calibration | None:
-        """Each level's share of backtest errors (per unit of log extrapolation), for the arms' intervals.
-
-        With n errors the level's quantile is taken as the next one up (conformal style), so a few
-        arms give a wide band rather than an optimistic one."""
-        if not self.per_log_size:
+        """Each level's quantile of the backtest errors (per unit of extrapolation), for the arms' intervals."""
+        if not self.per_unit:
             return None
-        e = np.asarray(self.per_log_size)
+        e = np.asarray(self.per_unit)
         df = clean_points(points)
         largest = {str(a): float(g["size"].max()) for a, g in df.groupby("arm")}
-        return Calibration({lvl: float(np.quantile(e, lvl, method="higher")) for lvl in LEVELS}, largest)
+        return Calibration({lvl: float(np.quantile(e, lvl)) for lvl in LEVELS}, largest)
 
 
 def _seed_means(df: pd.DataFrame, size: int) -> dict[str, float]:
@@ -152,10 +149,10 @@ def backtest(
         actual = _seed_means(df, held)
         predicted = _predicted_values(fitted, df[df["size"].isin(kept)])
         arms = [a for a in actual if a in predicted]
-        distance = float(np.log(held / max(kept)))
+        scale = float(extrapolation_scale(held / max(kept)))
         for a in arms:
             score.errors.setdefault(a, []).append(abs(predicted[a] - actual[a]))
-            score.per_log_size.append(abs(predicted[a] - actual[a]) / distance)
+            score.per_unit.append(abs(predicted[a] - actual[a]) / scale)
         candidates = [a for a in arms if a != BASELINE]
         for a, b in itertools.combinations(candidates, 2):
             if actual[a] == actual[b]:
@@ -188,6 +185,7 @@ class Choice:
     reason: str
     scores: dict[str, BacktestScore | None]
     predicted: dict[str, dict[str, float]]  # predictor -> arm -> value at the target
+    fits: dict[str, StudyFit] = field(default_factory=dict)  # predictor -> its fit on every point (no bootstrap)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -214,30 +212,29 @@ def choose(
     scores = {
         p.name: backtest(p, df, metric=metric, higher_is_better=higher_is_better, exposure=exposure) for p in applicable
     }
-    predicted = {
-        p.name: _predicted_values(
-            p.fit(
-                df,
-                metric=metric,
-                higher_is_better=higher_is_better,
-                target_size=target_size,
-                n_boot=0,
-                exposure=exposure,
-            ),
-            df,
+    fits = {
+        p.name: p.fit(
+            df, metric=metric, higher_is_better=higher_is_better, target_size=target_size, n_boot=0, exposure=exposure
         )
         for p in applicable
     }
+    predicted = {name: _predicted_values(f, df) for name, f in fits.items()}
     scored = [n for n, s in scores.items() if s is not None and s.pairwise is not None]
     if not scored:
         used = DEFAULT if DEFAULT in scores else next(iter(scores), "plain")
         why = "too few sizes to backtest (3 or more are needed): the default predictor is used"
-        return Choice(used, why, scores, predicted)
+        return Choice(used, why, scores, predicted, fits)
     order = list(PREDICTORS)
-    used = min(scored, key=lambda n: (-scores[n].pairwise, scores[n].mean_abs_error or 0.0, order.index(n)))
+    # With 3 sizes every law is backtested as a straight line through 2 sizes, not in its own form:
+    # its error there says little about it, so only the pairwise order then decides against the default.
+    own_form = n_sizes >= 4
+    used = min(
+        scored,
+        key=lambda n: (-scores[n].pairwise, (scores[n].mean_abs_error or 0.0) if own_form else 0.0, order.index(n)),
+    )
     s = scores[used]
     why = (
         f"best backtest: {s.pairs_right}/{s.pairs} candidate pairs ordered right at the held-out size, "
         f"mean error {s.mean_abs_error:.4f}"
     )
-    return Choice(used, why, scores, predicted)
+    return Choice(used, why, scores, predicted, fits)

@@ -446,7 +446,7 @@ def summarize_study(
         d["backtest_abs_error"] = fit.backtest.abs_error if fit is not None and fit.backtest is not None else None
         ranking.append(d)
     others = {}
-    snr = {primary: signal_to_noise(main["points"], main["study_fit"])}
+    snr = {primary: signal_to_noise(main["points"], _residual_fit(main))}
     for metric in spec.metrics or []:
         if metric == primary:
             continue
@@ -456,7 +456,7 @@ def summarize_study(
             "baseline": other["baseline"].to_dict() if other["baseline"] else None,
             "predictor": other["predictor"].used if other["predictor"] else None,
         }
-        snr[metric] = signal_to_noise(other["points"], other["study_fit"])
+        snr[metric] = signal_to_noise(other["points"], _residual_fit(other))
     warnings = sorted({f"{r['candidate']}: {flag}" for r in ranking for flag in r["flags"]})
     summary = {
         "study": spec.name,
@@ -506,6 +506,14 @@ def summarize_study(
     }
     summary["decision"] = assess(summary)
     return summary
+
+
+def _residual_fit(ranked: dict):
+    """The fit a metric's noise is read around (one seed): the default law's, whichever predictor ranked."""
+    from core.predictors import DEFAULT
+
+    choice = ranked.get("predictor")
+    return choice.fits.get(DEFAULT, ranked["study_fit"]) if choice is not None else ranked["study_fit"]
 
 
 def _curve_records(ranked: dict, target_size: int) -> list[dict]:

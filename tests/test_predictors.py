@@ -40,14 +40,24 @@ def test_a_curve_that_keeps_rising_is_backtested_right_where_the_plain_ranking_i
     assert choice.predicted["plain"] == {"a": 0.60, "b": 0.56, "baseline": 0.49}
 
 
-def test_saturated_curves_choose_the_plain_ranking_on_its_smaller_error():
-    # Both flatten at 400: a straight line through 100 and 200 overshoots, the value at 200 does not.
-    points = _points({"a": [0.40, 0.50, 0.51], "b": [0.45, 0.49, 0.50]})
+def test_saturated_curves_choose_the_plain_ranking_on_its_smaller_error_with_four_sizes():
+    # Both saturate faster than any exponent the laws allow (error ~ N^-2): the laws overshoot at 800.
+    sizes = (100, 200, 400, 800)
+    points = _points(
+        {"a": [0.5 - 0.2 * (100 / n) ** 2 for n in sizes], "b": [0.48 - 0.2 * (100 / n) ** 2 for n in sizes]}, sizes
+    )
     choice = _choose(points)
     assert choice.used == "plain"
     s = choice.scores["plain"]
-    assert s.pairwise == 1.0 and s.mean_abs_error == pytest.approx(0.01)
-    assert choice.scores["shared_law"].mean_abs_error > 0.05
+    assert s.pairwise == 1.0 and s.mean_abs_error < choice.scores["shared_law"].mean_abs_error
+
+
+def test_with_three_sizes_the_error_of_a_straight_line_backtest_does_not_unseat_the_law():
+    points = _points({"a": [0.40, 0.50, 0.51], "b": [0.45, 0.49, 0.50]})
+    choice = _choose(points)
+    assert choice.scores["plain"].mean_abs_error == pytest.approx(0.01)
+    assert choice.scores["shared_law"].mean_abs_error > 0.05  # both order the pair right
+    assert choice.used == "shared_law"
 
 
 def test_four_sizes_add_the_per_arm_law_and_a_second_fold():
@@ -75,14 +85,16 @@ def test_intervals_at_the_target_cover_the_backtest_error_scaled_by_the_extrapol
     choice = _choose(points)
     score = choice.scores[choice.used]
     calibration = score.calibration(points)
-    # Conformal style: the 90% level takes the largest of four errors (one fold, four arms), per log(400/200).
-    assert calibration.per_log_size[0.9] == pytest.approx(max(score.per_log_size))
-    assert max(score.per_log_size) == pytest.approx(max(e[0] for e in score.errors.values()) / math.log(2))
+    # The level's quantile of the four arms' errors, each over log(400/200) ** 0.75 (one fold).
+    unit = [e[0] / math.log(2) ** 0.75 for e in score.errors.values()]
+    assert sorted(score.per_unit) == pytest.approx(sorted(unit))
+    assert calibration.per_unit[0.9] == pytest.approx(np.quantile(unit, 0.9))
+    assert calibration.per_unit[0.8] < calibration.per_unit[0.9]
     fit = PREDICTORS[choice.used].fit(
         points, metric="acc", higher_is_better=True, target_size=3200, n_boot=50, exposure=None, calibration=calibration
     )
     for arm in values:
         p = fit.fits[arm].prediction
-        half = calibration.per_log_size[0.9] * math.log(3200 / 400)
+        half = calibration.per_unit[0.9] * math.log(3200 / 400) ** 0.75
         assert p.low <= max(p.value - half, 0.0) + 1e-9 and p.high >= min(p.value + half, 1.0) - 1e-9
         assert p.low <= p.low_80 <= p.value <= p.high_80 <= p.high

@@ -94,26 +94,37 @@ class Prediction:
         return cls(int(d["target_size"]), d["value"], d.get("low"), d.get("high"), d.get("low_80"), d.get("high_80"))
 
 
+EXTRAPOLATION_GROWTH = 0.75  # an extrapolation's error grows as log(N / largest measured) to this power
+
+
+def extrapolation_scale(ratio: Any) -> np.ndarray:
+    """How an error grows with the extrapolation ratio N / largest measured size (0 inside the measured range).
+
+    Between a random walk in log size (each doubling adding an independent error: power 0.5) and a
+    systematic slope error (power 1); 0.75 was chosen on the decision benchmark (docs/SCALING.md)."""
+    return np.log(np.maximum(np.asarray(ratio, dtype=float), 1.0)) ** EXTRAPOLATION_GROWTH
+
+
 @dataclass
 class Calibration:
     """How far off the study's own backtests were, per unit of extrapolation (conformal style).
 
-    `per_log_size` maps an interval level to the backtest error (metric units) per unit of
-    log(size / largest measured size) that the level's share of backtest errors stays within.
-    Beyond an arm's largest measured size, its band is at least that times the log distance.
+    `per_unit` maps an interval level to the backtest error (metric units) per unit of
+    `extrapolation_scale` that the level's share of backtest errors stays within. Beyond an arm's
+    largest measured size, its band is at least that times the scale of the extrapolation.
     """
 
-    per_log_size: dict[float, float]
+    per_unit: dict[float, float]
     largest: dict[str, float]  # per arm, its largest measured (nominal) size
 
     def half_width(self, arm: str, sizes: np.ndarray, level: float) -> np.ndarray:
-        q, largest = self.per_log_size.get(level), self.largest.get(arm)
+        q, largest = self.per_unit.get(level), self.largest.get(arm)
         if q is None or largest is None:
             return np.zeros_like(sizes, dtype=float)
-        return q * np.log(np.maximum(sizes / largest, 1.0))
+        return q * extrapolation_scale(sizes / largest)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"per_log_size": {f"{lvl:g}": json_float(q) for lvl, q in self.per_log_size.items()}}
+        return {"per_unit": {f"{lvl:g}": json_float(q) for lvl, q in self.per_unit.items()}}
 
 
 @dataclass
