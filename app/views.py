@@ -404,6 +404,9 @@ def warning_lines(metrics_json: Mapping) -> list[str]:
     for r in metrics_json.get("ranking") or []:
         if r.get("flags"):
             out.append(f"{r.get('candidate')}: {flag_text(r.get('flags'))}")
+    regime = (metrics_json.get("regime") or {}).get("warning")
+    if regime:
+        out.append(f"training regime: {regime}")
     return out
 
 

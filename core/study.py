@@ -499,6 +499,7 @@ def summarize_study(
         "contamination": contamination or {},
         "predictor": main["predictor"].to_dict() if main["predictor"] else None,
         "signal_to_noise": snr,
+        "regime": training_regime(spec),
         "snr_recommendation": snr_recommendation(snr, primary),
         "warnings": warnings,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -506,6 +507,27 @@ def summarize_study(
     }
     summary["decision"] = assess(summary)
     return summary
+
+
+REGIME_SPREAD = 1.5  # small sizes training this many times more passes than the target are another regime
+
+
+def training_regime(spec: StudySpec) -> dict:
+    """Passes over its rows each size trains for (core.train.step_budget), and a warning when the
+    small sizes train many more than the target: a step floor makes them another regime."""
+    from core.train import step_budget
+
+    passes = {int(n): round(step_budget(int(n), spec.training)[1], 2) for n in spec.sizes}
+    at_target = round(step_budget(int(spec.target_size), spec.training)[1], 2)
+    smallest = passes[min(passes)]
+    warning = None
+    if smallest > REGIME_SPREAD * at_target:
+        warning = (
+            f"the smallest size trains {smallest:g} passes over its rows, the target {at_target:g} (min_steps "
+            f"{spec.training.min_steps}): the small runs measure another training regime than the one predicted; "
+            "lower min_steps, or use a model that learns in fewer steps"
+        )
+    return {"passes": passes, "target_passes": at_target, "warning": warning}
 
 
 def _residual_fit(ranked: dict):

@@ -57,3 +57,15 @@ def test_the_next_size_stops_at_the_target_and_none_is_proposed_past_it():
         "reasons": [],
         "proposal": None,
     }
+
+
+def test_a_step_floor_that_makes_small_sizes_train_more_passes_is_a_warned_regime():
+    from core.study import training_regime
+    from tests.specs import TINY_TRAINING, tiny_spec
+
+    floor = dict(TINY_TRAINING, epochs=1, min_steps=100, batch_size=8)
+    regime = training_regime(tiny_spec(training=floor, sizes=[200, 400, 800], target_size=6400))
+    assert regime["passes"] == {200: 4.0, 400: 2.0, 800: 1.0} and regime["target_passes"] == 1.0
+    assert regime["warning"].startswith("the smallest size trains 4 passes over its rows, the target 1 (min_steps 100)")
+    same = training_regime(tiny_spec(training=dict(floor, min_steps=0), sizes=[200, 400, 800], target_size=6400))
+    assert same["passes"] == {200: 1.0, 400: 1.0, 800: 1.0} and same["warning"] is None
