@@ -160,6 +160,7 @@ def run_domain(cfg: DomainConfig, variant: Variant, store, root: Path) -> dict:
         "labels": len(cfg.labels),
         "arms": arms,
         "predictor": (summary.get("predictor") or {}).get("used"),
+        "decision": summary.get("decision"),
         "snr": {m: s.get("snr") for m, s in (summary.get("signal_to_noise") or {}).items()},
         "measures": decision_measures(arms),
         "by_predictor": predictor_measures(summary, _actual_by_arm(actual)),
@@ -383,6 +384,11 @@ def summary_rows(domains: list[dict], pooled: dict) -> list[list[str]]:
         row("top-1, fitted", lambda m, d: _top1(m["fitted"]), top1.format(**f)),
         row("top-1, plain at largest size", lambda m, d: _top1(m["plain"]), top1.format(**p)),
         row("actual best", lambda m, d: m["actual_best"], ""),
+        row(
+            "the study says: inconclusive?",
+            lambda m, d: "yes" if (d.get("decision") or {}).get("inconclusive") else "no",
+            f"{sum(bool((d.get('decision') or {}).get('inconclusive')) for d in domains)}/{len(domains)}",
+        ),
         row(
             "add-or-not right, fitted",
             lambda m, d: _frac(m["fitted"]["add_right"], m["fitted"]["add_total"]),

@@ -1,11 +1,13 @@
 """Is the study's decision settled, and if not, the cheapest next step that could settle it.
 
-The top two candidates are too close to call when their 90 % intervals at the target overlap, when
-their fitted curves cross between the largest measured size and the target, or when the first one
-is best in under 70 % of the bootstrap replicates. The proposal is to measure the contenders (those
-two) at the next size, twice the largest (the target at most), with the study's seeds: more points
-where the curves must be told apart. `workbench refine STUDY` and the Results page's Refine button
-enqueue exactly those runs as more runs of the same study (workers.client.refine).
+The top two candidates are too close to call when the 90 % interval of the gap between them at the
+target includes zero (paired: errors common to both cancel; without replicates, when their own
+intervals overlap), when their fitted curves cross between the largest measured size and the
+target, or when the first one is best in under 70 % of the bootstrap replicates. The proposal is to
+measure the contenders (those two) at the next size, twice the largest (the target at most), with
+the study's seeds: more points where the curves must be told apart. `workbench refine STUDY` and the
+Results page's Refine button enqueue exactly those runs as more runs of the same study
+(workers.client.refine).
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ def assess(summary: dict[str, Any]) -> dict[str, Any]:
         return out
     first, second = ranking[0], ranking[1]
     reasons = []
-    if _overlap(first, second):
+    gap = summary.get("top_gap")
+    if gap and gap.get("low") is not None and gap["low"] <= 0:
+        reasons.append(
+            f"{first['candidate']}'s lead over {second['candidate']} at the target is {gap['value']:+.3f}, and its 90% "
+            f"interval [{gap['low']:+.3f}, {gap['high']:+.3f}] includes no lead at all"
+        )
+    elif not gap and _overlap(first, second):
         reasons.append(f"the 90% intervals of {first['candidate']} and {second['candidate']} at the target overlap")
     if "crosses" in (first.get("flags") or []) and _crosses(first, second["candidate"]):
         reasons.append(
@@ -62,8 +70,12 @@ def proposal(summary: dict[str, Any], arms: list[str]) -> dict[str, Any] | None:
         return None  # already measured at the target: nothing bigger to run
     seeds = list(summary.get("seeds") or sorted({int(r["seed"]) for r in runs}))
     count = len(arms) * len(seeds)
-    tokens = [r["train"]["train_tokens"] / r["size"] for r in runs if (r.get("train") or {}).get("train_tokens")]
-    seconds = [r["timings"]["total_seconds"] / r["size"] for r in runs if (r.get("timings") or {}).get("total_seconds")]
+    # Per row at the largest size: smaller runs carry fixed costs (a step floor, start-up) that do not scale.
+    at_largest = [r for r in runs if int(r.get("size") or 0) == largest]
+    tokens = [r["train"]["train_tokens"] / largest for r in at_largest if (r.get("train") or {}).get("train_tokens")]
+    seconds = [
+        r["timings"]["total_seconds"] / largest for r in at_largest if (r.get("timings") or {}).get("total_seconds")
+    ]
     per_row = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
     return {
         "size": size,

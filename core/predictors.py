@@ -85,6 +85,7 @@ class BacktestScore:
     errors: dict[str, list[float]] = field(default_factory=dict)  # per arm, |predicted - measured| per fold
     folds: list[str] = field(default_factory=list)  # "100-200 -> 400"
     per_unit: list[float] = field(default_factory=list)  # each error over its fold's extrapolation_scale
+    gap_per_unit: list[float] = field(default_factory=list)  # the same for each candidate pair's difference
 
     @property
     def pairwise(self) -> float | None:
@@ -111,7 +112,12 @@ class BacktestScore:
         e = np.asarray(self.per_unit)
         df = clean_points(points)
         largest = {str(a): float(g["size"].max()) for a, g in df.groupby("arm")}
-        return Calibration({lvl: float(np.quantile(e, lvl)) for lvl in LEVELS}, largest)
+        gaps = np.asarray(self.gap_per_unit)
+        return Calibration(
+            {lvl: float(np.quantile(e, lvl)) for lvl in LEVELS},
+            largest,
+            {lvl: float(np.quantile(gaps, lvl)) for lvl in LEVELS} if len(gaps) else {},
+        )
 
 
 def _seed_means(df: pd.DataFrame, size: int) -> dict[str, float]:
@@ -155,6 +161,8 @@ def backtest(
             score.per_unit.append(abs(predicted[a] - actual[a]) / scale)
         candidates = [a for a in arms if a != BASELINE]
         for a, b in itertools.combinations(candidates, 2):
+            gap_error = (predicted[a] - predicted[b]) - (actual[a] - actual[b])
+            score.gap_per_unit.append(abs(gap_error) / scale)
             if actual[a] == actual[b]:
                 continue
             score.pairs += 1

@@ -505,6 +505,7 @@ def summarize_study(
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "curves": _curve_records(main, spec.target_size),
     }
+    summary["top_gap"] = _top_gap(main, ranking, is_higher_better(primary))
     summary["decision"] = assess(summary)
     return summary
 
@@ -528,6 +529,17 @@ def training_regime(spec: StudySpec) -> dict:
             "lower min_steps, or use a model that learns in fewer steps"
         )
     return {"passes": passes, "target_passes": at_target, "warning": warning}
+
+
+def _top_gap(ranked: dict, ranking: list[dict], higher: bool) -> dict | None:
+    """The first candidate's lead over the second at the target (in the metric's better direction), paired."""
+    fit = ranked["study_fit"]
+    top = [r["candidate"] for r in sorted(ranking, key=lambda r: r["rank"])][:2]
+    gap = fit.gap(*top) if fit is not None and len(top) == 2 else None
+    if gap is None:
+        return None
+    value, low, high = gap if higher else (-gap[0], -gap[2], -gap[1])
+    return {"first": top[0], "second": top[1], "value": value, "low": low, "high": high}
 
 
 def _residual_fit(ranked: dict):

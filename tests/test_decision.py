@@ -69,3 +69,13 @@ def test_a_step_floor_that_makes_small_sizes_train_more_passes_is_a_warned_regim
     assert regime["warning"].startswith("the smallest size trains 4 passes over its rows, the target 1 (min_steps 100)")
     same = training_regime(tiny_spec(training=dict(floor, min_steps=0), sizes=[200, 400, 800], target_size=6400))
     assert same["passes"] == {200: 1.0, 400: 1.0, 800: 1.0} and same["warning"] is None
+
+
+def test_with_paired_replicates_the_gap_decides_not_the_overlap_of_two_intervals():
+    overlapping = {"low": 0.62}  # a's and b's own intervals overlap
+    sure = assess(_summary(overlapping, {}, top_gap={"value": 0.08, "low": 0.03, "high": 0.12}))
+    assert not sure["inconclusive"]
+    unsure = assess(_summary({}, {}, top_gap={"value": 0.08, "low": -0.01, "high": 0.15}))
+    assert unsure["reasons"] == [
+        "a's lead over b at the target is +0.080, and its 90% interval [-0.010, +0.150] includes no lead at all"
+    ]

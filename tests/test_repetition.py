@@ -102,3 +102,5 @@ def test_the_bootstrap_is_paired_so_seed_noise_common_to_the_arms_cancels():
     fit = fit_study(points, metric="acc", higher_is_better=True, target_size=3200, n_boot=100)
     p_best = {r.candidate: r.p_best for r in rank_arms(fit, points, higher_is_better=True)}
     assert p_best["b"] >= 0.99
+    gap = fit.gap("b", "a")  # paired: the common seed noise cancels in the difference
+    assert gap[0] == pytest.approx(0.01, abs=0.002) and 0 < gap[1] <= gap[0] <= gap[2]

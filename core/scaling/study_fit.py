@@ -116,6 +116,7 @@ class Calibration:
 
     per_unit: dict[float, float]
     largest: dict[str, float]  # per arm, its largest measured (nominal) size
+    gap_per_unit: dict[float, float] = field(default_factory=dict)  # the same for the difference of two arms
 
     def half_width(self, arm: str, sizes: np.ndarray, level: float) -> np.ndarray:
         q, largest = self.per_unit.get(level), self.largest.get(arm)
@@ -124,7 +125,10 @@ class Calibration:
         return q * extrapolation_scale(sizes / largest)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"per_unit": {f"{lvl:g}": json_float(q) for lvl, q in self.per_unit.items()}}
+        return {
+            "per_unit": {f"{lvl:g}": json_float(q) for lvl, q in self.per_unit.items()},
+            "gap_per_unit": {f"{lvl:g}": json_float(q) for lvl, q in self.gap_per_unit.items()},
+        }
 
 
 @dataclass
@@ -425,6 +429,25 @@ class StudyFit:
             ]
             low = np.fmin(low, np.fmin(*other))
             high = np.fmax(high, np.fmax(*other))
+        return value, low, high
+
+    def gap(self, a: str, b: str, level: float = 0.9) -> tuple[float, float, float] | None:
+        """(value, low, high) of a's prediction minus b's at the target, from the paired replicates.
+
+        Errors common to both arms (a curve form that overshoots them alike) cancel in the
+        difference, so its band comes from the backtests' errors on differences, not on values.
+        None when either arm has no bootstrap replicates.
+        """
+        if a not in self.boot.columns or b not in self.boot.columns or not len(self.boot):
+            return None
+        diff = (self.boot[a] - self.boot[b]).to_numpy(dtype=float)
+        value = self.fits[a].prediction.value - self.fits[b].prediction.value
+        lows, highs = _percentiles(diff[:, None], level)
+        low, high = float(lows[0]), float(highs[0])
+        if self.calibration is not None and level in self.calibration.gap_per_unit:
+            ratio = self.target_size / max(self.calibration.largest.get(a, 0), self.calibration.largest.get(b, 0), 1)
+            w = float(self.calibration.gap_per_unit[level] * extrapolation_scale(ratio))
+            low, high = min(low, value - w), max(high, value + w)
         return value, low, high
 
     def measured_interval(self, arm: str, value: float, low: float, high: float, level: float) -> tuple[float, float]:
