@@ -429,34 +429,9 @@ def summarize_study(
     """metrics.json content: runs, fits, ranking (primary metric), rankings by the other metrics."""
     primary = spec.primary_metric or (spec.metrics or ["loss"])[0]
     main = rank_metric(spec, results, primary, n_boot=spec.bootstrap)
-    repetition = _repetition_by_arm(results)
-    ranking = []
-    for row in main["ranking"]:
-        d = row.to_dict()
-        rep = repetition.get(d["candidate"], 0.0)
-        d["max_repetition"] = rep
-        d["repetition_at_target"] = main["exposure"].repetition(d["candidate"], spec.target_size)
-        if rep > REPETITION_WARN:
-            d["flags"] = list(d["flags"]) + ["repeated_data"]
-            d["notes"] = list(d.get("notes", [])) + [
-                f"the candidate had too few rows: each was used up to {rep:.1f}× to reach a size; repeated "
-                "data is worth less"
-            ]
-        fit = main["fits"].get(d["candidate"])
-        d["backtest_abs_error"] = fit.backtest.abs_error if fit is not None and fit.backtest is not None else None
-        ranking.append(d)
-    others = {}
-    snr = {primary: signal_to_noise(main["points"], _residual_fit(main))}
-    for metric in spec.metrics or []:
-        if metric == primary:
-            continue
-        other = rank_metric(spec, results, metric, n_boot=min(spec.bootstrap, 100))
-        others[metric] = {
-            "ranking": [r.to_dict() for r in other["ranking"]],
-            "baseline": other["baseline"].to_dict() if other["baseline"] else None,
-            "predictor": other["predictor"].used if other["predictor"] else None,
-        }
-        snr[metric] = signal_to_noise(other["points"], _residual_fit(other))
+    ranking = _primary_ranking(main, results, spec.target_size)
+    others, snr = _other_metrics(spec, results, primary)
+    snr = {primary: signal_to_noise(main["points"], _residual_fit(main))} | snr
     warnings = sorted({f"{r['candidate']}: {flag}" for r in ranking for flag in r["flags"]})
     summary = {
         "study": spec.name,
@@ -529,6 +504,43 @@ def training_regime(spec: StudySpec) -> dict:
             "lower min_steps, or use a model that learns in fewer steps"
         )
     return {"passes": passes, "target_passes": at_target, "warning": warning}
+
+
+def _primary_ranking(main: dict, results: list[dict], target_size: int) -> list[dict]:
+    """The primary metric's ranking rows, with each candidate's repetition and backtest error."""
+    repetition = _repetition_by_arm(results)
+    ranking = []
+    for row in main["ranking"]:
+        d = row.to_dict()
+        rep = repetition.get(d["candidate"], 0.0)
+        d["max_repetition"] = rep
+        d["repetition_at_target"] = main["exposure"].repetition(d["candidate"], target_size)
+        if rep > REPETITION_WARN:
+            d["flags"] = list(d["flags"]) + ["repeated_data"]
+            d["notes"] = list(d.get("notes", [])) + [
+                f"the candidate had too few rows: each was used up to {rep:.1f}× to reach a size; repeated "
+                "data is worth less"
+            ]
+        fit = main["fits"].get(d["candidate"])
+        d["backtest_abs_error"] = fit.backtest.abs_error if fit is not None and fit.backtest is not None else None
+        ranking.append(d)
+    return ranking
+
+
+def _other_metrics(spec: StudySpec, results: list[dict], primary: str) -> tuple[dict, dict]:
+    """The rankings by every other metric (fewer bootstrap replicates), and each one's signal-to-noise."""
+    others, snr = {}, {}
+    for metric in spec.metrics or []:
+        if metric == primary:
+            continue
+        other = rank_metric(spec, results, metric, n_boot=min(spec.bootstrap, 100))
+        others[metric] = {
+            "ranking": [r.to_dict() for r in other["ranking"]],
+            "baseline": other["baseline"].to_dict() if other["baseline"] else None,
+            "predictor": other["predictor"].used if other["predictor"] else None,
+        }
+        snr[metric] = signal_to_noise(other["points"], _residual_fit(other))
+    return others, snr
 
 
 def _top_gap(ranked: dict, ranking: list[dict], higher: bool) -> dict | None:

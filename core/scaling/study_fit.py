@@ -859,15 +859,7 @@ def fit_study(
     `calibration` widens the intervals beyond the measured sizes (core.predictors computes it).
     """
     df = clean_points(points)
-    arms: list[_Arm] = []
-    for name, g in df.groupby("arm", sort=True):
-        vals = g["value"].to_numpy(dtype=float)
-        nominal = g["size"].to_numpy(dtype=float)
-        sizes = nominal if exposure is None else exposure.effective_size(str(name), nominal)
-        errors = to_error(vals, higher_is_better)
-        form, direction = _form_for(len(np.unique(sizes)), max_form), trend_direction(sizes, errors)
-        seeds = g["seed"].to_numpy()
-        arms.append(_Arm(str(name), sizes, errors, vals, form, direction, nominal, seeds))
+    arms = _arms(df, higher_is_better, exposure, max_form)
     mode = _resolve_shared(shared, arms)
     # 1 - score cannot pass 1, so a worsening score's error rises at most to 1; a loss has no ceiling.
     plan = _plan(arms, mode, float(np.log(df["size"].min())) if len(df) else 0.0, 1.0 if higher_is_better else math.inf)
@@ -901,39 +893,60 @@ def fit_study(
             note = NO_FIT_NOTE if len(a.distinct) < 2 else PLAIN_NOTE
             fit = ArmFit(a.name, "none", {}, [], None, None, [], [note], False)
             _flags(a, fit, target_size, higher_is_better, None)
-            fits[a.name] = fit
-            continue
-        gi = plan.group_of(a.name)
-        if gi is not None:
-            converged = full.groups[gi].converged
         else:
-            converged = full.solos[a.name].converged if a.name in full.solos else True
-        gsize = len(plan.groups[gi]) if gi is not None else 1
-        shared_params = ["alpha"] if gsize > 1 else []
-        fit = ArmFit(a.name, a.form, params[a.name], shared_params, None, None, [], [], converged, a.direction)
+            fit = _arm_fit(a, study, plan, full, params[a.name], shared, backtests[a.name])
+            _flags(a, fit, target_size, higher_is_better, degenerate.get(a.name))
+            _repetition_flag(a.name, fit, exposure, target_size)
         fits[a.name] = fit
-        value, low, high = study.curve(a.name, [target_size])
-        _, low_80, high_80 = study.curve(a.name, [target_size], level=0.8)
-        fit.prediction = Prediction(
-            int(target_size),
-            float(value[0]),
-            json_float(low[0]),
-            json_float(high[0]),
-            json_float(low_80[0]),
-            json_float(high_80[0]),
-        )
-        bt, note = backtests[a.name]
-        fit.backtest = bt
-        if note:
-            fit.notes.append(note)
-        if a.form == "log_linear":
-            fit.notes.append("two sizes: log-linear fit (no saturation), read it as a trend")
-        if shared_params:
-            why = " (too few sizes per arm to fit it alone)" if shared == "auto" else ""
-            fit.notes.append(f"exponent alpha shared across {gsize} improving arms{why}")
-        _flags(a, fit, target_size, higher_is_better, degenerate.get(a.name))
-        _repetition_flag(a.name, fit, exposure, target_size)
     return study
+
+
+def _arms(df: pd.DataFrame, higher_is_better: bool, exposure: Exposure | None, max_form: str) -> list[_Arm]:
+    """Each arm's points, on effective sizes with an exposure, with its form and direction."""
+    arms: list[_Arm] = []
+    for name, g in df.groupby("arm", sort=True):
+        vals = g["value"].to_numpy(dtype=float)
+        nominal = g["size"].to_numpy(dtype=float)
+        sizes = nominal if exposure is None else exposure.effective_size(str(name), nominal)
+        errors = to_error(vals, higher_is_better)
+        form, direction = _form_for(len(np.unique(sizes)), max_form), trend_direction(sizes, errors)
+        arms.append(_Arm(str(name), sizes, errors, vals, form, direction, nominal, g["seed"].to_numpy()))
+    return arms
+
+
+def _arm_fit(
+    a: _Arm,
+    study: StudyFit,
+    plan: _FitPlan,
+    full: _FittedCurves,
+    params: dict[str, float],
+    shared: str,
+    backtest: tuple[Backtest | None, str | None],
+) -> ArmFit:
+    """A fitted arm's ArmFit: its parameters, its prediction at the target with both intervals, its backtest."""
+    gi = plan.group_of(a.name)
+    if gi is not None:
+        converged = full.groups[gi].converged
+    else:
+        converged = full.solos[a.name].converged if a.name in full.solos else True
+    gsize = len(plan.groups[gi]) if gi is not None else 1
+    shared_params = ["alpha"] if gsize > 1 else []
+    fit = ArmFit(a.name, a.form, params, shared_params, None, None, [], [], converged, a.direction)
+    study.fits[a.name] = fit  # curve() reads it
+    target = study.target_size
+    value, low, high = study.curve(a.name, [target])
+    _, low_80, high_80 = study.curve(a.name, [target], level=0.8)
+    bounds = (low[0], high[0], low_80[0], high_80[0])
+    fit.prediction = Prediction(target, float(value[0]), *(json_float(b) for b in bounds))
+    fit.backtest, note = backtest
+    if note:
+        fit.notes.append(note)
+    if a.form == "log_linear":
+        fit.notes.append("two sizes: log-linear fit (no saturation), read it as a trend")
+    if shared_params:
+        why = " (too few sizes per arm to fit it alone)" if shared == "auto" else ""
+        fit.notes.append(f"exponent alpha shared across {gsize} improving arms{why}")
+    return fit
 
 
 def _repetition_flag(arm: str, fit: ArmFit, exposure: Exposure | None, target_size: int) -> None:
