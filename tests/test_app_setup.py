@@ -100,7 +100,7 @@ def test_page_renders_with_defaults(redis):
     assert not at.error
     assert at.text_input(key=W + "model").value == "builtin:tiny-lm"
     assert at.selectbox(key=W + "task").value == "classification"
-    assert at.multiselect(key=W + "metrics").value == ["macro_f1", "accuracy", "loss"]
+    assert at.multiselect(key=W + "metrics").value == ["macro_f1", "accuracy", "gold_prob", "loss"]
     # every candidate option is labelled with its id, license and size
     opts = at.multiselect(key=W + "candidates").options
     assert any(o.startswith("demo/helpful · CC0-1.0") and "9,000 rows" in o for o in opts)

@@ -280,7 +280,7 @@ def test_study_runs_on_hf_jobs_end_to_end_and_the_token_stays_secret(redis, hub,
     runs = {r["id"]: r for r in _runs(redis, study_id)}
     for rid, run in runs.items():
         assert run["status"] == "finished", (run, worker_log[-3000:])
-        assert set(run["metrics"]) == {"macro_f1", "accuracy", "loss"}
+        assert set(run["metrics"]) == {"macro_f1", "accuracy", "loss", "gold_prob"}  # gold_prob: always measured
         assert run["backend"] == "hf_jobs" and run["backend_job_id"] in hub.jobs
         assert run["backend_url"] == f"{hub.url}/jobs/{USER}/{run['backend_job_id']}"
         result = artifacts.get_result(run["key"])

@@ -976,7 +976,9 @@ def _metrics_section(task: str) -> None:
             "Metrics",
             allowed,
             key=_widget_key("metrics", allowed),
-            help="loss predicts best at small sizes; scores are what you report.",
+            help="loss predicts best at small sizes; scores are what you report. "
+            f"{tasks.get(task).continuous_metric} is always measured too: the study compares every metric's "
+            "signal-to-noise and says when another one ranks more reliably.",
         ),
     )
     primary_opts = metrics or allowed
