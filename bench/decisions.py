@@ -155,6 +155,7 @@ def run_domain(cfg: DomainConfig, variant: Variant, store, root: Path) -> dict:
     with Timer() as t_actual:
         actual = run_actuals(actual_spec, store)
     arms = arm_table(summary, actual)
+    refined = refine_once(summary, small, store, root / "studies" / cfg.name / f"{variant.name}-refined", actual)
     return {
         "domain": cfg.name,
         "labels": len(cfg.labels),
@@ -169,6 +170,27 @@ def run_domain(cfg: DomainConfig, variant: Variant, store, root: Path) -> dict:
         "warnings": summary.get("warnings", []),
         "seconds": {"study": round(t_study.seconds, 1), "actual": round(t_actual.seconds, 1)},
         "cached_runs": sum(bool(r.get("cached")) for r in summary["runs"] + actual),
+        "refined": refined,
+    }
+
+
+def refine_once(summary: dict, spec, store, out: Path, actual: list[dict]) -> dict | None:
+    """Follow the study's proposal once when it says inconclusive (step 8): its runs, then the measures again."""
+    from core.study import run_study
+
+    decision = summary.get("decision") or {}
+    p = decision.get("proposal")
+    if not decision.get("inconclusive") or not p:
+        return None
+    added = [{"arm": a, "size": p["size"], "seed": s} for a in p["arms"] for s in p["seeds"]]
+    print(f"  refining: {len(added)} runs at {p['size']}", flush=True)
+    refined = run_study(spec, out, store=store, refinements=added)
+    arms = arm_table(refined, actual)
+    return {
+        "added": added,
+        "decision": refined.get("decision"),
+        "measures": decision_measures(arms),
+        "compute": compute(refined["runs"], actual),
     }
 
 
@@ -384,6 +406,16 @@ def summary_rows(domains: list[dict], pooled: dict) -> list[list[str]]:
         row("top-1, fitted", lambda m, d: _top1(m["fitted"]), top1.format(**f)),
         row("top-1, plain at largest size", lambda m, d: _top1(m["plain"]), top1.format(**p)),
         row("actual best", lambda m, d: m["actual_best"], ""),
+        row(
+            "top-1 after one refinement (when inconclusive)",
+            lambda m, d: _top1(d["refined"]["measures"]["fitted"]) if d.get("refined") else "not refined",
+            f"{sum((d['refined'] or d)['measures']['fitted']['top1_right'] for d in domains)}/{len(domains)} domains",
+        ),
+        row(
+            "compute with the refinement: study tokens / actual tokens",
+            lambda m, d: _num(d["refined"]["compute"]["ratio"]) if d.get("refined") else "",
+            "",
+        ),
         row(
             "the study says: inconclusive?",
             lambda m, d: "yes" if (d.get("decision") or {}).get("inconclusive") else "no",

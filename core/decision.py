@@ -3,11 +3,11 @@
 The top two candidates are too close to call when the 90 % interval of the gap between them at the
 target includes zero (paired: errors common to both cancel; without replicates, when their own
 intervals overlap), when their fitted curves cross between the largest measured size and the
-target, or when the first one is best in under 70 % of the bootstrap replicates. The proposal is to
-measure the contenders (those two) at the next size, twice the largest (the target at most), with
-the study's seeds: more points where the curves must be told apart. `workbench refine STUDY` and the
-Results page's Refine button enqueue exactly those runs as more runs of the same study
-(workers.client.refine).
+target, when they were measured at one size only, or when the first one is best in under 70 % of the
+bootstrap replicates. The proposal is to measure the contenders (those two) at the next size, twice
+the largest (the target at most), with the study's seeds: more points where the curves must be told
+apart. `workbench refine STUDY` and the Results page's Refine button enqueue exactly those runs as
+more runs of the same study (workers.client.refine); `refine: auto` in the spec does it within a budget.
 """
 
 from __future__ import annotations
@@ -38,6 +38,16 @@ def assess(summary: dict[str, Any]) -> dict[str, Any]:
         reasons.append(
             f"the fitted curves of {first['candidate']} and {second['candidate']} cross between the largest "
             "measured size and the target"
+        )
+    sizes = {
+        int(r["size"])
+        for r in summary.get("runs") or []
+        if r.get("candidate") in (first["candidate"], second["candidate"])
+    }
+    if len(sizes) == 1:
+        reasons.append(
+            f"{first['candidate']} and {second['candidate']} were measured at one size only: nothing shows how "
+            "they move toward the target"
         )
     if first.get("p_best") is not None and first["p_best"] < P_BEST_SETTLED:
         reasons.append(f"{first['candidate']} is best in only {first['p_best']:.0%} of the bootstrap replicates")

@@ -179,6 +179,10 @@ class StudySpec(_Model):
     output_dir: str | None = None
     trust_remote_code: bool = False
     bootstrap: int = Field(200, ge=0, le=5000, description="bootstrap replicates for intervals")
+    refine: Literal["manual", "auto"] = Field(
+        "manual", description="auto: when the decision is inconclusive, the study adds the proposed runs itself"
+    )
+    refine_budget: int = Field(8, ge=0, le=10_000, description="the most runs automatic refinement may add")
 
     @field_validator("model")
     @classmethod
@@ -301,6 +305,8 @@ class StudySpec(_Model):
     def study_id(self) -> str:
         """Content hash of the spec (the output_dir does not change what is computed)."""
         data = self.model_dump(exclude={"output_dir"})
+        if data["refine"] == "manual":  # what the study computes does not depend on them: ids stay as they were
+            del data["refine"], data["refine_budget"]
         for src in (data["d0"], data["benchmark"], *data["candidates"]):
             if src is not None and not src["options"]:
                 del src["options"]  # specs without task options keep the ids they had before options existed

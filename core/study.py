@@ -636,11 +636,14 @@ def run_study(
     on_run: Callable[[RunSpec, int, int], None] | None = None,
     on_result: Callable[[RunSpec, dict], None] | None = None,
     progress_for: Callable[[RunSpec], ProgressFn | None] | None = None,
+    refinements: list[dict] | None = None,
 ) -> dict:
-    """Prepare, run every run (reusing stored results), fit, rank, and write the outputs."""
+    """Prepare, run every run (reusing stored results), fit, rank, and write the outputs.
+
+    `refinements` adds runs (arm, size, seed) beyond the spec's grid, as `workbench refine` does."""
     store = store or ArtifactStore()
     prepared = prepare_study(spec)
-    runs = plan_runs(prepared)
+    runs = plan_runs(prepared, refinements)
     results, failed = [], []
     for i, run in enumerate(runs):
         if on_run:

@@ -136,7 +136,7 @@ def test_demo_study_end_to_end_in_the_browser(product, page):
     page.get_by_text("The study is valid").first.wait_for()
     page.screenshot(path=str(SHOTS / "setup.png"), full_page=True)
     page.get_by_role("button", name="Run", exact=True).first.click()
-    page.wait_for_url("**/jobs**", timeout=60_000)
+    page.wait_for_url("**/jobs**", timeout=180_000)  # submit prepares the data first: slow on a loaded box
     _settle(page)
     page.screenshot(path=str(SHOTS / "jobs-running.png"), full_page=True)
     # the worker trains 15 runs; the Jobs page refreshes itself until the study is finished

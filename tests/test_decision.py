@@ -79,3 +79,12 @@ def test_with_paired_replicates_the_gap_decides_not_the_overlap_of_two_intervals
     assert unsure["reasons"] == [
         "a's lead over b at the target is +0.080, and its 90% interval [-0.010, +0.150] includes no lead at all"
     ]
+
+
+def test_one_measured_size_is_never_settled():
+    summary = _summary({}, {})
+    summary["runs"] = [dict(r, candidate=c) for r in summary["runs"] if r["size"] == 400 for c in ("a", "b")]
+    d = assess(summary)
+    assert d["inconclusive"] and d["reasons"] == [
+        "a and b were measured at one size only: nothing shows how they move toward the target"
+    ]

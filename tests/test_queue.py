@@ -440,3 +440,25 @@ def test_status_of_many_runs_reads_in_one_round_trip(redis_url):
     got = store.study_runs("st-big")
     assert len(got) == 10_000 and got[1234]["id"] == "st-big-r1234" and got[1234]["status"] == "queued"
     assert _CountingConnection.sent == 1  # one EVALSHA, not 10k HGETALLs
+
+
+def test_refine_auto_adds_the_proposed_runs_itself_within_its_budget(redis, workers, artifacts):
+    """`refine: auto` with room for one refinement (2 runs): one size is never settled, so it refines once."""
+    study_id = client.submit(redis, tiny_spec(sizes=[40], refine="auto", refine_budget=3))
+    workers.start("--burst")
+    _wait_for(
+        lambda: (
+            (st := client.study_status(redis, study_id))["counts"]["finished"] == 5
+            and st["study"].get("phase") == "done"
+        ),
+        300,
+        "the study and its automatic refinement",
+    )
+    st = client.study_status(redis, study_id)
+    refined = [r for r in st["runs"] if int(r["size"]) == 80]
+    assert len({r["arm"] for r in refined}) == 2 and st["study"]["refined_runs"] == 2
+    after = json.loads((artifacts.study_dir(study_id) / "metrics.json").read_text())
+    # A second refinement (2 more runs) would pass the budget of 3: said, not done.
+    assert ("refine_note" in st["study"]) == after["decision"]["inconclusive"]
+    if after["decision"]["inconclusive"]:
+        assert "would pass refine_budget 3 (2 used)" in st["study"]["refine_note"]

@@ -387,7 +387,8 @@ def refine(redis: Redis, study_id: str, *, force: bool = False, artifacts: Artif
     folder = artifacts.study_dir(study_id)
     write_text(folder / REFINEMENTS_FILE, json.dumps((read_json(folder / REFINEMENTS_FILE) or []) + added))
     store.add_runs(study_id, records)
-    store.update_study(study_id, status="queued", phase="running", refined_at_size=p["size"])
+    refined = int(study.get("refined_runs") or 0) + len(records)
+    store.update_study(study_id, status="queued", phase="running", refined_at_size=p["size"], refined_runs=refined)
     _enqueue(redis, {**study, "id": study_id}, records)
     return [r["id"] for r in records]
 

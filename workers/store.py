@@ -55,7 +55,7 @@ def _decode(h: dict) -> dict:
                 out[field] = json.loads(out[field])
             except json.JSONDecodeError:
                 pass
-    for field in ("size", "seed", "step", "total", "attempts", "n_runs", "index"):
+    for field in ("size", "seed", "step", "total", "attempts", "n_runs", "index", "refined_runs", "refined_at_size"):
         if out.get(field) not in (None, ""):
             try:
                 out[field] = int(out[field])

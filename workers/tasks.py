@@ -184,7 +184,32 @@ def rank_task(study_id: str) -> dict:
         ranking=StudyResult.from_dict(out).ranking_summary(),
         results_dir=str(artifacts.study_dir(study_id)),
     )
+    if spec.refine == "auto" and not canceled:
+        _refine_within_budget(store, study_id, spec, out.get("decision") or {})
     return {"study_id": study_id, "ranking": [r["candidate"] for r in out["ranking"]]}
+
+
+def _refine_within_budget(store: JobStore, study_id: str, spec, decision: dict) -> None:
+    """`refine: auto`: an inconclusive study adds its proposed runs itself while they fit in `refine_budget`."""
+    from workers.client import RefineError, refine
+
+    p = decision.get("proposal")
+    if not decision.get("inconclusive") or not p:
+        return
+    used = int((store.study(study_id) or {}).get("refined_runs") or 0)
+    if used + p["runs"] > spec.refine_budget:
+        store.update_study(
+            study_id,
+            refine_note=f"inconclusive; the next refinement ({p['runs']} runs) would pass "
+            f"refine_budget {spec.refine_budget} ({used} used): refine by hand to go on",
+        )
+        return
+    try:
+        ids = refine(store.redis, study_id)
+    except RefineError as err:
+        store.update_study(study_id, refine_note=f"automatic refinement stopped: {err}")
+        return
+    log.info("study %s: inconclusive, refined automatically with %d runs at %d rows", study_id, len(ids), p["size"])
 
 
 def noop_task(payload: str = "") -> str:
