@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import uploads
 from app.uploads import UploadError, check_local_path, read_spec, safe_filename, save_upload
-from core.spec import SpecError, dump_spec, load_spec
+from core.spec import SpecError, dump_spec, load_spec, parse_spec
 from tests.conftest import real_redis, redis_test_url
 from workers import client
 from workers.store import JobStore
@@ -342,9 +342,12 @@ def test_bad_yaml_spec_shows_error_and_keeps_the_form(redis):
     _nothing_enqueued(redis)
 
 
-def test_spec_yaml_round_trip_fills_the_form(redis):
+@pytest.mark.parametrize("refine", [{}, {"refine": "auto", "refine_budget": 4}])
+def test_spec_yaml_round_trip_fills_the_form(redis, refine):
+    """A pasted spec comes back as the same study, fields the form does not show (refine: auto) included."""
     spec = load_spec(ROOT / "catalog" / "demo_study.yaml")
-    text = yaml.safe_dump(spec.model_dump(exclude_unset=True), sort_keys=False)
+    text = yaml.safe_dump(spec.model_dump(exclude_unset=True) | refine, sort_keys=False)
+    spec = parse_spec(yaml.safe_load(text))
     at = _app()
     at.text_area(key="setup.spec_text").input(text).run()
     _click(at, "setup.spec_paste")

@@ -245,7 +245,9 @@ def _fill(spec: StudySpec) -> None:
     _set("target", str(spec.target_size))
     for setting in TRAINING:
         _set(f"t.{setting.name}", setting.form_value(getattr(spec.training, setting.name)))
-    extras["top"] = spec.model_dump(exclude_unset=True, include={"bootstrap", "trust_remote_code", "output_dir"})
+    extras["top"] = spec.model_dump(
+        exclude_unset=True, include={"bootstrap", "trust_remote_code", "output_dir", "refine", "refine_budget"}
+    )
     ss[STORED + "extra"] = extras
 
 
