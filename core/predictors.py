@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.scaling import BASELINE, StudyFit, clean_points, fit_study, json_float
+from core.scaling import BASELINE, StudyFit, clean_points, fit_study, json_float, to_error, trend_direction
 from core.scaling.repetition import Exposure
 from core.scaling.study_fit import LEVELS, Calibration, extrapolation_scale
 
@@ -84,8 +84,8 @@ class BacktestScore:
     pairs: int = 0
     errors: dict[str, list[float]] = field(default_factory=dict)  # per arm, |predicted - measured| per fold
     folds: list[str] = field(default_factory=list)  # "100-200 -> 400"
-    per_unit: list[float] = field(default_factory=list)  # each error over its fold's extrapolation_scale
-    gap_per_unit: list[float] = field(default_factory=list)  # the same for each candidate pair's difference
+    per_unit: list[tuple[str, float]] = field(default_factory=list)  # (arm, error over its fold's extrapolation_scale)
+    gap_per_unit: list[tuple[str, str, float]] = field(default_factory=list)  # the same for candidate pairs' gaps
 
     @property
     def pairwise(self) -> float | None:
@@ -105,19 +105,43 @@ class BacktestScore:
             "folds": list(self.folds),
         }
 
-    def calibration(self, points: pd.DataFrame) -> Calibration | None:
-        """Each level's quantile of the backtest errors (per unit of extrapolation), for the arms' intervals."""
+    def calibration(self, points: pd.DataFrame, higher_is_better: bool) -> Calibration | None:
+        """Each level's quantile of the backtest errors (per unit of extrapolation), for the arms' intervals.
+
+        Errors are pooled by the arms' direction (improving, worsening, flat) where a direction has
+        two or more: an arm that collapses off-domain says little about how far an improving one
+        can be off. Otherwise, over all arms."""
         if not self.per_unit:
             return None
-        e = np.asarray(self.per_unit)
         df = clean_points(points)
         largest = {str(a): float(g["size"].max()) for a, g in df.groupby("arm")}
-        gaps = np.asarray(self.gap_per_unit)
-        return Calibration(
-            {lvl: float(np.quantile(e, lvl)) for lvl in LEVELS},
-            largest,
-            {lvl: float(np.quantile(gaps, lvl)) for lvl in LEVELS} if len(gaps) else {},
-        )
+        group_of = {
+            str(a): str(
+                trend_direction(g["size"].to_numpy(float), to_error(g["value"].to_numpy(float), higher_is_better))
+            )
+            for a, g in df.groupby("arm")
+        }
+        arm_errors = [(group_of.get(a, ""), e) for a, e in self.per_unit]
+        # Gaps: pairs of arms that do not get worse with size apart from pairs with a worsening arm.
+        pair_group = lambda a, b: WORSENING if WORSENING in (group_of.get(a), group_of.get(b)) else STEADY  # noqa: E731
+        gap_errors = [(pair_group(a, b), e) for a, b, e in self.gap_per_unit]
+        return Calibration(_quantiles(arm_errors), largest, _quantiles(gap_errors, min_group=1), group_of)
+
+
+WORSENING, STEADY = "worsening", "steady"  # the two groups of candidate pairs for the gap's band
+
+
+def _quantiles(errors: list[tuple[str, float]], min_group: int = 2) -> dict[str, dict[float, float]]:
+    """Each level's quantile of the errors, over all ("") and per group with `min_group` or more."""
+    groups = {"": [e for _, e in errors]}
+    for g, e in errors:
+        if g:
+            groups.setdefault(g, []).append(e)
+    return {
+        g: {lvl: float(np.quantile(es, lvl)) for lvl in LEVELS}
+        for g, es in groups.items()
+        if es and (not g or len(es) >= min_group)
+    }
 
 
 def _seed_means(df: pd.DataFrame, size: int) -> dict[str, float]:
@@ -158,11 +182,11 @@ def backtest(
         scale = float(extrapolation_scale(held / max(kept)))
         for a in arms:
             score.errors.setdefault(a, []).append(abs(predicted[a] - actual[a]))
-            score.per_unit.append(abs(predicted[a] - actual[a]) / scale)
+            score.per_unit.append((a, abs(predicted[a] - actual[a]) / scale))
         candidates = [a for a in arms if a != BASELINE]
         for a, b in itertools.combinations(candidates, 2):
             gap_error = (predicted[a] - predicted[b]) - (actual[a] - actual[b])
-            score.gap_per_unit.append(abs(gap_error) / scale)
+            score.gap_per_unit.append((a, b, abs(gap_error) / scale))
             if actual[a] == actual[b]:
                 continue
             score.pairs += 1

@@ -395,7 +395,8 @@ def rank_metric(spec: StudySpec, results: list[dict], metric: str, *, n_boot: in
     exposure = Exposure.from_results(results, spec.d0_share)
     target = spec.target_size
     choice = choose(points, metric=metric, higher_is_better=higher, target_size=target, exposure=exposure)
-    calibration = choice.scores[choice.used].calibration(points) if choice.scores.get(choice.used) else None
+    score = choice.scores.get(choice.used)
+    calibration = score.calibration(points, higher) if score else None
     study_fit = PREDICTORS[choice.used].fit(
         points,
         metric=metric,

@@ -84,17 +84,34 @@ def test_intervals_at_the_target_cover_the_backtest_error_scaled_by_the_extrapol
     points = _points(values)
     choice = _choose(points)
     score = choice.scores[choice.used]
-    calibration = score.calibration(points)
-    # The level's quantile of the four arms' errors, each over log(400/200) ** 0.75 (one fold).
+    calibration = score.calibration(points, True)
+    # The level's quantile of the four arms' errors, each over log(400/200) ** 0.75 (one fold); all four
+    # arms improve, so their own group's quantile is the same as the one over all arms.
     unit = [e[0] / math.log(2) ** 0.75 for e in score.errors.values()]
-    assert sorted(score.per_unit) == pytest.approx(sorted(unit))
-    assert calibration.per_unit[0.9] == pytest.approx(np.quantile(unit, 0.9))
-    assert calibration.per_unit[0.8] < calibration.per_unit[0.9]
+    assert sorted(e for _, e in score.per_unit) == pytest.approx(sorted(unit))
+    assert calibration.per_unit["improving"][0.9] == pytest.approx(np.quantile(unit, 0.9))
+    assert calibration.per_unit[""] == calibration.per_unit["improving"]
+    assert calibration.per_unit[""][0.8] < calibration.per_unit[""][0.9]
     fit = PREDICTORS[choice.used].fit(
         points, metric="acc", higher_is_better=True, target_size=3200, n_boot=50, exposure=None, calibration=calibration
     )
     for arm in values:
         p = fit.fits[arm].prediction
-        half = calibration.per_unit[0.9] * math.log(3200 / 400) ** 0.75
+        half = calibration.per_unit[""][0.9] * math.log(3200 / 400) ** 0.75
         assert p.low <= max(p.value - half, 0.0) + 1e-9 and p.high >= min(p.value + half, 1.0) - 1e-9
         assert p.low <= p.low_80 <= p.value <= p.high_80 <= p.high
+
+
+def test_a_collapsing_arm_does_not_widen_the_bands_of_the_improving_ones():
+    """Errors are pooled by direction: an off-domain arm's large backtest error stays in its own group."""
+    sizes = (100, 200, 400)
+    values = {arm: [1 - (0.2 + b * n**-0.5) for n in sizes] for arm, b in (("a", 2.0), ("b", 3.0), ("baseline", 4.0))}
+    values["off"] = [0.5, 0.3, 0.05]  # falls faster than the line through 100 and 200 says
+    points = _points(values)
+    score = _choose(points).scores["shared_law"]
+    calibration = score.calibration(points, True)
+    assert calibration.group_of == {"a": "improving", "b": "improving", "baseline": "improving", "off": "worsening"}
+    assert "worsening" not in calibration.per_unit  # one worsening arm: too few for a group of its own
+    improving = [e for arm, e in score.per_unit if arm != "off"]
+    assert calibration.per_unit["improving"][0.9] == pytest.approx(np.quantile(improving, 0.9))
+    assert calibration.per_unit["improving"][0.9] < calibration.per_unit[""][0.9] / 2

@@ -109,26 +109,36 @@ def extrapolation_scale(ratio: Any) -> np.ndarray:
 class Calibration:
     """How far off the study's own backtests were, per unit of extrapolation (conformal style).
 
-    `per_unit` maps an interval level to the backtest error (metric units) per unit of
-    `extrapolation_scale` that the level's share of backtest errors stays within. Beyond an arm's
-    largest measured size, its band is at least that times the scale of the extrapolation.
+    `per_unit` maps a group of arms ("" for all; else a direction: improving, worsening, flat) to
+    each interval level's backtest error (metric units) per unit of `extrapolation_scale`: the error
+    that level's share of the group's backtest errors stays within. Beyond an arm's largest measured
+    size, its band is at least its group's value times the scale of the extrapolation.
     """
 
-    per_unit: dict[float, float]
+    per_unit: dict[str, dict[float, float]]
     largest: dict[str, float]  # per arm, its largest measured (nominal) size
-    gap_per_unit: dict[float, float] = field(default_factory=dict)  # the same for the difference of two arms
+    gap_per_unit: dict[str, dict[float, float]] = field(default_factory=dict)  # the same for two arms' difference
+    group_of: dict[str, str] = field(default_factory=dict)  # arm -> its group
+
+    def quantile(self, table: dict[str, dict[float, float]], group: str | None, level: float) -> float | None:
+        return (table.get(group or "") or table.get("") or {}).get(level)
 
     def half_width(self, arm: str, sizes: np.ndarray, level: float) -> np.ndarray:
-        q, largest = self.per_unit.get(level), self.largest.get(arm)
+        q, largest = self.quantile(self.per_unit, self.group_of.get(arm), level), self.largest.get(arm)
         if q is None or largest is None:
             return np.zeros_like(sizes, dtype=float)
         return q * extrapolation_scale(sizes / largest)
 
+    def gap_width(self, a: str, b: str, target: float, level: float) -> float:
+        """The least half-width of the band of a's value minus b's at `target` (pairs grouped as in predictors)."""
+        group = "worsening" if "worsening" in (self.group_of.get(a), self.group_of.get(b)) else "steady"
+        q = self.quantile(self.gap_per_unit, group, level)
+        largest = max(self.largest.get(a, 0), self.largest.get(b, 0), 1)
+        return 0.0 if q is None else float(q * extrapolation_scale(target / largest))
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "per_unit": {f"{lvl:g}": json_float(q) for lvl, q in self.per_unit.items()},
-            "gap_per_unit": {f"{lvl:g}": json_float(q) for lvl, q in self.gap_per_unit.items()},
-        }
+        table = lambda t: {g or "all": {f"{lvl:g}": json_float(q) for lvl, q in qs.items()} for g, qs in t.items()}  # noqa: E731
+        return {"per_unit": table(self.per_unit), "gap_per_unit": table(self.gap_per_unit)}
 
 
 @dataclass
@@ -444,9 +454,8 @@ class StudyFit:
         value = self.fits[a].prediction.value - self.fits[b].prediction.value
         lows, highs = _percentiles(diff[:, None], level)
         low, high = float(lows[0]), float(highs[0])
-        if self.calibration is not None and level in self.calibration.gap_per_unit:
-            ratio = self.target_size / max(self.calibration.largest.get(a, 0), self.calibration.largest.get(b, 0), 1)
-            w = float(self.calibration.gap_per_unit[level] * extrapolation_scale(ratio))
+        if self.calibration is not None:
+            w = self.calibration.gap_width(a, b, self.target_size, level)
             low, high = min(low, value - w), max(high, value + w)
         return value, low, high
 
