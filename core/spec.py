@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from core import tasks
 from core.hashing import stable_hash
-from core.tiny_model import BUILTIN_PREFIX, TINY_LM
+from core.models import BUILTIN_PREFIX, MINILM, TINY_LM, builtin_problem, is_random_init
 
 TASKS = tasks.names()
 TASK_METRICS = {t.name: t.metric_names for t in tasks.all_tasks()}
@@ -128,7 +128,9 @@ class TrainingSettings(_Model):
     """
 
     method: Literal["auto", "lora", "qlora", "full"] = Field(
-        "auto", description="auto: full fine-tuning for the built-in tiny model, LoRA otherwise; qlora needs CUDA"
+        "auto",
+        description="auto: LoRA for pretrained models, full fine-tuning for the random-init builtin:tiny-lm; "
+        "qlora needs CUDA",
     )
     epochs: float = Field(1.0, gt=0, le=100, description="passes over the mixture, so the budget grows with the data")
     max_steps: int | None = Field(None, gt=0, description="fixed step budget; overrides epochs")
@@ -161,7 +163,7 @@ class TrainingSettings(_Model):
 
 class StudySpec(_Model):
     name: str = Field(..., min_length=1, max_length=200)
-    model: str = Field(..., min_length=1, description="Hub id, local folder, or builtin:tiny-lm")
+    model: str = Field(..., min_length=1, description="Hub id, local folder, builtin:tiny-lm or builtin:minilm")
     task: tasks.TaskName
     d0: SourceSpec
     benchmark: SourceSpec | None = None
@@ -187,10 +189,11 @@ class StudySpec(_Model):
     @field_validator("model")
     @classmethod
     def _model(cls, v: str, info: ValidationInfo) -> str:
-        fix = f"give a Hub model id (owner/name), a local folder saved with save_pretrained, or {TINY_LM}"
+        fix = f"give a Hub model id (owner/name), a local folder saved with save_pretrained, {TINY_LM} or {MINILM}"
         if v.startswith(BUILTIN_PREFIX):
-            if v != TINY_LM:
-                raise ValueError(f"unknown built-in model '{_shown(v)}'; the built-in model is '{TINY_LM}'")
+            problem = builtin_problem(v)
+            if problem:
+                raise ValueError(problem.replace(v, _shown(v)))
             return v
         if "\x00" in v:
             raise ValueError(f"'{_shown(v)}' contains a NUL byte; {fix}")
@@ -203,7 +206,7 @@ class StudySpec(_Model):
             return v
         problem = hub_id_problem(v, "model")
         if problem:
-            raise ValueError(f"{problem}; or give a local folder, or {TINY_LM}")
+            raise ValueError(f"{problem}; or give a local folder, {TINY_LM} or {MINILM}")
         return v
 
     @field_validator("sizes")
@@ -289,8 +292,12 @@ class StudySpec(_Model):
                 f"{len(self.seeds)} = {runs:,} runs, above the limit of {MAX_RUNS:,}; use fewer sizes, seeds "
                 "or candidates"
             )
-        if self.training.method == "qlora" and self.model.startswith("builtin:"):
-            problems.append("training.method: 'qlora' needs a pretrained Hub model, not the built-in tiny model")
+        if self.training.method in ("qlora", "lora") and is_random_init(self.model):
+            problems.append(
+                f"training.method: '{self.training.method}' cannot train {self.model}: its weights are random, and "
+                "LoRA only adapts trained ones; use method 'full' (or 'auto'), or a pretrained model such as "
+                f"{MINILM}"
+            )
         if problems:
             raise ValueError("\n".join(problems))
         return self

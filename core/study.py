@@ -23,17 +23,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import tasks
 from core.artifacts import ArtifactStore, read_json, write_json, write_text
 from core.catalog import resolve_source
 from core.decision import assess
 from core.evaluation import EvalResult, evaluate_model
 from core.mixture import BASELINE, Mixture, build_mixture, decontaminate, split_counts
+from core.models import ENCODER, ModelError, check_model_for_task
 from core.normalize import DataError, NormalizedData, normalize
 from core.prompts import to_prompt_completion
 from core.snr import recommendation as snr_recommendation
 from core.snr import signal_to_noise
 from core.sources import load_source
-from core.spec import LOSS_METRICS, SourceSpec, StudySpec, dump_spec, stable_hash
+from core.spec import LOSS_METRICS, SourceSpec, SpecError, StudySpec, dump_spec, stable_hash
 from core.train import LoadedModel, TrainResult, load_model, train
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,7 @@ def prepare_study(spec: StudySpec) -> PreparedStudy:
         notes.append(f"benchmark: {n} rows held out of D0 (seed 0)")
     # Tasks with labels (classification) evaluate over the labels of D0 and the benchmark together.
     labels = None if d0.labels is None else sorted(set(d0.labels) | set(bench.labels or []))
+    _check_model(spec, labels)
     candidates, index, contamination = {}, {}, {}
     for src in spec.candidates:
         data, _ = _load(src, spec.task, seed=0, labels=labels)
@@ -165,6 +168,14 @@ def prepare_study(spec: StudySpec) -> PreparedStudy:
     )
 
 
+def _check_model(spec: StudySpec, labels: list[str] | None) -> None:
+    """A built-in or local model that cannot serve this task (or these labels) is refused before anything runs."""
+    try:
+        check_model_for_task(spec.model, tasks.get(spec.task), labels)
+    except ModelError as err:
+        raise SpecError([f"model: {err}"]) from None
+
+
 def _check_sizes(spec: StudySpec, d0: NormalizedData, candidates: dict[str, NormalizedData]) -> None:
     """Refuse sizes that would cycle a source more than MAX_REPETITION times (see core.mixture)."""
     largest = max(spec.sizes)
@@ -180,7 +191,6 @@ def _check_sizes(spec: StudySpec, d0: NormalizedData, candidates: dict[str, Norm
 
 
 def _subset(data: NormalizedData, idx: list[int], name: str) -> NormalizedData:
-    from core import tasks
     from core.normalize import fingerprint_rows
 
     rows = [data.rows[i] for i in idx]
@@ -257,9 +267,12 @@ def execute_run(
     if progress:
         progress("loading", 0, 0, None)
     mixture = _mixture_for(prepared, run)
-    loaded = load_model(spec.model, spec.training, trust_remote_code=spec.trust_remote_code)
+    loaded = load_model(
+        spec.model, spec.training, labels=prepared.labels, seed=run.seed, trust_remote_code=spec.trust_remote_code
+    )
     loaded_at = time.perf_counter()
-    rows = to_prompt_completion(mixture.rows, spec.task, loaded.tokenizer)
+    # An encoder classifier trains on the rows themselves; a causal LM on their prompt/completion text.
+    rows = mixture.rows if loaded.kind == ENCODER else to_prompt_completion(mixture.rows, spec.task, loaded.tokenizer)
     work = Path(tempfile.mkdtemp(prefix="workbench-run-"))
     try:
         trained = train(loaded, rows, spec.training, seed=run.seed, out_dir=work, progress=progress, save=keep_weights)

@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 from core.hashing import stable_hash
+from core.models import TINY_LM
 from core.paths import models_dir
 
-BUILTIN_PREFIX = "builtin:"
-TINY_LM = "builtin:tiny-lm"
+__all__ = ["TINY_LM", "ensure_tiny_lm"]
 
 RECIPE = {
     "version": 2,
@@ -45,10 +45,6 @@ The model reads a message and writes a short reply. Context: the meeting starts 
 Instruction: summarize the text. Response: it is short. Question: who wrote it? Answer: the team.
 I cannot log in, the app crashes, the invoice is wrong, the parcel is late, I want my money back.
 """
-
-
-def is_builtin(model: str) -> bool:
-    return model.startswith(BUILTIN_PREFIX)
 
 
 def _corpus() -> list[str]:

@@ -6,6 +6,8 @@ save the adapter (or the model). The loss is on the completion only.
 
 Methods: LoRA for pretrained models, QLoRA (4-bit NF4 via bitsandbytes) on CUDA, and full
 fine-tuning for the built-in tiny model, whose random-init weights cannot learn through LoRA.
+An encoder (BERT-like) trains as a sequence classifier instead (core/encoder.py), on the same
+step budget and with the same progress reports.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from core import models
+from core.models import MINILM, TINY_LM
 from core.spec import TrainingSettings
-from core.tiny_model import TINY_LM, ensure_tiny_lm, is_builtin
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ class LoadedModel:
     device: str
     bf16: bool
     source: str  # where the weights came from (folder or Hub id)
+    kind: str = models.CAUSAL  # or models.ENCODER: a sequence classifier over `labels`
 
 
 @dataclass
@@ -73,21 +77,46 @@ def configure_threads() -> int:
 
 def resolve_method(model_ref: str, settings: TrainingSettings) -> str:
     if settings.method == "auto":
-        return "full" if is_builtin(model_ref) else "lora"
+        return "full" if models.is_random_init(model_ref) else "lora"
     return settings.method
 
 
 def model_source(model_ref: str) -> str:
     """A folder or Hub id that `from_pretrained` accepts."""
-    if is_builtin(model_ref):
-        if model_ref != TINY_LM:
-            raise TrainingError(f"unknown built-in model '{model_ref}'; the built-in model is '{TINY_LM}'")
-        return str(ensure_tiny_lm())
-    return model_ref
+    try:
+        return models.model_source(model_ref)
+    except models.ModelError as err:
+        raise TrainingError(str(err)) from None
 
 
-def load_model(model_ref: str, settings: TrainingSettings, *, trust_remote_code: bool = False) -> LoadedModel:
-    """Load tokenizer and model for the training method, on CUDA when present."""
+def model_kind(model_ref: str, source: str, *, trust_remote_code: bool) -> str:
+    """CAUSAL or ENCODER, from the folder's config.json, else the Hub's (AutoConfig)."""
+    try:
+        config = models.local_config(model_ref)
+        if config is None:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code).to_dict()
+        return models.kind_of(config, model_ref)
+    except models.ModelError as err:
+        raise TrainingError(str(err)) from None
+    except OSError as err:
+        raise TrainingError(_model_load_hint(model_ref, err)) from None
+
+
+def load_model(
+    model_ref: str,
+    settings: TrainingSettings,
+    *,
+    labels: list[str] | None = None,
+    seed: int = 0,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load tokenizer and model for the training method, on CUDA when present.
+
+    An encoder becomes a sequence classifier over `labels` (the study's label set, required then),
+    its new head initialized from `seed` so a run is reproducible.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -103,6 +132,10 @@ def load_model(model_ref: str, settings: TrainingSettings, *, trust_remote_code:
         log.warning("bf16 requested on CPU: slow and imprecise on most CPUs")
     source = model_source(model_ref)
     remote = trust_remote_code and os.environ.get("WORKBENCH_ALLOW_REMOTE_CODE") == "1"
+    device = "cuda" if cuda else "cpu"
+    if model_kind(model_ref, source, trust_remote_code=remote) == models.ENCODER:
+        torch.manual_seed(seed)
+        return _load_encoder(model_ref, source, labels, settings, method=method, cuda=cuda, bf16=bf16)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=remote)
     except OSError as err:
@@ -142,10 +175,22 @@ def load_model(model_ref: str, settings: TrainingSettings, *, trust_remote_code:
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, config)
-    device = "cuda" if cuda else "cpu"
     if method != "qlora":
         model.to(device)
     return LoadedModel(model=model, tokenizer=tokenizer, method=method, device=device, bf16=bf16, source=source)
+
+
+def _load_encoder(model_ref: str, source: str, labels, settings: TrainingSettings, *, method, cuda, bf16):
+    from core import encoder
+
+    if not labels:
+        raise TrainingError(f"'{model_ref}' is an encoder: it trains as a classifier and needs the study's labels")
+    try:
+        tokenizer, model = encoder.load_classifier(source, labels, settings, method=method, cuda=cuda, bf16=bf16)
+    except OSError as err:
+        raise TrainingError(_model_load_hint(model_ref, err)) from None
+    device = "cuda" if cuda else "cpu"
+    return LoadedModel(model, tokenizer, method, device, bf16, source, kind=models.ENCODER)
 
 
 def _model_load_hint(model_ref: str, err: Exception) -> str:
@@ -158,7 +203,7 @@ def _model_load_hint(model_ref: str, err: Exception) -> str:
     if os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in text.lower() or "connect" in text.lower():
         return (
             f"model '{model_ref}' is not in the local cache and the Hub cannot be reached: download it on a "
-            f"connected machine, give a local folder, or use the built-in offline model '{TINY_LM}' "
+            f"connected machine, give a local folder, or use a built-in offline model ('{TINY_LM}', '{MINILM}') "
             f"({text.splitlines()[0]})"
         )
     return f"cannot load model '{model_ref}': check the Hub id or folder ({text.splitlines()[0]})"
@@ -184,19 +229,47 @@ def train(
     progress: ProgressFn | None = None,
     save: bool = True,
 ) -> TrainResult:
-    """Train `loaded.model` in place on prompt/completion `rows`."""
-    from datasets import Dataset
+    """Train `loaded.model` in place: on prompt/completion `rows`, or {"text", "label"} rows for an encoder."""
     from transformers import set_seed
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from trl import SFTTrainer
 
     if not rows:
         raise TrainingError("the mixture is empty: nothing to train on")
     set_seed(seed)
     steps, epochs = step_budget(len(rows), settings)
-    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     work_dir = Path(out_dir) if out_dir else Path(os.environ.get("TMPDIR", "/tmp")) / "workbench-train"
     reporter = _progress_callback(steps, progress)
+    if progress:
+        progress("training", 0, steps, None)
+    if loaded.kind == models.ENCODER:
+        from core.encoder import train_classifier
+
+        loss, seconds, tokens = train_classifier(
+            loaded, rows, settings, steps=steps, seed=seed, work_dir=work_dir, callbacks=[reporter]
+        )
+    else:
+        loss, seconds, tokens = _train_causal(
+            loaded, rows, settings, steps=steps, seed=seed, work_dir=work_dir, reporter=reporter
+        )
+    return TrainResult(
+        method=loaded.method,
+        steps=steps,
+        epochs=round(epochs, 4),
+        train_loss=loss,
+        seconds=round(seconds, 3),
+        train_tokens=tokens,
+        tokens_per_second=round(tokens / seconds, 1) if seconds > 0 else 0.0,
+        saved_to=_save_weights(loaded, out_dir) if save and out_dir else None,
+        loss_curve=reporter.curve,
+    )
+
+
+def _train_causal(loaded: LoadedModel, rows, settings, *, steps: int, seed: int, work_dir: Path, reporter):
+    """TRL's SFTTrainer on prompt/completion rows; (train loss, seconds, tokens seen)."""
+    from datasets import Dataset
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from trl import SFTTrainer
+
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     trainer = SFTTrainer(
         model=loaded.model,
         args=_sft_config(loaded, settings, steps=steps, seed=seed, work_dir=work_dir),
@@ -207,22 +280,10 @@ def train(
     trainer.remove_callback(PrinterCallback)  # our callback reports progress; keep stdout clean
     trainer.remove_callback(ProgressCallback)
     tokens = _count_tokens(trainer.train_dataset, steps, settings, len(rows))
-    if progress:
-        progress("training", 0, steps, None)
     start = time.perf_counter()
     output = trainer.train()
     seconds = time.perf_counter() - start
-    return TrainResult(
-        method=loaded.method,
-        steps=steps,
-        epochs=round(epochs, 4),
-        train_loss=float(output.training_loss) if output.training_loss is not None else None,
-        seconds=round(seconds, 3),
-        train_tokens=tokens,
-        tokens_per_second=round(tokens / seconds, 1) if seconds > 0 else 0.0,
-        saved_to=_save_weights(loaded, out_dir) if save and out_dir else None,
-        loss_curve=reporter.curve,
-    )
+    return (float(output.training_loss) if output.training_loss is not None else None), seconds, tokens
 
 
 def _sft_config(loaded: LoadedModel, settings: TrainingSettings, *, steps: int, seed: int, work_dir: Path):
@@ -277,12 +338,20 @@ def _progress_callback(steps: int, progress: ProgressFn | None):
 
 
 def _save_weights(loaded: LoadedModel, out_dir: Path) -> str:
-    """Save the adapter (or the whole model when fully fine-tuned); returns the folder."""
+    """Save the adapter (or the whole model when fully fine-tuned), with the tokenizer; returns the folder.
+
+    An encoder's adapter folder also holds the classifier's config.json, so its labels (id2label/label2id)
+    travel with it (core.encoder.load_trained reads them back).
+    """
     from transformers.utils import logging as hf_logging
 
     target = Path(out_dir) / ("model" if loaded.method == "full" else "adapter")
     hf_logging.disable_progress_bar()
     loaded.model.save_pretrained(target)
+    if loaded.kind == models.ENCODER:
+        loaded.tokenizer.save_pretrained(target)
+        if loaded.method != "full":
+            loaded.model.get_base_model().config.save_pretrained(target)
     return str(target)
 
 

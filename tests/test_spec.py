@@ -382,10 +382,21 @@ def test_candidate_named_like_d0():
     assert "D0" in problem
 
 
-def test_qlora_with_builtin_model():
-    problem = only_problem(spec_data(training={"method": "qlora"}))
+@pytest.mark.parametrize("method", ["qlora", "lora"])
+def test_adapters_on_the_random_init_model_are_refused(method):
+    problem = only_problem(spec_data(training={"method": method}))
     assert problem.startswith("training.method:")
-    assert "qlora" in problem and "pretrained" in problem
+    assert method in problem and "pretrained" in problem and "'full'" in problem
+
+
+@pytest.mark.parametrize("method", ["auto", "lora", "qlora", "full"])
+def test_the_pretrained_builtin_model_takes_every_method(method):
+    assert parse_spec(spec_data(model="builtin:minilm", training={"method": method})).model == "builtin:minilm"
+
+
+def test_an_unknown_builtin_model_lists_the_builtin_ones():
+    problem = only_problem(spec_data(model="builtin:bert"))
+    assert "builtin:tiny-lm" in problem and "builtin:minilm" in problem
 
 
 # ----------------------------------------------------------------------------- training settings
@@ -618,6 +629,7 @@ def test_resolve_paths_directly(tmp_path):
 def full_spec() -> StudySpec:
     return parse_spec(
         spec_data(
+            model="Qwen/Qwen2.5-0.5B",
             task="generative",
             d0={
                 "hub_id": "org/math",

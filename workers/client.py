@@ -496,7 +496,9 @@ def check_model(model: str, *, endpoint: str | None = None, timeout: float = 10.
     """
     model = (model or "").strip()
     if not model:
-        return _probe(False, "invalid", "Give a model: a Hub id (owner/name), a local folder, or builtin:tiny-lm")
+        return _probe(
+            False, "invalid", "Give a model: a Hub id (owner/name), a local folder, builtin:tiny-lm or builtin:minilm"
+        )
     return _check_here(model) or _check_on_hub(model, endpoint=endpoint, timeout=timeout)
 
 
@@ -508,17 +510,23 @@ def _check_here(model: str) -> dict | None:
     """The answer for the built-in model or a local folder; None for a Hub id."""
     from pathlib import Path
 
-    from core.tiny_model import BUILTIN_PREFIX, TINY_LM
+    from core import models
 
-    if model.startswith(BUILTIN_PREFIX):
-        if model == TINY_LM:
-            return _probe(True, "builtin", f"{TINY_LM} is built here, offline, on first use (no Hub access needed)")
-        return _probe(False, "invalid", f"Unknown built-in model '{model}'; the built-in model is '{TINY_LM}'")
+    if models.is_builtin(model):
+        problem = models.builtin_problem(model)
+        if problem:
+            return _probe(False, "invalid", problem[0].upper() + problem[1:])
+        return _probe(True, "builtin", f"{model}: {models.BUILTINS[model]}; offline, no Hub access needed")
     folder = Path(model).expanduser()
     if not (model.startswith(("/", "./", "../", "~")) or folder.is_dir()):
         return None
     if (folder / "config.json").is_file():
-        return _probe(True, "local", f"Local model folder '{model}' (workers must see the same path)")
+        try:
+            kind = models.kind_of(models.local_config(model) or {}, model)
+        except models.ModelError as err:
+            return _probe(False, "invalid", str(err))
+        what = "an encoder (classification only)" if kind == models.ENCODER else "a causal LM"
+        return _probe(True, "local", f"Local model folder '{model}', {what} (workers must see the same path)")
     return _probe(
         False,
         "missing",
@@ -553,7 +561,7 @@ def _hub_error_answer(model: str, err: Exception) -> dict:
 
     unreachable = (
         "Cannot reach the Hugging Face Hub from here ({why}), so '{model}' was not checked; "
-        "the built-in model builtin:tiny-lm works offline, or check again when the network is back"
+        "the built-in models builtin:tiny-lm and builtin:minilm work offline, or check again when the network is back"
     )
     if isinstance(err, GatedRepoError):
         return _probe(

@@ -36,7 +36,7 @@ from core.normalize import DataError
 from core.paths import PROJECT_ROOT
 from core.sources import SUPPORTED_EXTENSIONS, SourceError
 from core.spec import SpecError, StudySpec, dump_spec, load_spec, parse_spec
-from core.tiny_model import TINY_LM
+from core.models import MINILM, TINY_LM
 from workers import client
 from workers.backends import BackendError, backends, get_backend
 from workers.backends.base import DEFAULT_BACKEND
@@ -50,7 +50,7 @@ DEMOS = {
     "full": PROJECT_ROOT / "catalog" / "demo_study.yaml",
 }
 JOBS_PAGE = Path(__file__).resolve().parent / "jobs.py"
-MODEL_SUGGESTIONS = [TINY_LM, "HuggingFaceTB/SmolLM2-135M", "Qwen/Qwen2.5-0.5B", "meta-llama/Llama-3.2-1B"]
+MODEL_SUGGESTIONS = [TINY_LM, MINILM, "HuggingFaceTB/SmolLM2-135M", "Qwen/Qwen2.5-0.5B", "meta-llama/Llama-3.2-1B"]
 SOURCE_KINDS = {"upload": "Upload a file", "hub": "Hub dataset", "catalog": "Catalog entry"}
 BENCH_KINDS = {"holdout": "Hold out rows of D0", **SOURCE_KINDS}
 DATA_FILE_TYPES = [e.lstrip(".") for e in SUPPORTED_EXTENSIONS]
@@ -943,7 +943,8 @@ def _model_section() -> None:
         c1.text_input(
             "Model",
             key=_widget_key("model"),
-            help=f"A Hub model id (owner/name), a local folder, or {TINY_LM} (offline).",
+            help=f"A Hub model id (owner/name), a local folder, {TINY_LM} (offline, random init, fully fine-tuned) or "
+            f"{MINILM} (offline, a pretrained encoder for classification, with LoRA).",
         ),
     )
     c2.selectbox(

@@ -59,6 +59,8 @@ class Task(ABC):
     # evaluates it, whatever metrics it asked for (core.spec adds it).
     continuous_metric: ClassVar[str] = "loss"
     source_options: ClassVar[tuple[str, ...]] = ()  # which of SOURCE_OPTIONS apply
+    # Whether an encoder (BERT-like, core/encoder.py) can be trained for it; causal LMs serve every task.
+    encoder_trains: ClassVar[bool] = False
     options: ClassVar[dict[str, str]] = {}  # task options (SourceSpec.options keys) -> what each does
 
     @property

@@ -27,6 +27,7 @@ class Classification(Task):
     field_help = {"text": "the input text", "label": "its class: a name, an integer (named by label_names) or a bool"}
     metrics = {"macro_f1": True, "accuracy": True, "gold_prob": True, "loss": False}
     continuous_metric = "gold_prob"
+    encoder_trains = True
     source_options = ("label_names", "label_map")
 
     def normalize_rows(self, name, rows, mapping, src, loaded, labels, notes):
@@ -78,27 +79,45 @@ class Classification(Task):
         return f" {row['label']}"
 
     def evaluate(self, model, tokenizer, rows, metrics, settings: EvalSettings):
-        from core.evaluation import score_labels
         from core.metrics import compute_metrics
 
         labels = settings.labels
         if not labels:
             raise ValueError("classification evaluation needs the study's label names")
-        prompts = [self.prompt(r, tokenizer) for r in rows]
-        scores, counts = score_labels(model, tokenizer, prompts, labels, **settings.batching)
+        scores, loss = self._label_scores(model, tokenizer, rows, labels, settings)
         predictions = [labels[max(range(len(labels)), key=lambda j: s[j])] for s in scores]
         results: dict[str, float] = {}
         gold = [labels.index(r["label"]) for r in rows]
         if "loss" in metrics:
-            nll = -sum(s[g] for s, g in zip(scores, gold))
-            n_tok = sum(c[g] for c, g in zip(counts, gold))
-            results["loss"] = nll / max(n_tok, 1)
+            results["loss"] = loss(gold)
         if "gold_prob" in metrics:
             results["gold_prob"] = sum(gold_probability(s, g) for s, g in zip(scores, gold)) / max(len(rows), 1)
         references = [r["label"] for r in rows]
         scores_wanted = [m for m in metrics if m not in ("loss", "gold_prob")]
         results.update(compute_metrics(self.name, predictions, references, scores_wanted, labels=labels))
         return results, predictions
+
+    def _label_scores(self, model, tokenizer, rows, labels, settings: EvalSettings):
+        """Per row, a score for each label, and loss(gold ids) on the same forward passes.
+
+        A causal LM scores each label's tokens after the prompt (loss: per gold-label token); an encoder
+        classifier gives log-softmax over its head (loss: cross-entropy per row).
+        """
+        from core.encoder import is_classifier, label_log_probs
+
+        if is_classifier(model):
+            texts = [r["text"] for r in rows]
+            scores = label_log_probs(model, tokenizer, texts, labels, **settings.batching)
+            return scores, lambda gold: -sum(s[g] for s, g in zip(scores, gold)) / max(len(gold), 1)
+        from core.evaluation import score_labels
+
+        prompts = [self.prompt(r, tokenizer) for r in rows]
+        scores, counts = score_labels(model, tokenizer, prompts, labels, **settings.batching)
+
+        def loss(gold):
+            return -sum(s[g] for s, g in zip(scores, gold)) / max(sum(c[g] for c, g in zip(counts, gold)), 1)
+
+        return scores, loss
 
     def metric_inputs(self, predictions, references, labels):
         """Labels are names (str) or ids (int); if both kinds appear, compare them as strings."""
