@@ -114,6 +114,17 @@ class ArtifactStore:
     def prepared_dir(self, study_id: str) -> Path:
         return self.root / "prepared" / study_id
 
+    def prescreen_path(self, key: str) -> Path:
+        if not key or "/" in key or key.startswith("."):
+            raise ValueError(f"bad pre-screen key {key!r}")
+        return self.root / "prescreens" / f"{key}.json"
+
+    def get_prescreen(self, key: str | None) -> dict | None:
+        return read_json(self.prescreen_path(key)) if key else None
+
+    def put_prescreen(self, key: str, result: dict) -> None:
+        write_json(self.prescreen_path(key), result)
+
     def study_ids(self) -> list[str]:
         base = self.root / "studies"
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []

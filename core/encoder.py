@@ -35,6 +35,8 @@ def load_classifier(source: str, labels: list[str], settings: TrainingSettings, 
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if bf16 else torch.float16,
+            # The new head stays in full precision: transformers' default skip list names only its bias.
+            llm_int8_skip_modules=["classifier", "score"],
         )
         kwargs["device_map"] = {"": 0}
     elif bf16:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from core import tasks
+from core.decontamination import DEFAULT_THRESHOLD
 from core.hashing import stable_hash
 from core.models import BUILTIN_PREFIX, MINILM, TINY_LM, builtin_problem, is_random_init
 
@@ -185,6 +186,13 @@ class StudySpec(_Model):
         "manual", description="auto: when the decision is inconclusive, the study adds the proposed runs itself"
     )
     refine_budget: int = Field(8, ge=0, le=10_000, description="the most runs automatic refinement may add")
+    near_duplicate_threshold: float | None = Field(
+        DEFAULT_THRESHOLD,
+        ge=0.5,
+        le=1.0,
+        description="candidate rows whose MiniLM cosine to a benchmark row is at least this are removed as "
+        "paraphrases; null: exact duplicates only",
+    )
 
     @field_validator("model")
     @classmethod
@@ -314,6 +322,8 @@ class StudySpec(_Model):
         data = self.model_dump(exclude={"output_dir"})
         if data["refine"] == "manual":  # what the study computes does not depend on them: ids stay as they were
             del data["refine"], data["refine_budget"]
+        if data["near_duplicate_threshold"] == DEFAULT_THRESHOLD:  # ids from before the field stay valid
+            del data["near_duplicate_threshold"]
         for src in (data["d0"], data["benchmark"], *data["candidates"]):
             if src is not None and not src["options"]:
                 del src["options"]  # specs without task options keep the ids they had before options existed

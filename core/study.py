@@ -27,6 +27,7 @@ from core import tasks
 from core.artifacts import ArtifactStore, read_json, write_json, write_text
 from core.catalog import resolve_source
 from core.decision import assess
+from core.decontamination import near_duplicate_indices
 from core.evaluation import EvalResult, evaluate_model
 from core.mixture import BASELINE, Mixture, build_mixture, decontaminate, split_counts
 from core.models import ENCODER, ModelError, check_model_for_task
@@ -57,10 +58,12 @@ class PreparedStudy:
     benchmark: NormalizedData
     candidates: dict[str, NormalizedData]  # decontaminated
     candidate_index: dict[str, list[int]]  # source row index of each kept candidate row
-    contamination: dict[str, int]
+    contamination: dict[str, int]  # exact duplicates of benchmark rows removed
     labels: list[str] | None
     answer_extraction: str
     notes: list[str] = field(default_factory=list)
+    near_duplicates: dict[str, int] | None = None  # paraphrases removed; None: not checked (preview, or off)
+    source_fingerprints: dict[str, str] | None = None  # each candidate as loaded, before decontamination
 
     def summary(self) -> dict:
         """What a user checks before spending compute: rows, labels, contamination."""
@@ -72,7 +75,12 @@ class PreparedStudy:
                 "dropped": self.benchmark.dropped,
             },
             "candidates": {
-                name: {"rows": len(d.rows), "dropped": d.dropped, "contaminated_removed": self.contamination[name]}
+                name: {
+                    "rows": len(d.rows),
+                    "dropped": d.dropped,
+                    "contaminated_removed": self.contamination[name],
+                    "near_duplicates_removed": None if self.near_duplicates is None else self.near_duplicates[name],
+                }
                 for name, d in self.candidates.items()
             },
             "labels": self.labels,
@@ -108,51 +116,52 @@ def _load(
     return normalize(loaded, task, resolved.spec, labels=labels), resolved.spec
 
 
-def prepare_study(spec: StudySpec) -> PreparedStudy:
-    """Load and normalize every source, hold out or load the benchmark, decontaminate candidates."""
+def prepare_study(spec: StudySpec, *, semantic: bool = True) -> PreparedStudy:
+    """Load and normalize every source, hold out or load the benchmark, decontaminate candidates.
+
+    `semantic=False` skips the near-duplicate check (it embeds every candidate row: the Setup
+    preview leaves it to the queued pre-screen and to Run).
+    """
     d0, d0_src = _load(spec.d0, spec.task, seed=0)
     notes: list[str] = list(d0.notes)
-    if spec.benchmark is not None:
-        bench, bench_src = _load(spec.benchmark, spec.task, seed=0)
-        extraction = bench_src.answer_extraction
-    else:
-        n = spec.benchmark_holdout or 0
-        if n >= len(d0.rows):
-            raise DataError(
-                f"{d0.name}: benchmark_holdout ({n}) must be smaller than D0's {len(d0.rows)} rows; "
-                "lower it or give a benchmark source"
-            )
-        order = np.random.default_rng(0).permutation(len(d0.rows))
-        held, kept = sorted(order[:n].tolist()), sorted(order[n:].tolist())
-        bench = _subset(d0, held, f"{d0.name} (held out)")
-        d0 = _subset(d0, kept, d0.name)
-        extraction = d0_src.answer_extraction
-        notes.append(f"benchmark: {n} rows held out of D0 (seed 0)")
+    bench, extraction, held_note = _benchmark_for(spec, d0, d0_src)
+    if held_note:
+        d0 = _subset(d0, held_note[1], d0.name)
+        notes.append(held_note[0])
     # Tasks with labels (classification) evaluate over the labels of D0 and the benchmark together.
     labels = None if d0.labels is None else sorted(set(d0.labels) | set(bench.labels or []))
     _check_model(spec, labels)
-    candidates, index, contamination = {}, {}, {}
+    threshold = spec.near_duplicate_threshold if semantic else None
+    candidates, index, contamination, near, loaded_fingerprints = {}, {}, {}, {}, {}
     for src in spec.candidates:
         data, _ = _load(src, spec.task, seed=0, labels=labels)
         name = src.display_name
-        kept, kept_index, removed = decontaminate(data.rows, bench.rows, spec.task)
+        kept, kept_index, removed, paraphrases = _decontaminate(data, bench, spec.task, threshold)
         if not kept:
             raise DataError(f"{name}: every row duplicates a benchmark row; this candidate cannot be used")
         source_index = [data.indices[i] for i in kept_index] if data.indices else kept_index
+        changed = removed or paraphrases
         candidates[name] = NormalizedData(
             name=name,
             task=spec.task,
             rows=kept,
             labels=data.labels,
-            fingerprint=data.fingerprint if not removed else stable_hash([data.fingerprint, bench.fingerprint]),
+            fingerprint=_decontaminated_fingerprint(data, bench, paraphrases, threshold)
+            if changed
+            else data.fingerprint,
             dropped=data.dropped,
             notes=data.notes,
             indices=source_index,
         )
-        index[name] = source_index
-        contamination[name] = removed
+        index[name], contamination[name], near[name] = source_index, removed, paraphrases
+        loaded_fingerprints[name] = data.fingerprint
         if removed:
             notes.append(f"{name}: {removed} rows duplicate benchmark rows and were removed")
+        if paraphrases:
+            notes.append(
+                f"{name}: {paraphrases} rows are near-duplicates of benchmark rows (cosine >= {threshold}) and were "
+                "removed"
+            )
     _check_sizes(spec, d0, candidates)
     return PreparedStudy(
         spec=spec,
@@ -165,7 +174,44 @@ def prepare_study(spec: StudySpec) -> PreparedStudy:
         labels=labels,
         answer_extraction=extraction,
         notes=notes,
+        near_duplicates=near if threshold is not None else None,
+        source_fingerprints=loaded_fingerprints,
     )
+
+
+def _benchmark_for(spec: StudySpec, d0: NormalizedData, d0_src: SourceSpec):
+    """The benchmark, its answer extraction, and (note, D0 rows kept) when it is held out of D0."""
+    if spec.benchmark is not None:
+        bench, bench_src = _load(spec.benchmark, spec.task, seed=0)
+        return bench, bench_src.answer_extraction, None
+    n = spec.benchmark_holdout or 0
+    if n >= len(d0.rows):
+        raise DataError(
+            f"{d0.name}: benchmark_holdout ({n}) must be smaller than D0's {len(d0.rows)} rows; "
+            "lower it or give a benchmark source"
+        )
+    order = np.random.default_rng(0).permutation(len(d0.rows))
+    held, kept = sorted(order[:n].tolist()), sorted(order[n:].tolist())
+    note = f"benchmark: {n} rows held out of D0 (seed 0)"
+    return _subset(d0, held, f"{d0.name} (held out)"), d0_src.answer_extraction, (note, kept)
+
+
+def _decontaminate(data: NormalizedData, bench: NormalizedData, task: str, threshold: float | None):
+    """Rows kept, their positions, exact duplicates removed, near-duplicates removed (0 when unchecked)."""
+    kept, kept_index, removed = decontaminate(data.rows, bench.rows, task)
+    if threshold is None or not kept:
+        return kept, kept_index, removed, 0
+    near = set(near_duplicate_indices(kept, bench.rows, task, threshold))
+    if not near:
+        return kept, kept_index, removed, 0
+    keep = [i for i in range(len(kept)) if i not in near]
+    return [kept[i] for i in keep], [kept_index[i] for i in keep], removed, len(near)
+
+
+def _decontaminated_fingerprint(data: NormalizedData, bench: NormalizedData, near: int, threshold) -> str:
+    # Unchanged from before semantic decontamination when it removes nothing: cached runs stay valid.
+    parts = [data.fingerprint, bench.fingerprint]
+    return stable_hash(parts + [threshold] if near else parts)
 
 
 def _check_model(spec: StudySpec, labels: list[str] | None) -> None:
@@ -438,9 +484,13 @@ def summarize_study(
     results: list[dict],
     *,
     contamination: dict[str, int] | None = None,
+    near_duplicates: dict[str, int] | None = None,
     failed: list[dict] | None = None,
 ) -> dict:
-    """metrics.json content: runs, fits, ranking (primary metric), rankings by the other metrics."""
+    """metrics.json content: runs, fits, ranking (primary metric), rankings by the other metrics.
+
+    `contamination` / `near_duplicates`: candidate rows removed as exact / near duplicates of benchmark rows.
+    """
     primary = spec.primary_metric or (spec.metrics or ["loss"])[0]
     main = rank_metric(spec, results, primary, n_boot=spec.bootstrap)
     ranking = _primary_ranking(main, results, spec.target_size)
@@ -486,6 +536,7 @@ def summarize_study(
         "baseline": main["baseline"].to_dict() if main["baseline"] else None,
         "ranking_by_metric": others,
         "contamination": contamination or {},
+        "near_duplicates": near_duplicates,
         "predictor": main["predictor"].to_dict() if main["predictor"] else None,
         "signal_to_noise": snr,
         "regime": training_regime(spec),
@@ -671,7 +722,9 @@ def run_study(
         results.append(result)
         if on_result:
             on_result(run, result)
-    summary = summarize_study(spec, results, contamination=prepared.contamination, failed=failed)
+    summary = summarize_study(
+        spec, results, contamination=prepared.contamination, near_duplicates=prepared.near_duplicates, failed=failed
+    )
     summary["data"] = prepared.summary()
     study_dir = store.study_dir(prepared.study_id)
     write_study_outputs(dict(summary), study_dir, spec)
@@ -695,6 +748,8 @@ def save_prepared(prepared: PreparedStudy, folder: str | Path) -> Path:
         "candidates": {k: asdict(v) for k, v in prepared.candidates.items()},
         "candidate_index": prepared.candidate_index,
         "contamination": prepared.contamination,
+        "near_duplicates": prepared.near_duplicates,
+        "source_fingerprints": prepared.source_fingerprints,
         "labels": prepared.labels,
         "answer_extraction": prepared.answer_extraction,
         "notes": prepared.notes,
@@ -720,4 +775,6 @@ def load_prepared(folder: str | Path) -> PreparedStudy:
         labels=data["labels"],
         answer_extraction=data["answer_extraction"],
         notes=data["notes"],
+        near_duplicates=data.get("near_duplicates"),  # absent in studies prepared before they existed
+        source_fingerprints=data.get("source_fingerprints"),
     )

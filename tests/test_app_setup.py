@@ -77,11 +77,13 @@ def _errors(at: AppTest) -> list[str]:
     return [_plain(e.value) for e in at.error]
 
 
-def _nothing_enqueued(redis: Redis) -> None:
+def _nothing_enqueued(redis: Redis, prescreens: int = 0) -> None:
+    """No study and no job, except the embedding pre-screens that validation starts (`prescreens` of them)."""
     assert JobStore(redis).study_ids() == []
     assert Queue(client.QUEUE_GPU, connection=redis).count == 0
-    assert Queue(client.QUEUE_DEFAULT, connection=redis).count == 0
-    assert redis.keys("rq:job:*") == []
+    jobs = Queue(client.QUEUE_DEFAULT, connection=redis).jobs
+    assert [j.func_name for j in jobs] == ["workers.tasks.prescreen_task"] * prescreens
+    assert len(redis.keys("rq:job:*")) == prescreens
 
 
 def _click(at: AppTest, key: str) -> AppTest:
@@ -170,7 +172,14 @@ def test_validate_shows_summary_preview_and_estimate(redis):
     assert any("contamination removed" in d.value.columns for d in at.dataframe)
     at.text_input(key=W + "seeds").input("0, 1").run()
     assert any("form changed" in _plain(i.value) for i in at.info)
-    _nothing_enqueued(redis)
+    _nothing_enqueued(redis, prescreens=1)  # no study and no run: only the pre-screen of the validated data, once
+
+
+def test_validate_shows_the_prescreen_waiting_for_a_worker(redis):
+    at = _click(_demo(_app()), "setup.validate")
+    assert any("Pre-screen" in m.value for m in at.markdown)
+    texts = [_plain(p.proto.text) for p in at.get("progress")]
+    assert any(t.startswith("Pre-screen queued: waiting for a worker") for t in texts), texts
 
 
 def test_run_enqueues_exactly_one_study(redis, env):
@@ -199,8 +208,10 @@ def test_run_on_hf_jobs_records_flavor_and_timeout(redis):
     (study_id,) = JobStore(redis).study_ids()
     study = JobStore(redis).study(study_id)
     assert (study["backend"], study["hf_flavor"], study["hf_timeout"]) == ("hf_jobs", "a10g-small", "90m")
+    jobs = [j.func_name for j in Queue(client.QUEUE_DEFAULT, connection=redis).jobs]
+    assert sorted(set(jobs)) == ["workers.backends.hf_jobs.hf_run_task", "workers.tasks.prescreen_task"]
     assert (
-        Queue(client.QUEUE_DEFAULT, connection=redis).count == 15
+        jobs.count("workers.backends.hf_jobs.hf_run_task") == 15
         and Queue(client.QUEUE_GPU, connection=redis).count == 0
     )
 
@@ -313,7 +324,7 @@ def test_uploaded_candidate_with_known_labels_validates(redis):
     at.multiselect(key=W + "candidates").set_value(["custom:evil"]).run()
     _click(at, "setup.run")
     assert any("outside the folders" in e for e in _errors(at)), _errors(at)
-    _nothing_enqueued(redis)
+    _nothing_enqueued(redis, prescreens=1)  # the validation's pre-screen; the refused Run added nothing
 
 
 def test_bad_yaml_spec_shows_error_and_keeps_the_form(redis):
@@ -406,7 +417,7 @@ def test_changing_task_resets_metrics_and_candidates(redis):
 def test_check_model_messages_never_a_traceback(redis):
     at = _app()
     _click(at, "setup.check_model")
-    assert any("built here, offline" in _plain(s.value) for s in at.success)
+    assert any("offline, no Hub access needed" in _plain(s.value) for s in at.success)
     at.text_input(key=W + "model").input("someone/some-model").run()
     _click(at, "setup.check_model")  # the suite is offline (HF_HUB_OFFLINE=1)
     assert any("Cannot reach the Hugging Face Hub" in _plain(w.value) for w in at.warning)
@@ -607,4 +618,6 @@ def test_check_model_against_the_fake_hub(monkeypatch, tmp_path):
     folder.mkdir()
     assert client.check_model(str(folder))["kind"] == "missing"
     (folder / "config.json").write_text("{}")
+    assert "is neither a causal LM" in client.check_model(str(folder))["message"]
+    (folder / "config.json").write_text('{"architectures": ["LlamaForCausalLM"], "model_type": "llama"}')
     assert client.check_model(str(folder))["kind"] == "local"

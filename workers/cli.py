@@ -7,6 +7,7 @@ script. Heavy imports happen inside the commands so that `workbench --help` is i
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -17,6 +18,7 @@ from core.paths import PROJECT_ROOT
 
 DEMO_SPEC = PROJECT_ROOT / "catalog" / "demo_study.yaml"
 DEMO_FAST_SPEC = PROJECT_ROOT / "catalog" / "demo_study_fast.yaml"
+DEMO_MINILM_SPEC = PROJECT_ROOT / "catalog" / "demo_study_minilm.yaml"  # one seed, three sizes, like --fast
 
 
 def _quiet_libraries() -> None:
@@ -132,8 +134,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from core.spec import load_spec
 
-    spec = load_spec(DEMO_FAST_SPEC if args.fast else DEMO_SPEC)
-    out = Path(args.out or ("out/demo-fast" if args.fast else "out/demo"))
+    if args.model == "builtin:minilm":
+        spec, default_out = load_spec(DEMO_MINILM_SPEC), "out/demo-minilm"
+    else:
+        spec = load_spec(DEMO_FAST_SPEC if args.fast else DEMO_SPEC)
+        default_out = "out/demo-fast" if args.fast else "out/demo"
+    out = Path(args.out or default_out)
     return _run_and_report(spec, out)
 
 
@@ -377,6 +383,50 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0 if ok or args.burst else 1
 
 
+def cmd_prescreen(args: argparse.Namespace) -> int:
+    from core.spec import load_spec
+    from workers import prescreen
+    from workers.client import preview
+
+    spec = load_spec(args.spec)
+    key = preview(spec, sample=0)["prescreen_key"]
+    conn = _redis()
+    state = prescreen.start(conn, spec, key)
+    deadline = time.monotonic() + args.timeout
+    shown = None
+    while state["status"] in ("queued", "started") and time.monotonic() < deadline:
+        line = _prescreen_line(state)
+        if line != shown:
+            print(line, file=sys.stderr, flush=True)
+            shown = line
+        time.sleep(1.0)
+        state = prescreen.status(conn, key)
+    if state["status"] != "finished":
+        why = state.get("error") or f"still {state['status']} after {args.timeout:.0f} s (is a worker running?)"
+        print(f"pre-screen {key}: {why}", file=sys.stderr)
+        return 1
+    result = state["result"]
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_prescreen(result)
+    return 0
+
+
+def _prescreen_line(state: dict) -> str:
+    progress = state.get("progress") or {}
+    total = progress.get("total")
+    done = f" {progress.get('done')}/{total}" if total else ""
+    return f"pre-screen {state['status']}: {progress.get('phase') or 'waiting for a worker'}{done}"
+
+
+def _print_prescreen(result: dict) -> None:
+    from core.prescreen import table
+
+    print(f"Pre-screen by {result['score']} ({result['sample']} rows sampled per source, {result['seconds']} s):")
+    print(table(result).round(3).to_string(index=False))
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from core.spec import load_spec
     from workers.backends import get_backend
@@ -389,6 +439,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         submitted_by=args.user or os.environ.get("USER") or "",
         run_timeout=args.run_timeout,
         backend_options={name: value for name, value in given.items() if value is not None},
+        prescreen=args.prescreen,
     )
     study_id = submit(_redis(), spec, options)
     print(
@@ -554,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_in_process_commands(sub)
     _add_service_commands(sub)
     _add_submit_command(sub)
+    _add_prescreen_command(sub)
     _add_study_commands(sub)
     _add_remote_run_command(sub)
     return parser
@@ -570,6 +622,12 @@ def _add_in_process_commands(sub) -> None:
 
     p = sub.add_parser("demo", allow_abbrev=False, help="run the shipped offline demo study (no network needed)")
     p.add_argument("--fast", action="store_true", help="one seed, three small sizes: a few minutes on a laptop CPU")
+    p.add_argument(
+        "--model",
+        choices=["builtin:tiny-lm", "builtin:minilm"],
+        default="builtin:tiny-lm",
+        help="builtin:minilm: the pretrained encoder with LoRA (catalog/demo_study_minilm.yaml: one seed, three sizes)",
+    )
     p.add_argument("--out", help="output folder (default: out/demo or out/demo-fast)")
     p.set_defaults(func=cmd_demo)
 
@@ -622,11 +680,24 @@ def _add_submit_command(sub) -> None:
     p.add_argument("--backend", choices=list(backends()), default=DEFAULT_BACKEND)
     p.add_argument("--user", help="who submits (recorded with the study)")
     p.add_argument("--run-timeout", type=int, default=6 * 3600, help="seconds one run may take (default 6 h)")
+    p.add_argument("--prescreen", action="store_true", help="also enqueue the embedding pre-screen of its data")
     for backend in backends().values():
         for option in (o for o in backend.options if o.flag):
             default = f" (default {option.default})" if option.default else ""
             p.add_argument(option.flag, dest=option.name, help=f"{backend.label}: {option.help}{default}")
     p.set_defaults(func=cmd_submit)
+
+
+def _add_prescreen_command(sub) -> None:
+    p = sub.add_parser(
+        "prescreen",
+        allow_abbrev=False,
+        help="rank a spec's candidates from sentence embeddings, before any training (a queued job; waits for it)",
+    )
+    p.add_argument("spec")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the job (default 3600)")
+    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    p.set_defaults(func=cmd_prescreen)
 
 
 def _add_study_commands(sub) -> None:

@@ -18,7 +18,9 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Dependency, Job, JobStatus
 
 from core.artifacts import ArtifactStore, read_json, write_text
+from core.prescreen import prescreen_key
 from core.spec import StudySpec, dump_spec
+from workers import prescreen
 from workers.backends import BackendError, get_backend
 from workers.backends.base import DEFAULT_BACKEND, QUEUE_DEFAULT, QUEUE_GPU  # noqa: F401 (callers name queues here)
 from workers.store import LIVE, TERMINAL, JobStore
@@ -39,6 +41,7 @@ class SubmitOptions:
     submitted_by: str | None = None
     run_timeout: int = DEFAULT_RUN_TIMEOUT
     backend_options: dict = field(default_factory=dict)  # the backend's options by name, e.g. {"hf_flavor": "t4-small"}
+    prescreen: bool = False  # also enqueue the embedding pre-screen (the dashboard and the CLI do)
 
     def validate(self) -> dict:
         """The backend's fields for the study record; SubmitError says what to fix."""
@@ -79,6 +82,7 @@ def submit(
     artifacts = artifacts or ArtifactStore()
     prepared = prepare_study(spec)  # raises SpecError / SourceError / DataError with the fix
     study_id = f"{spec.study_id()}-{secrets.token_hex(3)}"
+    screen_key = prescreen_key(prepared)
     save_prepared(prepared, artifacts.prepared_dir(study_id))
     write_text(artifacts.study_dir(study_id) / "spec.yaml", dump_spec(spec))
     runs = plan_runs(prepared)
@@ -95,6 +99,7 @@ def submit(
         "primary_metric": spec.primary_metric,
         "target_size": spec.target_size,
         "run_timeout": options.run_timeout,
+        "prescreen_key": screen_key,
         **backend_fields,
     }
     store.create_study(study_id, record, records, submitting=True)
@@ -104,6 +109,8 @@ def submit(
         store.delete_study(study_id)  # all or nothing: no half-enqueued study
         raise
     store.finish_submit(study_id)
+    if options.prescreen:
+        prescreen.start(redis, spec, screen_key, artifacts=artifacts)
     return study_id
 
 
@@ -461,7 +468,8 @@ def preview(spec: StudySpec, *, sample: int = 5, artifacts: ArtifactStore | None
     from core.study import plan_runs, prepare_study
 
     artifacts = artifacts or ArtifactStore()
-    prepared = prepare_study(spec)
+    # Near-duplicates need every candidate row embedded: the queued pre-screen and Run check them, not this page.
+    prepared = prepare_study(spec, semantic=False)
     runs = plan_runs(prepared)
     cached = sum(1 for r in runs if artifacts.get_result(r.key) is not None)
     history = []
@@ -474,6 +482,7 @@ def preview(spec: StudySpec, *, sample: int = 5, artifacts: ArtifactStore | None
     samples.update({name: data.rows[:sample] for name, data in prepared.candidates.items()})
     return {
         "summary": prepared.summary(),
+        "prescreen_key": prescreen_key(prepared),
         "samples": samples,
         "runs": len(runs),
         "cached": cached,

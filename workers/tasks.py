@@ -3,6 +3,7 @@
 - `run_task`: one run (train + evaluate) on this worker — queue `gpu`.
 - `fit_task`: a candidate's points and a preliminary solo fit, once its runs are done — `default`.
 - `rank_task`: the study's joint fit, ranking and outputs, once the fits are done — `default`.
+- `prescreen_task`: the embedding pre-screen of a study's data (and its near-duplicate check) — `default`.
 - `hf_run_task` (workers/backends/hf_jobs.py): a run on Hugging Face Jobs, submitted and followed — `default`.
 
 A run's record-keeping (cancel, cache, heartbeat, failure) is `workers.run_lifecycle`, shared by both.
@@ -165,14 +166,17 @@ def rank_task(study_id: str) -> dict:
                 }
             )
     prepared_file = artifacts.prepared_dir(study_id) / "prepared.json"
-    contamination = {}
+    contamination, near_duplicates = {}, None
     if prepared_file.is_file():
-        contamination = prepared_for(study_id, artifacts).contamination
+        prepared = prepared_for(study_id, artifacts)
+        contamination, near_duplicates = prepared.contamination, prepared.near_duplicates
     if not results:
         status = "canceled" if study.get("status") == "canceled" else "failed"
         store.update_study(study_id, status=status, error="no run finished: nothing to fit", phase="done")
         return {"study_id": study_id, "status": status}
-    summary = summarize_study(spec, results, contamination=contamination, failed=failed)
+    summary = summarize_study(
+        spec, results, contamination=contamination, near_duplicates=near_duplicates, failed=failed
+    )
     summary["study_id"] = study_id
     out = write_study_outputs(summary, artifacts.study_dir(study_id), spec)
     canceled = study.get("status") == "canceled"
@@ -210,6 +214,34 @@ def _refine_within_budget(store: JobStore, study_id: str, spec, decision: dict) 
         store.update_study(study_id, refine_note=f"automatic refinement stopped: {err}")
         return
     log.info("study %s: inconclusive, refined automatically with %d runs at %d rows", study_id, len(ids), p["size"])
+
+
+def prescreen_task(spec_yaml: str, key: str) -> dict:
+    """Prepare the study's data (embedding it for the near-duplicate check) and pre-screen the candidates.
+
+    Progress is in the job's meta ({"phase", "done", "total"}); the result goes to the artifacts
+    store under `key`, where Setup and Results read it.
+    """
+    import yaml
+
+    from core.prescreen import screen
+    from core.spec import parse_spec
+    from core.study import prepare_study
+
+    job = get_current_job()
+
+    def progress(phase: str, done: int, total: int, _loss=None) -> None:
+        if job is not None:
+            job.meta["progress"] = {"phase": phase, "done": done, "total": total}
+            job.save_meta()
+
+    progress("loading the data", 0, 0)
+    spec = parse_spec(yaml.safe_load(spec_yaml), stored=True)
+    prepared = prepare_study(spec)
+    progress("embedding", 0, len(prepared.candidates) + 2)
+    result = screen(prepared, progress=progress) | {"key": key, "data": prepared.summary()}
+    ArtifactStore().put_prescreen(key, result)
+    return {"key": key, "ranking": result["ranking"], "seconds": result["seconds"]}
 
 
 def noop_task(payload: str = "") -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import views
+from app import prescreen_view, views
 from app.common import artifacts, redis
 from app.ui import flash, md_escape, page_link, pick_study, show_flash
 from core.artifacts import ArtifactStore
@@ -371,10 +371,11 @@ def _warnings(r: StudyResults) -> None:
             f"{len(failed):,} runs did not finish; the fits use the {len(m.get('runs') or []):,} that did.",
             icon=":material/warning:",
         )
-    removed = {k: v for k, v in (m.get("contamination") or {}).items() if v}
-    if removed:
-        leaks = ", ".join(f"{k} {v:,} rows" for k, v in removed.items())
-        st.caption(md_escape("Benchmark leaks removed from candidates: " + leaks))
+    for what, counts in (("copies", m.get("contamination")), ("near-duplicates", m.get("near_duplicates"))):
+        removed = {k: v for k, v in (counts or {}).items() if v}
+        if removed:
+            leaks = ", ".join(f"{k} {v:,} rows" for k, v in removed.items())
+            st.caption(md_escape(f"Benchmark leaks removed from candidates ({what} of benchmark rows): {leaks}"))
 
 
 def _details(r: StudyResults, key: str) -> None:
@@ -553,7 +554,18 @@ def main() -> None:
         _details(result, "a")
         return
     _summary(result, "a")
+    _prescreen(next(s for s in studies if s["id"] == sid), result)
     _details(result, "a")
+
+
+def _prescreen(study: dict, r: StudyResults) -> None:
+    """The embedding pre-screen of the study's data beside the trained ranking, when one was made."""
+    screened = artifacts().get_prescreen(study.get("prescreen_key"))
+    if screened is None:
+        return
+    trained = [row["candidate"] for row in r.metrics.get("ranking") or []]
+    with st.expander("Pre-screen (embeddings, before training) beside the trained ranking", expanded=False):
+        prescreen_view.show_result(screened, trained_ranking=trained)
 
 
 main()

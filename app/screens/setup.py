@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from app import prescreen_view
 from app.common import artifacts, current_user, redis
 from app.training_form import draw_inputs, setting_inputs
 from app.ui import duration, flash, md_escape, show_flash
@@ -32,12 +33,12 @@ from app.uploads import (
 )
 from core import tasks
 from core.catalog import Catalog, CatalogError, load_catalog
+from core.models import MINILM, TINY_LM
 from core.normalize import DataError
 from core.paths import PROJECT_ROOT
 from core.sources import SUPPORTED_EXTENSIONS, SourceError
 from core.spec import SpecError, StudySpec, dump_spec, load_spec, parse_spec
-from core.models import MINILM, TINY_LM
-from workers import client
+from workers import client, prescreen
 from workers.backends import BackendError, backends, get_backend
 from workers.backends.base import DEFAULT_BACKEND
 from workers.client import SubmitError, SubmitOptions
@@ -48,6 +49,7 @@ PAGE = "setup"
 DEMOS = {
     "fast": PROJECT_ROOT / "catalog" / "demo_study_fast.yaml",
     "full": PROJECT_ROOT / "catalog" / "demo_study.yaml",
+    "minilm": PROJECT_ROOT / "catalog" / "demo_study_minilm.yaml",
 }
 JOBS_PAGE = Path(__file__).resolve().parent / "jobs.py"
 MODEL_SUGGESTIONS = [TINY_LM, MINILM, "HuggingFaceTB/SmolLM2-135M", "Qwen/Qwen2.5-0.5B", "meta-llama/Llama-3.2-1B"]
@@ -246,7 +248,8 @@ def _fill(spec: StudySpec) -> None:
     for setting in TRAINING:
         _set(f"t.{setting.name}", setting.form_value(getattr(spec.training, setting.name)))
     extras["top"] = spec.model_dump(
-        exclude_unset=True, include={"bootstrap", "trust_remote_code", "output_dir", "refine", "refine_budget"}
+        exclude_unset=True,
+        include={"bootstrap", "trust_remote_code", "output_dir", "refine", "refine_budget", "near_duplicate_threshold"},
     )
     ss[STORED + "extra"] = extras
 
@@ -537,7 +540,9 @@ def _backend_options() -> dict:
 
 
 def _options() -> SubmitOptions:
-    return SubmitOptions(backend=_get("backend"), submitted_by=current_user(), backend_options=_backend_options())
+    return SubmitOptions(
+        backend=_get("backend"), submitted_by=current_user(), backend_options=_backend_options(), prescreen=True
+    )
 
 
 def _backend_section() -> None:
@@ -781,6 +786,38 @@ def _show_preview(spec: StudySpec, res: dict) -> None:
     for tab, name in zip(st.tabs([md_escape(n) for n in names]), names):
         rows = [{k: _cell(v) for k, v in r.items()} for r in res["samples"][name]]
         tab.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if res.get("prescreen_key"):
+        _prescreen(spec, res["prescreen_key"])
+
+
+def _prescreen(spec: StudySpec, key: str) -> None:
+    """The queued embedding pre-screen of the validated data: started once, then followed until it finishes."""
+    st.markdown("**Pre-screen** (embeddings, no training)")
+    if st.session_state.get("setup.prescreen_retry") == key:
+        del st.session_state["setup.prescreen_retry"]
+        again = True
+    else:
+        again = False
+    state, messages = _data_errors(lambda: prescreen.start(redis(), spec, key, artifacts=artifacts(), again=again))
+    if messages:
+        _show_errors(messages)
+        return
+    live = state["status"] in ("queued", "started")
+
+    @st.fragment(run_every=2 if live else None)
+    def follow() -> None:
+        now = prescreen.status(redis(), key, artifacts=artifacts()) if live else state
+        prescreen_view.show_state(now)
+        if live and now["status"] not in ("queued", "started"):
+            st.rerun()  # finished or failed: draw the page once more, without the timer
+        if now["status"] == "failed":
+            st.button("Pre-screen again", key="setup.prescreen_again", on_click=_retry_prescreen, args=(key,))
+
+    follow()
+
+
+def _retry_prescreen(key: str) -> None:
+    st.session_state["setup.prescreen_retry"] = key
 
 
 def _summary_row(source: dict, name: str | None = None) -> dict:
@@ -790,7 +827,7 @@ def _summary_row(source: dict, name: str | None = None) -> dict:
         "rows": source["rows"],
         "dropped": source["dropped"],
         "contamination removed": source.get("contaminated_removed"),
-    }
+    }  # near-duplicates need every row embedded: the pre-screen below and Run count them
 
 
 def _validate_clicked() -> list[str]:
@@ -862,7 +899,7 @@ def main() -> None:
 
 def _load_section() -> None:
     """The demo buttons, Clear, and loading or saving a YAML spec."""
-    c1, c2, c3 = st.columns([2, 2, 3])
+    c1, c2, c4, c3 = st.columns([2, 2, 2, 2])
     c1.button(
         "Load demo study",
         type="primary",
@@ -877,6 +914,14 @@ def _load_section() -> None:
         args=("full",),
         key="setup.demo_full",
         help="The same demo with 4 sizes and 2 seeds (40 runs).",
+    )
+    c4.button(
+        "Load demo on MiniLM",
+        on_click=_on_demo,
+        args=("minilm",),
+        key="setup.demo_minilm",
+        help="The same demo on real pretrained weights: all-MiniLM-L6-v2 (shipped, offline) trained with LoRA as a "
+        "classifier; 15 runs.",
     )
     c3.button("Clear the form", on_click=_reset_form, key="setup.clear")
     with st.expander("Load or save a spec (YAML), shared with the `workbench` CLI"):
