@@ -599,6 +599,23 @@ def test_results_shows_a_finished_study(redis, finished_in_redis):
     assert ranking.loc[0, "predicted"] != by_loss.loc[0, "predicted"]
 
 
+def test_results_shows_the_prescreen_beside_the_trained_ranking(redis, finished_in_redis):
+    from core.prescreen import screen
+    from core.study import load_prepared
+
+    store = ArtifactStore()
+    key = JobStore(redis).study(finished_in_redis)["prescreen_key"]
+    prepared = load_prepared(store.prepared_dir(finished_in_redis))
+    result = screen(prepared, sample=100)
+    store.put_prescreen(key, result)
+    at = ok(page(RESULTS))
+    assert any("Pre-screen" in e.label for e in at.expander)
+    shown = table(at, "knn_accuracy")
+    assert list(shown["source"]) == [*result["ranking"], "D0 (reference)"]
+    agree = next(m.value for m in at.markdown if "Agreement with the trained ranking" in m.value)
+    assert "1 of 1 pairs" in agree or "0 of 1 pairs" in agree
+
+
 def test_results_compares_two_studies_and_draws_without_a_saved_spec(redis, finished, tmp_path, monkeypatch):
     root = tmp_path / "artifacts"
     shutil.copytree(finished[0], root)

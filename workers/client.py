@@ -424,7 +424,8 @@ def reindex(redis: Redis, artifacts: ArtifactStore | None = None) -> list[str]:
         spec = parse_spec(yaml.safe_load(spec_file.read_text()), stored=True)
         try:
             refinements = read_json(artifacts.study_dir(study_id) / REFINEMENTS_FILE) or []
-            runs = plan_runs(load_prepared(artifacts.prepared_dir(study_id)), refinements)
+            prepared = load_prepared(artifacts.prepared_dir(study_id))
+            runs = plan_runs(prepared, refinements)
         except FileNotFoundError:
             continue
         lost = {"status": "failed", "phase": "lost", "error": "lost with Redis before it finished; retry it"}
@@ -438,6 +439,7 @@ def reindex(redis: Redis, artifacts: ArtifactStore | None = None) -> list[str]:
             "backend": DEFAULT_BACKEND,
             "primary_metric": spec.primary_metric,
             "target_size": spec.target_size,
+            "prescreen_key": prescreen_key(prepared),
             "reindexed": True,
         }
         if metrics:
