@@ -135,3 +135,27 @@ def test_a_saved_classifier_head_with_other_labels_is_refused(redis, tmp_path):
         },
     )
     _refused(redis, {"model": folder, "training": {"method": "lora"}}, "classifier head", "negative", "billing")
+
+
+def test_a_minilm_study_runs_through_a_real_worker_and_ranks_the_demo_right(redis, tmp_path, monkeypatch):
+    from core.artifacts import ArtifactStore
+    from tests.test_queue import Workers
+
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    monkeypatch.setenv("ARTIFACTS_DIR", str(artifacts.root))
+    training = {"method": "auto", "epochs": 3, "learning_rate": 1e-3, "batch_size": 16, "max_seq_length": 64}
+    spec = tiny_spec(model=MINILM, training=training, sizes=[60, 120, 240])
+    study_id = client.submit(redis, spec, artifacts=artifacts)
+    workers = Workers(REDIS_URL, artifacts, tmp_path)
+    workers.start()
+    try:
+        state = client.wait(redis, study_id, timeout=600)
+    finally:
+        workers.stop_all()
+    assert state["study"]["status"] == "finished", workers.logs()[-3000:]
+    metrics = client.results(study_id, artifacts)
+    assert [r["candidate"] for r in metrics["ranking"]][0] == "helpful"
+    assert metrics["ranking"][0]["predicted"] > metrics["baseline"]["predicted"]
+    runs = [json.loads(p.read_text()) for p in (artifacts.root / "runs").glob("*/result.json")]
+    assert {r["train"]["method"] for r in runs} == {"lora"} and len(runs) == 9
+    assert all((artifacts.root / "runs" / r["key"] / "adapter" / "config.json").is_file() for r in runs)
