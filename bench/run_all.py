@@ -22,7 +22,15 @@ from bench._common import RESULTS_DIR, machine, python, setup_env
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-BENCHMARKS = ("normalize_mix", "streaming_sample", "label_scoring", "train_throughput", "queue", "dashboard")
+BENCHMARKS = (
+    "normalize_mix",
+    "streaming_sample",
+    "label_scoring",
+    "train_throughput",
+    "queue",
+    "dashboard",
+    "near_duplicates",
+)
 
 
 def run(names: list[str]) -> dict[str, float]:
@@ -349,6 +357,87 @@ def _dashboard_values(r: dict) -> dict:
     }
 
 
+def _pct(share: float, digits: int = 1) -> str:
+    return f"{round(100 * share, digits) or 0.0:.{digits}f} %"
+
+
+def _threshold_tables(a: dict, at: dict) -> dict:
+    """Recall per positive set and false removals per negative set at each threshold (`at` in bold)."""
+    sets, table = a["sets"], a["table"]
+    pos = [k for k, v in sets.items() if v["kind"] == "positive"]
+    neg = [k for k, v in sets.items() if v["kind"] == "negative"]
+    mark = lambda row, cells: [f"**{c}**" if row is at else c for c in cells]  # noqa: E731
+    recall = [mark(row, [f"{row['threshold']:.2f}", *(_pct(row[n]["rate"]) for n in pos)]) for row in table]
+    false = [
+        mark(row, [f"{row['threshold']:.2f}", *(f"{row[n]['count']} ({_pct(row[n]['rate'], 2)})" for n in neg)])
+        for row in table
+    ]
+    quantiles = [
+        [
+            k,
+            v["kind"],
+            _n(v["rows"]),
+            *(f"{x:.3f}" for x in v["quantiles"].values()),
+            _pct(v.get("nearest_is_source", 0), 0) if v["kind"] == "positive" else "",
+        ]
+        for k, v in sets.items()
+    ]
+    slots = a["shared_slots"]["topics: benchmark phrasing"]
+    return {
+        "recall_table": _table(["threshold", *pos], recall),
+        "false_table": _table(["threshold", *neg], false),
+        "quantile_table": _table(
+            ["set", "kind", "rows", *(f"q{q}" for q in sets[pos[0]]["quantiles"]), "nearest is its source"], quantiles
+        ),
+        "slots_table": _table(
+            ["slots shared", *next(iter(slots.values()))], [[k, *(_n(x) for x in v.values())] for k, v in slots.items()]
+        ),
+        "neg_sets": neg,
+    }
+
+
+def _near_duplicates_values(r: dict) -> dict:
+    a, search, embed = r["threshold"], r["search"], r["embed"]
+    rec = r["recommended_threshold"]
+    at = next((row for row in a["table"] if row["threshold"] == rec), a["table"][-1])
+    tables = _threshold_tables(a, at)
+    timings = lambda x: ", ".join(f"{t:.2f}" for t in x["all"])  # noqa: E731
+
+    def run(block: int, threads: int) -> dict:
+        return next(x for x in search["runs"] if (x["block"], x["threads"]) == (block, threads))
+
+    search_rows = [
+        [x["threads"], _n(x["block"]), f"{x['seconds']:.2f}", _n(x["rows_per_s"]), _n(x["peak_mib"]), timings(x)]
+        for x in search["runs"]
+    ]
+    embed_rows = [
+        [x["threads"], f"{x['texts']} ({embed['mean_words'][x['texts']]})", _n(x["rows"]), f"{x['seconds']:.2f}"]
+        + [_n(x["rows_per_s"]), timings(x)]
+        for x in embed["runs"]
+    ]
+    return {
+        **tables,
+        "a": a,
+        "rec": rec,
+        "at": at,
+        "max_false": max(at[n]["rate"] for n in tables["neg_sets"]),
+        "removed_total": sum(at[n]["count"] for n in tables["neg_sets"]),
+        "negatives_total": sum(a["sets"][n]["rows"] for n in tables["neg_sets"]),
+        "search": search,
+        "search_default": run(search["default_block"], 1),
+        "search_small": run(min(r["params"]["blocks"]), 1),
+        "search_two_threads": run(search["default_block"], 1)["seconds"] / run(search["default_block"], 2)["seconds"],
+        "search_table": _table(
+            ["BLAS threads", "block", "best s", "rows/s", "peak RSS over start MiB", "timings s"], search_rows
+        ),
+        "embed": embed,
+        "embed_rate": {f"{x['threads']} {x['texts']}": x["rows_per_s"] for x in embed["runs"]},
+        "embed_table": _table(
+            ["torch threads", "texts (mean words)", "rows", "best s", "rows/s", "timings s"], embed_rows
+        ),
+    }
+
+
 SECTION_VALUES = {
     "normalize_mix": _normalize_mix_values,
     "streaming_sample": _streaming_sample_values,
@@ -356,6 +445,7 @@ SECTION_VALUES = {
     "train_throughput": _train_throughput_values,
     "queue": _queue_values,
     "dashboard": _dashboard_values,
+    "near_duplicates": _near_duplicates_values,
 }
 
 

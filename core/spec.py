@@ -191,7 +191,7 @@ class StudySpec(_Model):
         ge=0.5,
         le=1.0,
         description="candidate rows whose MiniLM cosine to a benchmark row is at least this are removed as "
-        "paraphrases; null: exact duplicates only",
+        "near-copies; null: exact duplicates only",
     )
 
     @field_validator("model")

@@ -33,6 +33,10 @@ SECTIONS = {
         "## 6. Dashboard: Jobs and Results with 10k runs, and Run to the first run starting",
         lambda r: f"metrics.json ({r['params']['results_metrics_json_mib']:.1f} MiB)",
     ),
+    "near_duplicates": (
+        "## 7. Near-duplicate search and the semantic decontamination threshold",
+        lambda r: f"**Recommended default: {r['recommended_threshold']}.**",
+    ),
 }
 
 
