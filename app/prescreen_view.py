@@ -41,7 +41,11 @@ def show_result(result: Mapping, trained_ranking: list[str] | None = None) -> No
         c: st.column_config.NumberColumn(title, help=helptext, format="%.3f")
         for c, (title, helptext) in COLUMNS.items()
     }
-    config["rank"] = st.column_config.NumberColumn("Rank", format="%d")
+    config["rank"] = st.column_config.TextColumn("Rank")
+    config["source"] = st.column_config.TextColumn("Source")
+    config["near-dups removed"] = st.column_config.NumberColumn(
+        "Near-dups removed", help="Rows of the whole source removed as near-copies of benchmark rows"
+    )
     st.dataframe(frame, hide_index=True, width="stretch", column_config=config)
     removed = result.get("near_duplicates_removed")
     shown = (

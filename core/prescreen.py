@@ -128,8 +128,10 @@ def _label_measures(sims: np.ndarray, labels: list, bench_labels: list) -> dict:
 
 def table(result: dict) -> pd.DataFrame:
     """One row per candidate in pre-screen order, D0 last as the reference; a column per measure present."""
-    rows = [{"rank": i + 1, "source": name, **result["candidates"][name]} for i, name in enumerate(result["ranking"])]
-    rows.append({"rank": None, "source": "D0 (reference)", **result["d0"]})
+    rows = [
+        {"rank": str(i + 1), "source": name, **result["candidates"][name]} for i, name in enumerate(result["ranking"])
+    ]
+    rows.append({"rank": "—", "source": "D0 (reference)", **result["d0"]})
     frame = pd.DataFrame(rows)
     keep = ["rank", "source"] + [c for c in COLUMNS if c in frame and frame[c].notna().any()]
     frame = frame[keep]
