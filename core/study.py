@@ -705,10 +705,31 @@ def run_study(
 ) -> dict:
     """Prepare, run every run (reusing stored results), fit, rank, and write the outputs.
 
-    `refinements` adds runs (arm, size, seed) beyond the spec's grid, as `workbench refine` does."""
+    `refinements` adds runs (arm, size, seed) beyond the spec's grid, as `workbench refine` does;
+    with `refine: auto` an inconclusive study adds its proposed runs itself within `refine_budget`,
+    as the queue's ranking job does."""
     store = store or ArtifactStore()
     prepared = prepare_study(spec)
-    runs = plan_runs(prepared, refinements)
+    refinements = list(refinements or [])
+    while True:
+        results, failed = _execute_all(
+            prepared, plan_runs(prepared, refinements), store, on_run, on_result, progress_for
+        )
+        summary = summarize_study(
+            spec, results, contamination=prepared.contamination, near_duplicates=prepared.near_duplicates, failed=failed
+        )
+        added = _auto_refinement(spec, summary.get("decision") or {}, refinements)
+        if not added:
+            break
+        log.info("inconclusive: refining with %d runs at %d rows", len(added), added[0]["size"])
+        refinements += added
+    summary["data"] = prepared.summary()
+    write_study_outputs(dict(summary), store.study_dir(prepared.study_id), spec)
+    return write_study_outputs(summary, Path(out_dir), spec)
+
+
+def _execute_all(prepared, runs, store, on_run, on_result, progress_for) -> tuple[list[dict], list[dict]]:
+    """Every run in order (stored results reused); the results, and the runs that failed with their error."""
     results, failed = [], []
     for i, run in enumerate(runs):
         if on_run:
@@ -722,13 +743,18 @@ def run_study(
         results.append(result)
         if on_result:
             on_result(run, result)
-    summary = summarize_study(
-        spec, results, contamination=prepared.contamination, near_duplicates=prepared.near_duplicates, failed=failed
-    )
-    summary["data"] = prepared.summary()
-    study_dir = store.study_dir(prepared.study_id)
-    write_study_outputs(dict(summary), study_dir, spec)
-    return write_study_outputs(summary, Path(out_dir), spec)
+    return results, failed
+
+
+def _auto_refinement(spec: StudySpec, decision: dict, done: list[dict]) -> list[dict]:
+    """`refine: auto`: the proposed runs of an inconclusive study, when they are new and fit in refine_budget."""
+    proposal = decision.get("proposal")
+    if spec.refine != "auto" or not decision.get("inconclusive") or not proposal:
+        return []
+    added = [{"arm": a, "size": proposal["size"], "seed": s} for a in proposal["arms"] for s in proposal["seeds"]]
+    if any(r in done for r in added) or len(done) + len(added) > spec.refine_budget:
+        return []
+    return added
 
 
 # ------------------------------------------------------------------------------------------------

@@ -141,3 +141,12 @@ def test_multiple_choice_study_runs_offline_end_to_end(tmp_path, store, demo_fol
         assert run["eval"]["rows"] == 60
     assert {r["candidate"] for r in metrics["ranking"]} == {"helpful", "offdomain"}
     assert "gold_prob" in metrics["ranking_by_metric"] and "loss" in metrics["ranking_by_metric"]
+
+
+def test_refine_auto_refines_an_inconclusive_study_in_process_within_its_budget(tmp_path, store):
+    """`workbench run` / `demo` honour `refine: auto` as the queue does: one size is never settled."""
+    summary = run_study(tiny_spec(sizes=[40], refine="auto", refine_budget=3), tmp_path / "out", store=store)
+    sizes = sorted({(r["arm"], r["size"]) for r in summary["runs"]})
+    refined = [arm for arm, size in sizes if size == 80]
+    assert len(refined) == 2 and len(summary["runs"]) == 5  # 3 arms at 40 rows, then the top two at 80
+    assert all(size in (40, 80) for _, size in sizes)  # a second refinement (2 more) would pass the budget of 3

@@ -35,8 +35,20 @@ REAP_EVERY = min(5.0, ALIVE_TTL / 4)
 LOG_LEVEL = os.environ.get("WORKBENCH_WORKER_LOG_LEVEL", "WARNING").upper()  # INFO shows each job's path
 
 
-# Architectures of common small causal LMs: each is a lazily imported module of its own.
-PRELOAD_ARCHITECTURES = ("llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3", "phi3", "gpt2")
+# Architectures of common small causal LMs and encoders: each is a lazily imported module of its own.
+PRELOAD_ARCHITECTURES = (
+    "llama",
+    "qwen2",
+    "qwen3",
+    "mistral",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "phi3",
+    "gpt2",
+    "bert",
+    "roberta",
+)
 
 
 def preload() -> None:
@@ -54,7 +66,15 @@ def preload() -> None:
     import torch  # noqa: F401
     import transformers
     import trl
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed  # noqa: F401
+    from transformers import (  # noqa: F401
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+        set_seed,
+    )
     from transformers.trainer_callback import PrinterCallback, ProgressCallback  # noqa: F401
     from trl import SFTConfig, SFTTrainer  # noqa: F401
 
@@ -68,7 +88,7 @@ def preload() -> None:
         from peft import LoraConfig, get_peft_model  # noqa: F401
     except ImportError:
         pass
-    from core import evaluation, study, train  # noqa: F401
+    from core import encoder, evaluation, study, train  # noqa: F401
     from core.metrics import MODULES_DIR, load_metric
 
     for folder in sorted(MODULES_DIR.iterdir()):
