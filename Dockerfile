@@ -19,6 +19,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WORKBENCH_HOME=/data \
     ARTIFACTS_DIR=/data/artifacts \
     HF_HOME=/data/hf-cache \
+    WORKBENCH_EMBEDDINGS_DIR=/data/embeddings \
     TOKENIZERS_PARALLELISM=false \
     WORKBENCH_PUBLIC_HOST=localhost
 
