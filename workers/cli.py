@@ -48,10 +48,13 @@ def _print_ranking(summary: dict, out=sys.stdout) -> None:
     metric = summary["primary_metric"]
     target = summary["target_size"]
     base = summary.get("baseline") or {}
+    # Measured at each arm's largest size: the spec's largest, or beyond it for the arms a refinement ran.
+    refined = any(r["size"] > max(summary["sizes"]) for r in summary.get("runs") or [])
+    measured = "measured" if refined else "at " + format(max(summary["sizes"]), ",")
     print(f"\nRanking by predicted {metric} at {target:,} rows ({summary['study']}):", file=out)
     header = (
         f"{'#':>2}  {'candidate':<20} {'predicted':>9} {'90% interval':>17} {'vs baseline':>11} "
-        f"{'P(best)':>7}  {'at ' + format(max(summary['sizes']), ','):>9} {'#':>2}  flags"
+        f"{'P(best)':>7}  {measured:>9} {'#':>2}  flags"
     )
     print(header, file=out)
     print("-" * len(header), file=out)
@@ -90,20 +93,28 @@ def _run_with_progress(spec, out_dir: Path) -> dict:
     bar = tqdm(total=total, unit="run", dynamic_ncols=True, disable=not interactive, mininterval=0.5)
     started = time.perf_counter()
 
+    seen: set[str] = set()  # a refinement pass (refine: auto) goes over the runs already done again
+
     def on_run(run, i, n):
+        if i == 0 and seen:
+            print(f"inconclusive: following the proposal, {n - len(seen)} more runs", flush=True)
+        state["total"] = n
+        bar.total = n
         bar.set_description(run.label)
 
     def on_result(run, result):
+        if run.key in seen:
+            return
+        seen.add(run.key)
         metric = spec.primary_metric
         value = result["metrics"].get(metric)
         state["last"] = f"{metric}={value:.3f}" + (" (cached)" if result.get("cached") else "")
         bar.set_postfix_str(state["last"])
         bar.update(1)
-        state["done"] = state.get("done", 0) + 1
         if not interactive:
             took = result.get("timings", {}).get("total_seconds", 0.0)
             print(
-                f"[{state['done']}/{total}] {run.label}: {state['last']}, {result['train']['steps']} steps, "
+                f"[{len(seen)}/{state['total']}] {run.label}: {state['last']}, {result['train']['steps']} steps, "
                 f"{took:.1f} s (elapsed {time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
