@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import os
 import struct
 import subprocess
@@ -216,6 +217,24 @@ def preview(c: Ctx, **over) -> dict:
 def cli(c: Ctx, **over) -> list[str]:
     """`workbench submit <spec.yaml>`: the arguments after `submit`."""
     return [c.w.spec_file(c.w.spec(**over))]
+
+
+def _model_folder(c: Ctx, name: str, architectures: list[str], model_type: str, **config) -> str:
+    """A model folder with only its config.json: the kind check reads nothing else."""
+    (c.w.data / name).mkdir(exist_ok=True)
+    body = {"architectures": architectures, "model_type": model_type, **config}
+    return str(Path(c.w.write(f"{name}/config.json", json.dumps(body))).parent)
+
+
+def _generative_columns(c: Ctx) -> dict:
+    """The classification files read as prompt -> answer (valid generative data)."""
+    columns = {"columns": {"prompt": "text", "answer": "label"}}
+    spec = c.w.spec()
+    return {
+        "d0": {**spec["d0"], **columns},
+        "benchmark": {**spec["benchmark"], **columns},
+        "candidates": [{**spec["candidates"][0], **columns}],
+    }
 
 
 def upload(name: str, data) -> Any:
@@ -862,6 +881,38 @@ CASES = [
         API,
         lambda c: submit(c, model="builtin:huge"),
         ("unknown built-in model 'builtin:huge'", "builtin:tiny-lm"),
+        SpecError,
+    ),
+    C(
+        "model-encoder-for-generative",
+        API,
+        lambda c: submit(c, model="builtin:minilm", task="generative", metrics=None, **_generative_columns(c)),
+        ("model: 'builtin:minilm' is an encoder", "only be trained for classification", "causal LM"),
+        SpecError,
+    ),
+    C(
+        "model-folder-neither-kind",
+        CLI_IN,
+        lambda c: cli(c, model=_model_folder(c, "t5", ["T5ForConditionalGeneration"], "t5", is_encoder_decoder=True)),
+        ("is neither a causal LM", "T5ForConditionalGeneration", "an encoder for classification"),
+    ),
+    C(
+        "model-head-with-other-labels",
+        API,
+        lambda c: submit(
+            c,
+            model=_model_folder(
+                c, "sentiment", ["BertForSequenceClassification"], "bert", id2label={"0": "neg", "1": "pos"}
+            ),
+        ),
+        ("classifier head for the labels ['neg', 'pos']", "give the base model", "label_map"),
+        SpecError,
+    ),
+    C(
+        "lora-on-the-random-init-model",
+        API,
+        lambda c: submit(c, training={"method": "lora"}),
+        ("training.method: 'lora' cannot train builtin:tiny-lm", "use method 'full'", "builtin:minilm"),
         SpecError,
     ),
     C(
