@@ -184,7 +184,10 @@ def _load_encoder(model_ref: str, source: str, labels, settings: TrainingSetting
     from core import encoder
 
     if not labels:
-        raise TrainingError(f"'{model_ref}' is an encoder: it trains as a classifier and needs the study's labels")
+        raise TrainingError(
+            f"'{model_ref}' is an encoder: it can only be trained for classification (the study's labels become its "
+            "head); choose a causal LM for this task"
+        )
     try:
         tokenizer, model = encoder.load_classifier(source, labels, settings, method=method, cuda=cuda, bf16=bf16)
     except OSError as err:
