@@ -233,7 +233,9 @@ def _two_rankings(rows: list[dict], target: int) -> None:
     plain = views.plain_order(rows)
     if not extrapolated:
         return
-    largest = max(int(r.get("largest_size") or 0) for r in rows)
+    sizes = {int(r.get("largest_size") or 0) for r in rows}
+    # A refinement measures only the top two at a larger size: then each arm is read at its own largest.
+    measured = f"Measured at {max(sizes):,}" if len(sizes) == 1 else "Measured (each at its largest size)"
     n = max(len(extrapolated), len(plain))
     frame = pd.DataFrame(
         {
@@ -248,7 +250,7 @@ def _two_rankings(rows: list[dict], target: int) -> None:
         column_config={
             "position": st.column_config.NumberColumn("#", format="%d"),
             "extrapolated": st.column_config.TextColumn(f"Extrapolated to {target:,}"),
-            "plain": st.column_config.TextColumn(f"Measured at {largest:,}"),
+            "plain": st.column_config.TextColumn(measured),
         },
     )
     if extrapolated[: len(plain)] != plain:
