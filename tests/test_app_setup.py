@@ -180,6 +180,7 @@ def test_validate_shows_the_prescreen_waiting_for_a_worker(redis):
     assert any("Pre-screen" in m.value for m in at.markdown)
     texts = [_plain(p.proto.text) for p in at.get("progress")]
     assert any(t.startswith("Pre-screen queued: waiting for a worker") for t in texts), texts
+    assert any("No worker listens on the 'default' queue" in _plain(c.value) for c in at.caption)
 
 
 def test_run_enqueues_exactly_one_study(redis, env):

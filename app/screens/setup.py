@@ -808,6 +808,11 @@ def _prescreen(spec: StudySpec, key: str) -> None:
     def follow() -> None:
         now = prescreen.status(redis(), key, artifacts=artifacts()) if live else state
         prescreen_view.show_state(now)
+        if now["status"] == "queued" and not client.queue_workers(redis()).get(client.QUEUE_DEFAULT):
+            st.caption(
+                f"No worker listens on the '{client.QUEUE_DEFAULT}' queue: start one (`make run`, or `workbench "
+                "worker`) and the pre-screen begins."
+            )
         if live and now["status"] not in ("queued", "started"):
             st.rerun()  # finished or failed: draw the page once more, without the timer
         if now["status"] == "failed":
