@@ -305,31 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     # One GPU, as a worker has (docs/OPERATIONS.md: one worker per GPU); with several visible, the
     # Trainer would spread each step over them (DataParallel) and the figures would mean something else.
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
-    # Refuse before anything is built or loaded: importing torch is the only cost of asking.
-    try:
-        import torch
-
-        cuda = torch.cuda.is_available()
-    except ImportError:
-        cuda = False
-    if not cuda:
-        print(NO_CUDA, file=sys.stderr)
+    refusal = _cuda_refusal()
+    if refusal:
+        print(refusal, file=sys.stderr)
         return 2
-    if torch.cuda.device_count() > 1:
-        print(
-            f"bench.gpu_check measures one GPU and sees {torch.cuda.device_count()} "
-            f"(CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}): give it one, e.g. CUDA_VISIBLE_DEVICES=0",
-            file=sys.stderr,
-        )
-        return 2
+    import torch
 
-    setup_env()
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    _quiet()
     names = [n for n in CONFIGS if not args.only or n in args.only]
     steps = args.steps or (QUICK_STEPS if args.quick else STEPS)
     device_name = torch.cuda.get_device_name(0)
@@ -340,23 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MFU: {FLOPS_FORMULA}\n", flush=True)
 
     train_rows, benchmark, labels = demo_rows()
-    configs: dict[str, dict] = {}
-    for name in names:
-        print(f"=== {name}: {CONFIGS[name][0]} ({CONFIGS[name][1]['method']}), {steps} steps", flush=True)
-        r = configs[name] = run_or_report(name, train_rows, benchmark, labels, steps=steps, peak=peak)
-        gc.collect()  # a failure's traceback held its model until run_or_report returned
-        torch.cuda.empty_cache()
-        if r["status"] != "ok":
-            print(f"{name}: FAILED: {r['error'].splitlines()[0][:300]}\n", flush=True)
-            continue
-        print(
-            f"{name}: {r['tokens_per_second']:,.0f} train tokens/s, {r['steps']} steps in {r['train_seconds']:.1f} s, "
-            f"peak GPU memory {r['peak_gpu_mem_gib']:.2f} GiB, MFU {_mfu(r)} "
-            f"({r['achieved_tflops']:.3g} TFLOP/s); accuracy {r['eval']['accuracy']:.3f}, "
-            f"macro-F1 {r['eval']['macro_f1']:.3f}, eval {r['eval_seconds']:.1f} s\n",
-            flush=True,
-        )
-
+    configs = {name: _run_and_print(name, train_rows, benchmark, labels, steps, peak) for name in names}
     doc = {
         "command": " ".join(["python -m bench.gpu_check", *argv]),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -368,12 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             "peak_bf16_tflops": peak,
             "peak_source": peak_source,
         },
-        "versions": {
-            "torch": torch.__version__,
-            "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version(),
-            **{pkg: _version(pkg) for pkg in ("transformers", "peft", "trl", "accelerate", "bitsandbytes")},
-        },
+        "versions": _versions(),
         "params": {
             "steps": steps,
             "batch_size": BATCH,
@@ -387,8 +348,76 @@ def main(argv: list[str] | None = None) -> int:
         "flops_formula": FLOPS_FORMULA,
         "configs": configs,
     }
-    table = markdown(doc)
-    doc["markdown"] = table
+    doc["markdown"] = markdown(doc)
+    return _report(doc)
+
+
+def _cuda_refusal() -> str | None:
+    """Why this machine cannot run the check (no CUDA, or more than one GPU visible); None when it can.
+
+    Asked before anything is built or loaded: importing torch is the only cost.
+    """
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:
+        return NO_CUDA
+    if not cuda:
+        return NO_CUDA
+    if torch.cuda.device_count() > 1:
+        return (
+            f"bench.gpu_check measures one GPU and sees {torch.cuda.device_count()} "
+            f"(CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}): give it one, e.g. CUDA_VISIBLE_DEVICES=0"
+        )
+    return None
+
+
+def _quiet() -> None:
+    setup_env()
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def _run_and_print(name: str, train_rows, benchmark, labels, steps: int, peak) -> dict:
+    """One configuration, run (or its failure recorded) and printed."""
+    import torch
+
+    print(f"=== {name}: {CONFIGS[name][0]} ({CONFIGS[name][1]['method']}), {steps} steps", flush=True)
+    r = run_or_report(name, train_rows, benchmark, labels, steps=steps, peak=peak)
+    gc.collect()  # a failure's traceback held its model until run_or_report returned
+    torch.cuda.empty_cache()
+    if r["status"] != "ok":
+        print(f"{name}: FAILED: {r['error'].splitlines()[0][:300]}\n", flush=True)
+        return r
+    print(
+        f"{name}: {r['tokens_per_second']:,.0f} train tokens/s, {r['steps']} steps in {r['train_seconds']:.1f} s, "
+        f"peak GPU memory {r['peak_gpu_mem_gib']:.2f} GiB, MFU {_mfu(r)} "
+        f"({r['achieved_tflops']:.3g} TFLOP/s); accuracy {r['eval']['accuracy']:.3f}, "
+        f"macro-F1 {r['eval']['macro_f1']:.3f}, eval {r['eval_seconds']:.1f} s\n",
+        flush=True,
+    )
+    return r
+
+
+def _versions() -> dict:
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        **{pkg: _version(pkg) for pkg in ("transformers", "peft", "trl", "accelerate", "bitsandbytes")},
+    }
+
+
+def _report(doc: dict) -> int:
+    """The table on stdout, the result file (printed instead when it cannot be written); 1 if a config failed."""
+    configs = doc["configs"]
     rows = [
         [n, r.get("method", CONFIGS[n][1]["method"]), r["status"]]
         + (
@@ -399,22 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         for n, r in configs.items()
     ]
-    header = [
-        "config",
-        "method",
-        "status",
-        "steps",
-        "train s",
-        "tokens/s",
-        "peak GiB",
-        "MFU",
-        "acc",
-        "macro-F1",
-        "eval s",
-    ]
-    print_table(rows, header)
+    header = ["config", "method", "status", "steps", "train s", "tokens/s", "peak GiB", "MFU", "acc", "macro-F1"]
+    print_table(rows, header + ["eval s"])
     print("\nFor docs/BENCHMARKS.md (by hand; docs/OPERATIONS.md, 'GPU check'):\n")
-    print(table, flush=True)
+    print(doc["markdown"], flush=True)
     try:
         write_result("gpu_check", doc, command=doc["command"])
     except OSError as err:  # e.g. the image's read-only checkout: the figures must not be lost with it

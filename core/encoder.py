@@ -13,12 +13,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from core.adapters import load_kwargs, with_adapter
 from core.spec import TrainingSettings
 
 
 def load_classifier(source: str, labels: list[str], settings: TrainingSettings, *, method: str, cuda: bool, bf16: bool):
     """Tokenizer and model (LoRA-wrapped unless full fine-tuning) with the study's labels as its head."""
-    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -27,38 +27,11 @@ def load_classifier(source: str, labels: list[str], settings: TrainingSettings, 
         "id2label": dict(enumerate(labels)),
         "label2id": {name: i for i, name in enumerate(labels)},
     }
-    if method == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if bf16 else torch.float16,
-            # The new head stays in full precision: transformers' default skip list names only its bias.
-            llm_int8_skip_modules=["classifier", "score"],
-        )
-        kwargs["device_map"] = {"": 0}
-    elif bf16:
-        kwargs["dtype"] = torch.bfloat16
+    # The new head stays in full precision: transformers' default skip list names only its bias.
+    kwargs |= load_kwargs(method, bf16, keep_full=["classifier", "score"])
     with _quiet_loading():  # the new head is reported as "MISSING" weights: expected, not news
         model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
-    if method == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model)
-    if method in ("lora", "qlora"):
-        from peft import LoraConfig, get_peft_model
-
-        target = settings.lora_target_modules
-        config = LoraConfig(
-            r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            lora_dropout=settings.lora_dropout,
-            target_modules=target if target == "all-linear" else list(target),
-            task_type="SEQ_CLS",
-        )
-        model = get_peft_model(model, config)
+    model = with_adapter(model, settings, method, "SEQ_CLS")
     if method != "qlora":
         model.to("cuda" if cuda else "cpu")
     return tokenizer, model

@@ -73,10 +73,8 @@ def minilm_folder() -> Path:
 def local_config(model: str) -> dict | None:
     """config.json of a built-in or local-folder model; None for a Hub id (not read from the network here)."""
     if is_builtin(model):
-        if model == TINY_LM:
-            from transformers import LlamaConfig
-
-            return {"architectures": ["LlamaForCausalLM"], "model_type": LlamaConfig.model_type}
+        if model == TINY_LM:  # built on first use: its recipe says what it is (core/tiny_model.py)
+            return {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
         path = minilm_folder() / "config.json"
     else:
         folder = Path(model).expanduser()

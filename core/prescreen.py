@@ -67,6 +67,7 @@ def screen(prepared, *, sample: int = SAMPLE_ROWS, progress=None) -> dict:
     sources = {"d0": prepared.d0.rows, **{n: d.rows for n, d in prepared.candidates.items()}}
     steps = len(sources) + 1
     bench_rows = _sample(prepared.benchmark.rows, sample)
+    bench_labels = _labels(task, bench_rows)
     bench = cached_encode([task.text(r) for r in bench_rows])
     _report(progress, 1, steps)
     threshold = prepared.spec.near_duplicate_threshold
@@ -74,7 +75,7 @@ def screen(prepared, *, sample: int = SAMPLE_ROWS, progress=None) -> dict:
     for i, (name, rows) in enumerate(sources.items(), start=2):
         picked = _sample(rows, sample)
         vectors = cached_encode([task.text(r) for r in picked])
-        measures[name] = describe(vectors, bench, _labels(task, picked), _labels(task, bench_rows), threshold)
+        measures[name] = describe(vectors, bench, _labels(task, picked), bench_labels, threshold)
         _report(progress, i, steps)
     candidates = {n: m for n, m in measures.items() if n != "d0"}
     ranking = sorted(candidates, key=lambda n: -candidates[n]["score"])
@@ -82,7 +83,7 @@ def screen(prepared, *, sample: int = SAMPLE_ROWS, progress=None) -> dict:
         "version": VERSION,
         "embedding_model": "sentence-transformers/all-MiniLM-L6-v2",
         "sample": sample,
-        "score": "knn_accuracy" if task.labels(bench_rows) else "coverage",
+        "score": "coverage" if bench_labels is None else "knn_accuracy",
         "d0": measures["d0"],
         "candidates": candidates,
         "ranking": ranking,

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core import models
+from core.adapters import load_kwargs, with_adapter
 from core.models import MINILM, TINY_LM
 from core.spec import TrainingSettings
 
@@ -142,39 +143,12 @@ def load_model(
         raise TrainingError(_model_load_hint(model_ref, err)) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    kwargs: dict = {"trust_remote_code": remote}
-    if method == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if bf16 else torch.float16,
-        )
-        kwargs["device_map"] = {"": 0}
-    elif bf16:
-        kwargs["dtype"] = torch.bfloat16
+    kwargs = {"trust_remote_code": remote, **load_kwargs(method, bf16)}
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as err:
         raise TrainingError(_model_load_hint(model_ref, err)) from None
-    if method == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model)
-    if method in ("lora", "qlora"):
-        from peft import LoraConfig, get_peft_model
-
-        target = settings.lora_target_modules
-        config = LoraConfig(
-            r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            lora_dropout=settings.lora_dropout,
-            target_modules=target if target == "all-linear" else list(target),
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, config)
+    model = with_adapter(model, settings, method, "CAUSAL_LM")
     if method != "qlora":
         model.to(device)
     return LoadedModel(model=model, tokenizer=tokenizer, method=method, device=device, bf16=bf16, source=source)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from redis import Redis
 
 from bench import topics
 from core.encoder import load_trained
@@ -17,7 +16,7 @@ from core.evaluation import evaluate_model
 from core.models import MINILM, TINY_LM
 from core.spec import SpecError, TrainingSettings
 from core.train import load_model, resolve_method, train
-from tests.conftest import redis_test_url
+from tests.conftest import real_redis, redis_test_url
 from tests.specs import tiny_spec
 from workers import client
 
@@ -27,10 +26,7 @@ METRICS = ["accuracy", "macro_f1", "gold_prob", "loss"]
 
 @pytest.fixture
 def redis():
-    conn = Redis.from_url(REDIS_URL)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
+    yield from real_redis(REDIS_URL)
 
 
 def _score(loaded_model, tokenizer, rows, labels):

@@ -7,13 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from redis import Redis
 
 from bench import topics
 from core import prescreen
 from core.embeddings import cached_encode, nearest
 from core.study import prepare_study
-from tests.conftest import redis_test_url
+from tests.conftest import real_redis, redis_test_url
 from tests.specs import tiny_spec
 from tests.test_queue import Workers
 from workers import client
@@ -26,10 +25,7 @@ REDIS_URL = redis_test_url(4)
 
 @pytest.fixture
 def redis():
-    conn = Redis.from_url(REDIS_URL)
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
+    yield from real_redis(REDIS_URL)
 
 
 @pytest.fixture

@@ -64,6 +64,7 @@ def status(redis: Redis, key: str, *, artifacts: ArtifactStore | None = None) ->
 
 
 def _last_line(job: Job) -> str:
-    text = (job.latest_result().exc_string if job.latest_result() else None) or "the pre-screen job failed"
+    result = job.latest_result()
+    text = (result.exc_string if result else None) or "the pre-screen job failed"
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else text

@@ -793,11 +793,7 @@ def _show_preview(spec: StudySpec, res: dict) -> None:
 def _prescreen(spec: StudySpec, key: str) -> None:
     """The queued embedding pre-screen of the validated data: started once, then followed until it finishes."""
     st.markdown("**Pre-screen** (embeddings, no training)")
-    if st.session_state.get("setup.prescreen_retry") == key:
-        del st.session_state["setup.prescreen_retry"]
-        again = True
-    else:
-        again = False
+    again = st.session_state.pop("setup.prescreen_retry", None) == key  # "Pre-screen again" was pressed
     state, messages = _data_errors(lambda: prescreen.start(redis(), spec, key, artifacts=artifacts(), again=again))
     if messages:
         _show_errors(messages)
