@@ -125,18 +125,25 @@ def _streaming_sample_values(r: dict) -> dict:
 
 
 def _label_scoring_values(r: dict) -> dict:
-    rate, sec, p = r["rows_per_s"], r["seconds"], r["params"]
+    rate, sec, p, e = r["rows_per_s"], r["seconds"], r["params"], r["encoder"]
     gen = rate["generate"]
     rows = [[r["methods"][k], _n(rate[k]), _x(rate[k] / gen), ", ".join(f"{t:.3f}" for t in sec[k])] for k in rate]
+    enc = [
+        [e["methods"][k], _n(e["rows_per_s"][k]), ", ".join(f"{t:.3f}" for t in e["seconds"][k])]
+        for k in e["rows_per_s"]
+    ]
+    tokens = r["label_tokens"]
     return {
         "p": p,
+        "e": e,
         "probe": r["default_threads_probe"],
-        "labels": len(p["labels"]),
-        "prompts_per_batch": p["batch_size"] // len(p["labels"]),
+        "labels": len(r["labels"]),
+        "label_tokens": ", ".join(f"{k} {v} token{'s' if v > 1 else ''}" for k, v in tokens.items()),
+        "head_positions": 1 + sum(tokens.values()),
+        "longest": max(tokens.values()),
         "table": _table(["method", "rows/s", "x per-row generate", "timings s"], rows),
+        "encoder_table": _table(["method", "rows/s", "timings s"], enc),
         "generate_ms_per_row": 1000 / gen,
-        "batched_generate_over_generate": rate["batched_generate"] / gen,
-        "batched_generate_over_batched": rate["batched_generate"] / rate["batched"],
     }
 
 

@@ -1,7 +1,6 @@
 """Score a trained model on the benchmark: `evaluate_model` hands the rows to their task (core/tasks).
 
-The scorers the tasks share live here. Label scoring: the log-likelihood of each label as the
-continuation of the prompt (plus EOS), for all (row, label) pairs in length-sorted batches.
+The scorers the tasks share live here (label scoring for classification is core/label_scoring.py).
 Sequence scoring: the log-likelihood of any completions. Generation: batched greedy generation
 with left padding, then SQuAD-normalized exact match and token F1 (`generate_and_score`). Loss
 everywhere: mean token loss on the gold completion, which predicts better than accuracy at small
@@ -13,13 +12,10 @@ starts where they diverge.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
 from core import tasks
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -92,140 +88,6 @@ def score_sequences(
     """Per (prompt, completion): the completion's summed token log-likelihood (+EOS with `eos`) and token count."""
     sequences = [_encode_pair(tokenizer, p, c, max_len, eos=eos) for p, c in zip(prompts, completions)]
     return _sequence_logprobs(model, sequences, batch_size, tokenizer.pad_token_id, device)
-
-
-def score_labels_full(
-    model, tokenizer, prompts: list[str], labels: list[str], *, batch_size: int, max_len: int, device: str
-):
-    """Reference scorer: every (prompt, label) pair as its own full sequence. Simple and general."""
-    sequences = []
-    for p in prompts:
-        for label in labels:
-            sequences.append(_encode_pair(tokenizer, p, f" {label}", max_len))
-    sums, counts = _sequence_logprobs(model, sequences, batch_size, tokenizer.pad_token_id, device)
-    k = len(labels)
-    return [sums[i * k : (i + 1) * k] for i in range(len(prompts))], [
-        counts[i * k : (i + 1) * k] for i in range(len(prompts))
-    ]
-
-
-def score_labels(
-    model, tokenizer, prompts: list[str], labels: list[str], *, batch_size: int, max_len: int, device: str
-):
-    """Per prompt, the log-likelihood of every label (+EOS), and its token count.
-
-    Each prompt runs once (a left-padded batch, keeping its KV cache); the cache is repeated once per
-    label and only the label tokens run through the model. Same numbers as `score_labels_full`
-    (tests check it), 3-4x faster on the demo (docs/BENCHMARKS.md). `batch_size` counts sequences,
-    as for the other scorers: a batch holds batch_size // len(labels) prompts. Models whose cache
-    cannot be repeated fall back to the reference scorer.
-    """
-    try:
-        return _score_labels_shared_prefix(
-            model,
-            tokenizer,
-            prompts,
-            labels,
-            batch_size=max(1, batch_size // max(len(labels), 1)),
-            max_len=max_len,
-            device=device,
-        )
-    except (AttributeError, TypeError, NotImplementedError, ValueError) as err:
-        # A model without a repeatable KV cache (or labels that do not share the prompt's tokens)
-        # is scored the simple way; said in the log so a bug in the fast path cannot hide here.
-        log.warning("label scoring falls back to the reference scorer: %s: %s", type(err).__name__, err)
-        return score_labels_full(
-            model, tokenizer, prompts, labels, batch_size=batch_size, max_len=max_len, device=device
-        )
-
-
-def _shared_start(p_ids: list[int], full: list[int]) -> int:
-    start = 0
-    for a, b in zip(p_ids, full):
-        if a != b:
-            break
-        start += 1
-    return start
-
-
-def _score_labels_shared_prefix(model, tokenizer, prompts, labels, *, batch_size: int, max_len: int, device: str):
-    """`batch_size` counts prompts here (each brings len(labels) label continuations)."""
-    import torch
-
-    k = len(labels)
-    pad = tokenizer.pad_token_id
-    eos = tokenizer.eos_token_id
-    p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    fulls = tokenizer([p + f" {lab}" for p in prompts for lab in labels], add_special_tokens=False)["input_ids"]
-    items = []  # (shared prefix ids, [suffix ids per label], [completion offset in suffix per label])
-    for i, p in enumerate(p_ids):
-        pairs = []
-        for j in range(k):
-            full = fulls[i * k + j] + [eos]
-            start = _shared_start(p, full)
-            if len(full) > max_len:  # as _encode_pair: cut the prompt from the left
-                cut = len(full) - max_len
-                full, start = full[cut:], max(start - cut, 0)
-            pairs.append((full, max(start, 1)))
-        common = min(s for _, s in pairs)
-        prefix = pairs[0][0][:common]
-        if not all(f[:common] == prefix for f, _ in pairs):
-            raise ValueError("label continuations do not share the prompt prefix")
-        items.append((prefix, [f[common:] for f, _ in pairs], [s - common for _, s in pairs]))
-
-    sums = [[0.0] * k for _ in prompts]
-    counts = [[0] * k for _ in prompts]
-    model.eval()
-    with torch.inference_mode():
-        order = sorted(range(len(items)), key=lambda i: len(items[i][0]))
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            n = len(idx)
-            width = max(len(items[i][0]) for i in idx)
-            ids = torch.full((n, width), pad, dtype=torch.long)
-            attn = torch.zeros((n, width), dtype=torch.long)
-            for r, i in enumerate(idx):  # left padding: every prompt ends at the last column
-                pre = items[i][0]
-                ids[r, width - len(pre) :] = torch.tensor(pre)
-                attn[r, width - len(pre) :] = 1
-            pos = (attn.cumsum(-1) - 1).clamp(min=0)
-            ids, attn, pos = ids.to(device), attn.to(device), pos.to(device)
-            out = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1)
-            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).repeat_interleave(k, 0)  # [n*k, V]
-            cache = out.past_key_values
-            cache.batch_repeat_interleave(k)
-            span = max(len(s) for i in idx for s in items[i][1])
-            steps = max(span - 1, 1)
-            sid = torch.full((n * k, steps), pad, dtype=torch.long)
-            smask = torch.zeros((n * k, steps), dtype=torch.long)
-            tgt = torch.zeros((n * k, span), dtype=torch.long)
-            tmask = torch.zeros((n * k, span), dtype=torch.bool)
-            for r, i in enumerate(idx):
-                for j, suf in enumerate(items[i][1]):
-                    q = r * k + j
-                    if len(suf) > 1:
-                        sid[q, : len(suf) - 1] = torch.tensor(suf[:-1])
-                        smask[q, : len(suf) - 1] = 1
-                    tgt[q, : len(suf)] = torch.tensor(suf)
-                    tmask[q, items[i][2][j] : len(suf)] = True
-            sid, smask, tgt, tmask = sid.to(device), smask.to(device), tgt.to(device), tmask.to(device)
-            lp = torch.zeros((n * k, span), device=device)
-            lp[:, 0] = first.gather(-1, tgt[:, :1]).squeeze(-1)
-            if span > 1:
-                attn2 = torch.cat([attn.repeat_interleave(k, 0), smask], dim=1)
-                pos2 = attn.sum(-1).repeat_interleave(k, 0).unsqueeze(1) + torch.arange(steps, device=device).unsqueeze(
-                    0
-                )
-                logits2 = model(
-                    input_ids=sid, attention_mask=attn2, position_ids=pos2, past_key_values=cache, use_cache=False
-                ).logits.float()
-                lp[:, 1:] = torch.log_softmax(logits2, dim=-1).gather(-1, tgt[:, 1:].unsqueeze(-1)).squeeze(-1)
-            s = (lp * tmask).sum(-1).tolist()
-            c = tmask.sum(-1).tolist()
-            for r, i in enumerate(idx):
-                for j in range(k):
-                    sums[i][j], counts[i][j] = s[r * k + j], int(c[r * k + j])
-    return sums, counts
 
 
 def generate_answers(

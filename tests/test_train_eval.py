@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from core.evaluation import _encode_pair, evaluate_model, score_labels, score_labels_full
+from core.evaluation import _encode_pair, evaluate_model
+from core.label_scoring import score_labels, score_labels_full
 from core.prompts import prompt_text, to_prompt_completion
 from core.spec import TrainingSettings
 from core.tiny_model import TINY_LM, ensure_tiny_lm
@@ -92,6 +93,32 @@ def test_batched_label_scores_equal_one_at_a_time(tiny_lm_path, demo_folder):
     )
     assert full_counts == counts
     for a, b in zip(full_scores, scores):
+        assert a == pytest.approx(b, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("labels", "max_len"),
+    [
+        (["can", "cancel", "cancellation", "cancel it now", "billing", "bill"], 64),  # shared first tokens: a trie
+        (["account"], 64),  # one label
+        (LABELS, 12),  # prompts cut from the left, each label by its own length: the reference path
+    ],
+)
+def test_label_trie_scores_equal_the_reference(tiny_lm_path, demo_folder, labels, max_len, caplog):
+    import json
+
+    rows = [json.loads(line) for line in (demo_folder / "benchmark.jsonl").read_text().splitlines()[:9]]
+    loaded = load_model(TINY_LM, TrainingSettings(method="full"))
+    tok, model = loaded.tokenizer, loaded.model
+    prompts = [prompt_text(row, "classification") for row in rows]
+    prefixes = {tuple(tok(f" {label}", add_special_tokens=False)["input_ids"][:1]) for label in labels}
+    assert len(labels) == 1 or max_len < 20 or len(prefixes) < len(labels)  # the trie case shares a node
+    with caplog.at_level("WARNING", logger="core.label_scoring"):
+        got = score_labels(model, tok, prompts, labels, batch_size=4, max_len=max_len, device="cpu")
+    assert ("falls back to the reference scorer" in caplog.text) == (max_len < 20)  # the fast path unless cut
+    want = score_labels_full(model, tok, prompts, labels, batch_size=7, max_len=max_len, device="cpu")
+    assert got[1] == want[1]
+    for a, b in zip(got[0], want[0]):
         assert a == pytest.approx(b, abs=1e-4)
 
 

@@ -109,7 +109,7 @@ class Classification(Task):
             texts = [r["text"] for r in rows]
             scores = label_log_probs(model, tokenizer, texts, labels, **settings.batching)
             return scores, lambda gold: -sum(s[g] for s, g in zip(scores, gold)) / max(len(gold), 1)
-        from core.evaluation import score_labels
+        from core.label_scoring import score_labels
 
         prompts = [self.prompt(r, tokenizer) for r in rows]
         scores, counts = score_labels(model, tokenizer, prompts, labels, **settings.batching)
