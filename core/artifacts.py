@@ -7,6 +7,8 @@ Layout under the root (ARTIFACTS_DIR):
     studies/<study_id>/spec.yaml  the study as submitted
     studies/<study_id>/metrics.json, scaling.{json,png}, ranking.{json,png}
     prepared/<study_id>/          normalized, decontaminated data, so workers skip re-loading
+    rankings/<key>/               a study's outputs by content key (core/fit_cache.py), for resubmits
+    fits/<key>.json               a candidate's preliminary fit by content key
 
 Every write is atomic (temp file + os.replace), so a crash never leaves half a file, and a result
 written twice with the same content is stored once.
@@ -113,6 +115,12 @@ class ArtifactStore:
 
     def prepared_dir(self, study_id: str) -> Path:
         return self.root / "prepared" / study_id
+
+    def ranking_dir(self, key: str) -> Path:
+        return self.root / "rankings" / key
+
+    def fit_path(self, key: str) -> Path:
+        return self.root / "fits" / f"{key}.json"
 
     def prescreen_path(self, key: str) -> Path:
         if not key or "/" in key or key.startswith("."):

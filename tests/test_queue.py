@@ -165,12 +165,20 @@ def test_demo_study_fast_through_a_real_worker(redis, workers, artifacts, tmp_pa
     events = JobStore(redis).events(run["id"])
     assert any(e["kind"] == "loss" for e in events) and any("finished" in e.get("message", "") for e in events)
 
-    # re-submitting the finished study: every run is cached, nothing is trained again
+    # re-submitting the finished study: every run is cached and so is its ranking: finished at
+    # submit, with no job at all (the workers are stopped to prove it)
+    workers.stop_all()
+    jobs_before = set(redis.scan_iter("rq:job:*"))
     again = client.submit(redis, spec)
+    assert set(redis.scan_iter("rq:job:*")) == jobs_before
     recs = JobStore(redis).study_runs(again)
     assert all(r["status"] == "finished" and r["cached"] in (1, "1", True) for r in recs)
-    st = client.wait(redis, again, timeout=120)
-    assert [r["candidate"] for r in client.results(again, artifacts)["ranking"]] == order
+    st = client.wait(redis, again, timeout=5, poll=0.05)
+    assert st["study"]["status"] == "finished" and st["study"]["reused_ranking"] == study_id
+    reused = client.results(again, artifacts)
+    assert reused["ranking"] == metrics["ranking"] and reused["study_id"] == again
+    assert reused["reused"]["from_study"] == study_id and all(r["cached"] for r in reused["runs"])
+    assert all(Path(p).is_file() and again in p for p in reused["files"]["scaling_chart"])
 
 
 def test_bad_specs_and_data_enqueue_nothing(redis, artifacts, tmp_path):

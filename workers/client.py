@@ -102,6 +102,10 @@ def submit(
         "prescreen_key": screen_key,
         **backend_fields,
     }
+    if _reuse_ranking(store, artifacts, study_id, record, records, prepared):
+        if options.prescreen:
+            prescreen.start(redis, spec, screen_key, artifacts=artifacts)
+        return study_id
     store.create_study(study_id, record, records, submitting=True)
     try:
         _enqueue(redis, {**record, "id": study_id}, records)
@@ -112,6 +116,31 @@ def submit(
     if options.prescreen:
         prescreen.start(redis, spec, screen_key, artifacts=artifacts)
     return study_id
+
+
+def _reuse_ranking(store: JobStore, artifacts: ArtifactStore, study_id: str, record: dict, records, prepared) -> bool:
+    """Every run cached and a ranking stored for exactly these inputs: the study is finished at submit.
+
+    Not when `refine: auto` would refine the stored ranking (the queue's ranking job does that).
+    """
+    from core.fit_cache import ranking_key, reuse_ranking
+    from core.results import StudyResult
+
+    if not records or any(r["status"] != "finished" for r in records):
+        return False
+    key = ranking_key(record["spec"], [r["key"] for r in records], prepared.contamination, prepared.near_duplicates)
+    stored = read_json(artifacts.ranking_dir(key) / "metrics.json")
+    decision = (stored or {}).get("decision") or {}
+    if stored is None or (prepared.spec.refine == "auto" and decision.get("inconclusive") and decision.get("proposal")):
+        return False
+    summary = reuse_ranking(artifacts, key, study_id)
+    if summary is None:
+        return False
+    done = {"status": "finished", "phase": "done", "failed_runs": 0, "reused_ranking": summary["reused"]["from_study"]}
+    done |= {"ranking": StudyResult.from_dict(summary).ranking_summary()}
+    done |= {"results_dir": str(artifacts.study_dir(study_id))}
+    store.create_study(study_id, record | done, records)
+    return True
 
 
 def resume_submits(redis: Redis) -> list[str]:

@@ -104,6 +104,8 @@ def _finish(store: JobStore, run_id: str, key: str, result: dict, rows: int) -> 
 
 def fit_task(study_id: str, arm: str) -> dict:
     """A candidate's measured points and a solo fit, for the dashboard while other arms still run."""
+    from core.artifacts import read_json, write_json
+    from core.fit_cache import fit_key
     from core.scaling import fit_study
     from core.study import is_higher_better, measured_points
 
@@ -117,6 +119,12 @@ def fit_task(study_id: str, arm: str) -> dict:
     results = [r for r in results if r]
     failed = sum(1 for r in runs if r.get("status") == "failed")
     summary = {"arm": arm, "finished": len(results), "failed": failed, "planned": len(runs)}
+    complete = len(results) == len(runs)  # every run in: the fit is a function of their keys, kept by key
+    key = fit_key(arm, [r["key"] for r in runs], metric, target)
+    cached = read_json(artifacts.fit_path(key)) if complete else None
+    if cached is not None:
+        store.update_study(study_id, **{f"fit:{arm}": cached})
+        return cached
     points = measured_points(results, metric)
     if target and points["size"].nunique() >= 2:
         fit = fit_study(
@@ -130,6 +138,8 @@ def fit_task(study_id: str, arm: str) -> dict:
         f = fit.fits.get(arm)
         if f is not None and f.prediction is not None:
             summary["preliminary_prediction"] = f.prediction.value
+    if complete:
+        write_json(artifacts.fit_path(key), summary)
     store.update_study(study_id, **{f"fit:{arm}": summary})
     return summary
 
@@ -138,6 +148,7 @@ def rank_task(study_id: str) -> dict:
     """The study's joint fit and ranking from every finished run; writes metrics.json and charts."""
     import yaml
 
+    from core.fit_cache import ranking_key, store_ranking
     from core.results import StudyResult
     from core.spec import parse_spec
     from core.study import summarize_study, write_study_outputs
@@ -180,6 +191,9 @@ def rank_task(study_id: str) -> dict:
     summary["study_id"] = study_id
     out = write_study_outputs(summary, artifacts.study_dir(study_id), spec)
     canceled = study.get("status") == "canceled"
+    if not failed and not canceled:
+        key = ranking_key(study["spec"], [r["key"] for r in runs], contamination, near_duplicates)
+        store_ranking(artifacts, key, artifacts.study_dir(study_id))
     store.update_study(
         study_id,
         status="canceled" if canceled else "finished",

@@ -154,6 +154,8 @@ def _facts(r: StudyResults) -> None:
         f"{len(m.get('runs') or []):,} runs",
         f"written {m.get('generated_at', '?')}",
     ]
+    if m.get("reused"):  # every run cached and the fitting code unchanged: the ranking was copied at submit
+        bits.append(f"ranking reused from study {m['reused'].get('from_study')} (same runs, spec and fitting code)")
     st.caption(md_escape(" · ".join(bits)))
 
 
