@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import tasks
+from core import source_cache, tasks
 from core.artifacts import ArtifactStore, read_json, write_json, write_text
 from core.catalog import resolve_source
 from core.decision import assess
@@ -112,8 +112,15 @@ def _load(
     src: SourceSpec, task: str, *, seed: int, labels: list[str] | None = None
 ) -> tuple[NormalizedData, SourceSpec]:
     resolved = resolve_source(src, task=task)
+    ident = source_cache.identity(resolved.spec, task, seed, labels, resolved.size_hint)
+    cached = source_cache.get(ident[0]) if ident else None
+    if cached is not None:
+        return cached, resolved.spec
     loaded = load_source(resolved.spec, seed=seed, size_hint=resolved.size_hint)
-    return normalize(loaded, task, resolved.spec, labels=labels), resolved.spec
+    data = normalize(loaded, task, resolved.spec, labels=labels)
+    if ident:
+        source_cache.put(ident[0], ident[1], data)
+    return data, resolved.spec
 
 
 def prepare_study(spec: StudySpec, *, semantic: bool = True) -> PreparedStudy:
