@@ -47,15 +47,18 @@ def fitting_code_version() -> str:
 
 
 def ranking_key(spec_yaml: str, run_keys: list[str], contamination: dict | None, near_duplicates: dict | None) -> str:
-    return "rk-" + stable_hash(
-        {
-            "spec": spec_yaml,
-            "runs": sorted(run_keys),
-            "contamination": contamination or {},
-            "near_duplicates": near_duplicates,
-            "code": fitting_code_version(),
-        }
-    )[:20]
+    return (
+        "rk-"
+        + stable_hash(
+            {
+                "spec": spec_yaml,
+                "runs": sorted(run_keys),
+                "contamination": contamination or {},
+                "near_duplicates": near_duplicates,
+                "code": fitting_code_version(),
+            }
+        )[:20]
+    )
 
 
 def fit_key(arm: str, run_keys: list[str], metric: str, target: int | None) -> str:
