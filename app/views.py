@@ -147,40 +147,9 @@ def runs_frame(runs: Sequence[Mapping], *, metric: str | None = None, now: float
     return frame.reset_index(drop=True)
 
 
-def count_by_status(statuses: Iterable[str]) -> dict[str, int]:
-    """{status: n} over every known status (zeros kept, so tables have stable columns)."""
-    out = {s: 0 for s in STATUSES}
-    for s, n in pd.Series(list(statuses), dtype=object).fillna("queued").value_counts().items():
-        out[str(s)] = int(n)
-    return out
-
-
 def is_live(counts: Mapping[str, int]) -> bool:
     """Anything still queued or running (the Jobs page keeps refreshing while so)."""
     return any(int(counts.get(s, 0)) > 0 for s in LIVE)
-
-
-def filter_runs(
-    frame: pd.DataFrame, *, statuses: Sequence[str] | None = None, arm: str | None = None, search: str = ""
-) -> pd.DataFrame:
-    """Rows of the given statuses and arm whose id, worker, phase or error contain `search`."""
-    keep = pd.Series(True, index=frame.index)
-    if statuses:
-        keep &= frame["status"].isin(list(statuses))
-    if arm:
-        keep &= frame["arm"] == arm
-    text = (search or "").strip().lower()
-    if text:
-        hay = frame["id"] + " " + frame["arm"] + " " + frame["worker"] + " " + frame["phase"] + " " + frame["error"]
-        keep &= hay.str.lower().str.contains(text, regex=False)
-    return frame[keep]
-
-
-def page_of(frame: pd.DataFrame, page: int, page_size: int = PAGE_SIZE) -> pd.DataFrame:
-    """Rows of a 1-indexed page (the last page when `page` is past the end)."""
-    pages = n_pages(len(frame), page_size)
-    page = min(max(1, int(page)), pages)
-    return frame.iloc[(page - 1) * page_size : page * page_size]
 
 
 def n_pages(n_rows: int, page_size: int = PAGE_SIZE) -> int:

@@ -36,7 +36,8 @@ GOAL_S = 1.0
 
 
 def _study_jobs(redis, study_id: str) -> int:
-    return sum(1 for _ in redis.scan_iter(match=f"rq:job:wb-*{study_id}*"))
+    """RQ jobs of the study (runs, fits, ranking), not their side keys (rq:job:<id>:dependents)."""
+    return sum(1 for k in redis.scan_iter(match=f"rq:job:wb-*{study_id}*") if b":" not in k[len(b"rq:job:") :])
 
 
 def once(redis, spec, artifacts) -> dict:

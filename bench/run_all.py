@@ -30,6 +30,7 @@ BENCHMARKS = (
     "queue",
     "dashboard",
     "near_duplicates",
+    "resubmit",
 )
 
 
@@ -158,6 +159,7 @@ def _train_throughput_values(r: dict) -> dict:
             _n(x["best"]["tokens_per_s"]),
             _x(x["best"]["tokens_per_s"] / base),
             ", ".join(f"{t:.2f}" for t in x["all_seconds"]),
+            ", ".join(f"{t:.3f}" for t in x.get("eval_losses", [])),
         ]
         for x in v.values()
     ]
@@ -168,7 +170,10 @@ def _train_throughput_values(r: dict) -> dict:
         "ours_cfg": v["ours"]["best"].get("config") or {},
         "trl_cfg": v["trl_defaults"]["best"]["config"],
         "tp": r["threads_probe"],
-        "table": _table(["variant", "tokens", "best s", "tokens/s", "x TRL defaults", "timings s"], rows),
+        "table": _table(
+            ["variant", "tokens", "best s", "tokens/s", "x TRL defaults", "timings s", "eval loss after"], rows
+        ),
+        "v": v,
         "bf16_alone": 1 / r["ratio_whatif_over_ours"]["ours_bf16"],
         "bf16_over_trl": bf16_over_trl,
         "bf16_within_noise": abs(bf16_over_trl - 1) < 0.1,
@@ -351,10 +356,19 @@ def _dashboard_values(r: dict) -> dict:
             f"**{_n(rs['run_to_first_running_ms_median'])}**",
         ]
     )
+    reads = r.get("status_reads") or {}
+    reads_rows = [
+        [what, reads[k]["p50_ms"], reads[k]["p95_ms"]]
+        for k, what in (("page", "`study_runs_page`: counts + one page"), ("all", "`study_runs`: every record"))
+        if k in reads
+    ]
     return {
         "p": p,
         "rd": rd,
         "rs": rs,
+        "w": r.get("under_writes"),
+        "page_size": 200,
+        "reads_table": _table(["read (10k runs)", "p50 ms", "p95 ms"], reads_rows),
         "render_table": _table(
             ["page (10k runs)", "first run ms", "steady p50 ms", "min ms", "max ms", f"steady <= {p['goal_ms']} ms"],
             pages,
@@ -400,6 +414,32 @@ def _threshold_tables(a: dict, at: dict) -> dict:
             ["slots shared", *next(iter(slots.values()))], [[k, *(_n(x) for x in v.values())] for k, v in slots.items()]
         ),
         "neg_sets": neg,
+    }
+
+
+def _resubmit_values(r: dict) -> dict:
+    cases = {
+        "cold: nothing cached, idle worker": [r["cold"]],
+        "warm: runs and ranking cached, idle worker": r["warm"],
+        "warm, fits and ranking recomputed (their cache emptied), idle worker": [r["recomputed"]],
+        "warm: runs and ranking cached, no worker": r["no_worker"],
+    }
+    med = lambda rows, k: statistics.median(x[k] for x in rows)  # noqa: E731
+    rows = [
+        [name, len(v), f"{med(v, 'submit_s'):.2f}", f"{med(v, 'submit_to_ranking_s'):.2f}", v[0]["jobs"]]
+        for name, v in cases.items()
+    ]
+    page = [
+        [n, _n(x["validate_ms"]), _n(x["run_ms"]), x["status_after_run"], x["jobs"]]
+        for n, x in enumerate(r["setup_page"])
+    ]
+    page.append(["**median**", _n(r["setup_validate_ms_median"]), _n(r["setup_run_ms_median"]), "", ""])
+    return {
+        "p": r["params"],
+        "cases_table": _table(["case", "rounds", "submit s", "submit to ranking s (median)", "jobs"], rows),
+        "page_table": _table(
+            ["round", "Validate & preview ms", "Run ms", "study status after Run", "jobs enqueued"], page
+        ),
     }
 
 
@@ -453,6 +493,7 @@ SECTION_VALUES = {
     "queue": _queue_values,
     "dashboard": _dashboard_values,
     "near_duplicates": _near_duplicates_values,
+    "resubmit": _resubmit_values,
 }
 
 

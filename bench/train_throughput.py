@@ -38,6 +38,7 @@ from bench._common import Timer, print_table, scratch_dir, setup_env, versions, 
 
 STEPS = 150
 N_ROWS = 1000
+EVAL_ROWS = 300  # benchmark rows scored after each variant's training
 ROUNDS = 2
 THREADS = 1
 PROBE_STEPS = 50
@@ -84,6 +85,7 @@ class TokenCounter:
 
     def __init__(self, model):
         self.tokens = 0
+        self.positions = 0  # padded positions included: what the model computed
         self.forwards = 0
         self.handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
 
@@ -94,6 +96,7 @@ class TokenCounter:
         ids = kwargs.get("input_ids", args[0] if args else None)
         self.forwards += 1
         self.tokens += int(mask.sum()) if mask is not None else int(ids.numel())
+        self.positions += int(ids.numel()) if ids is not None else 0
 
     def close(self):
         self.handle.remove()
@@ -122,7 +125,7 @@ def main() -> dict:
     settings = spec.training.model_copy(update={"max_steps": STEPS})
     work = scratch_dir("train_throughput")
 
-    def run_ours(overrides: dict | None = None, steps: int = STEPS) -> dict:
+    def run_ours(overrides: dict | None = None, steps: int = STEPS, seed: int = 0) -> dict:
         loaded = load_model(spec.model, settings)
         rows = to_prompt_completion(mixture.rows, spec.task, loaded.tokenizer)
         counter = TokenCounter(loaded.model)
@@ -131,19 +134,33 @@ def main() -> dict:
         try:
             with sft_config_overrides(resolved, **(overrides or {})):
                 res = train(
-                    loaded, rows, settings.model_copy(update={"max_steps": steps}), seed=0, out_dir=out, save=False
+                    loaded, rows, settings.model_copy(update={"max_steps": steps}), seed=seed, out_dir=out, save=False
                 )
         finally:
             counter.close()
             shutil.rmtree(out, ignore_errors=True)
         return {
+            "eval_loss": eval_loss(loaded),
             "seconds": res.seconds,
             "tokens": counter.tokens,
+            "positions": counter.positions,
             "forwards": counter.forwards,
             "train_result_tokens": res.train_tokens,
             "train_loss": res.train_loss,
             "config": resolved,
         }
+
+    bench_rows = read("benchmark")[:EVAL_ROWS]
+    labels = sorted(demo.INTENTS)
+
+    def eval_loss(loaded) -> float:
+        """Loss on the demo benchmark's gold labels after training: what the variant learned, not its speed."""
+        from core.evaluation import evaluate_model
+
+        res = evaluate_model(
+            loaded.model, loaded.tokenizer, bench_rows, task=spec.task, metrics=["loss"], labels=labels, max_len=64
+        )
+        return round(res.metrics["loss"], 4)
 
     def run_trl_defaults() -> dict:
         from datasets import Dataset
@@ -180,8 +197,10 @@ def main() -> dict:
             counter.close()
             shutil.rmtree(out, ignore_errors=True)
         return {
+            "eval_loss": eval_loss(loaded),
             "seconds": round(t.seconds, 3),
             "tokens": counter.tokens,
+            "positions": counter.positions,
             "forwards": counter.forwards,
             "trl_counted_tokens": trl_tokens,
             "train_loss": float(output.training_loss),
@@ -192,6 +211,14 @@ def main() -> dict:
         "ours": ("ours (demo_study.yaml training block)", lambda: run_ours()),
         "trl_defaults": ("TRL SFTConfig defaults", run_trl_defaults),
         "ours_bf16": ("(what-if) ours + bf16=True", lambda: run_ours({"bf16": True})),
+        "ours_by_length": (
+            "(what-if) ours + batches grouped by length (train_sampling_strategy=group_by_length)",
+            lambda: run_ours({"train_sampling_strategy": "group_by_length"}),
+        ),
+        "ours_seed1": (
+            "(reference) ours with seed 1: the seed-to-seed spread of the eval loss",
+            lambda: run_ours(seed=1),
+        ),
     }
     run_ours(steps=10)  # warm-up: first-call allocations and imports, not reported
     runs: dict[str, list[dict]] = {k: [] for k in variants}
@@ -222,10 +249,11 @@ def main() -> dict:
                 best[k]["tokens_per_s"],
                 best[k]["tokens_per_s"] / best["trl_defaults"]["tokens_per_s"],
                 ", ".join(f"{r['seconds']:.2f}" for r in runs[k]),
+                ", ".join(f"{r['eval_loss']:.3f}" for r in runs[k]),
             ]
             for k, (label, _) in variants.items()
         ],
-        ["variant", "tokens", "best s", "tokens/s", "x TRL defaults", "all timings s"],
+        ["variant", "tokens", "best s", "tokens/s", "x TRL defaults", "all timings s", "eval loss after"],
     )
     print(f"\nours / TRL defaults: {ratio:.2f}x tokens/s")
     print(f"TRL defaults as resolved here: {best['trl_defaults']['config']}")
@@ -241,6 +269,7 @@ def main() -> dict:
         "what": "training tokens/s: core.train.train with the demo settings vs TRL SFTConfig defaults, tiny model",
         "params": {
             "rows": N_ROWS,
+            "eval_rows": EVAL_ROWS,
             "steps": STEPS,
             "batch_size": settings.batch_size,
             "torch_threads": THREADS,
@@ -249,12 +278,18 @@ def main() -> dict:
             "tokens": "non-pad tokens seen by training forwards (attention_mask sums)",
         },
         "variants": {
-            k: {"label": label, "best": best[k], "all_seconds": [r["seconds"] for r in runs[k]]}
+            k: {
+                "label": label,
+                "best": best[k],
+                "all_seconds": [r["seconds"] for r in runs[k]],
+                "eval_losses": [r["eval_loss"] for r in runs[k]],
+            }
             for k, (label, _) in variants.items()
         },
         "ratio_ours_over_trl_defaults": round(ratio, 3),
         "ratio_whatif_over_ours": {
-            "ours_bf16": round(best["ours_bf16"]["tokens_per_s"] / best["ours"]["tokens_per_s"], 3)
+            "ours_bf16": round(best["ours_bf16"]["tokens_per_s"] / best["ours"]["tokens_per_s"], 3),
+            "ours_by_length": round(best["ours_by_length"]["tokens_per_s"] / best["ours"]["tokens_per_s"], 3),
         },
         "threads_probe": {
             "steps": PROBE_STEPS,

@@ -45,6 +45,8 @@ def train_classifier(
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+    from core.train import batching_arguments
+
     label2id = loaded.model.config.label2id
     tok = loaded.tokenizer
     encoded = tok([r["text"] for r in rows], truncation=True, max_length=settings.max_seq_length)
@@ -68,6 +70,7 @@ def train_classifier(
         dataloader_num_workers=0,
         use_cpu=loaded.device == "cpu",
         label_names=["labels"],
+        **batching_arguments(loaded, settings),
     )
     trainer = Trainer(
         model=loaded.model,

@@ -158,6 +158,11 @@ class TrainingSettings(_Model):
         "all-linear", title="LoRA target modules", description="all-linear, or module names such as q_proj, v_proj"
     )
     bf16: Literal["auto", "on", "off"] = Field("auto", title="bf16", description="auto: bf16 where the GPU supports it")
+    batching: Literal["padded", "padding_free"] = Field(
+        "padded",
+        description="padded: shuffled batches padded to their longest row; padding_free: the same batches "
+        "concatenated with no padding (TRL; a causal LM with FlashAttention 2 or 3 on a CUDA GPU)",
+    )
     eval_batch_size: int = Field(64, gt=0, le=4096, description="examples per evaluation batch")
     max_new_tokens: int = Field(32, gt=0, le=4096, description="longest generated answer (generative tasks)")
 
@@ -320,6 +325,8 @@ class StudySpec(_Model):
     def study_id(self) -> str:
         """Content hash of the spec (the output_dir does not change what is computed)."""
         data = self.model_dump(exclude={"output_dir"})
+        if data["training"]["batching"] == "padded":  # ids from before the field stay valid
+            del data["training"]["batching"]
         if data["refine"] == "manual":  # what the study computes does not depend on them: ids stay as they were
             del data["refine"], data["refine_budget"]
         if data["near_duplicate_threshold"] == DEFAULT_THRESHOLD:  # ids from before the field stay valid

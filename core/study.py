@@ -274,7 +274,7 @@ def run_key(prepared: PreparedStudy, arm: str, size: int, seed: int) -> str:
         "size": size,
         "d0_share": None if arm == BASELINE else spec.d0_share,  # the baseline is D0 only
         "seed": seed,
-        "training": spec.training.model_dump(),
+        "training": spec.training.model_dump(exclude={"batching"} if spec.training.batching == "padded" else None),
         "metrics": sorted(spec.metrics or []),
         "labels": prepared.labels,
         "extraction": prepared.answer_extraction,

@@ -290,7 +290,26 @@ def _sft_config(loaded: LoadedModel, settings: TrainingSettings, *, steps: int, 
         # only costs time elsewhere (+20-28 % tokens/s without it on CPU, docs/BENCHMARKS.md).
         activation_checkpointing=loaded.device == "cuda" and loaded.method != "full",
         dataset_num_proc=None,
+        **batching_arguments(loaded, settings),
     )
+
+
+def batching_arguments(loaded: LoadedModel, settings: TrainingSettings) -> dict:
+    """SFTConfig / TrainingArguments fields for `training.batching`.
+
+    Not offered: batches grouped by length (transformers' group_by_length). It saves padding, but on
+    classification data length follows the label, so its batches are nearly one class each and the
+    model learns less per step (docs/BENCHMARKS.md §4).
+    """
+    if settings.batching == "padding_free":
+        attn = getattr(loaded.model.config, "_attn_implementation", None)
+        if loaded.kind != models.CAUSAL or not str(attn).startswith("flash_attention"):
+            raise TrainingError(
+                f"training.batching 'padding_free' needs a causal LM with FlashAttention 2 or 3 on a CUDA GPU "
+                f"(this model uses attention '{attn}' on {loaded.device}); use 'by_length' instead"
+            )
+        return {"padding_free": True}
+    return {}
 
 
 def _progress_callback(steps: int, progress: ProgressFn | None):

@@ -45,6 +45,61 @@ def demo_folder():
     return ensure_demo_data()
 
 
+@pytest.fixture(scope="session")
+def demo_fast_trained(tmp_path_factory):
+    """`workbench demo --fast` run once per test run, shared by the xdist workers (a file lock).
+
+    {"artifacts": its artifacts folder (15 run results), "out": its output folder, "stdout": what it
+    printed}. End-to-end tests seed their own artifacts from it (`seed_cached_runs`) and train only a
+    few runs themselves, so the demo's 15 runs are trained once, not once per test.
+    """
+    import subprocess
+    import sys
+
+    from filelock import FileLock
+
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent / f"demo-fast-{run_id}" if run_id else base / "demo-fast"
+    done = root / "stdout.txt"
+    with FileLock(str(root) + ".lock"):
+        if not done.is_file():
+            root.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "ARTIFACTS_DIR": str(root / "artifacts")}
+            proc = subprocess.run(
+                [sys.executable, "-m", "workers.cli", "demo", "--fast", "--out", str(root / "out")],
+                cwd=PROJECT_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=1200,
+            )
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            done.write_text(proc.stdout)
+    return {"artifacts": root / "artifacts", "out": root / "out", "stdout": done.read_text()}
+
+
+def seed_cached_runs(trained: dict, artifacts_root, leave_out: int) -> list[dict]:
+    """Copy the demo's run results into `artifacts_root` but for the `leave_out` smallest helpful and
+    noisy runs, which the test's worker then trains. Returns the runs left out (arm, size, seed, key)."""
+    import json
+    import shutil
+
+    runs = json.loads((trained["out"] / "metrics.json").read_text())["runs"]
+    trainable = sorted((r for r in runs if r["arm"] in ("helpful", "noisy")), key=lambda r: (r["size"], r["arm"]))
+    left = trainable[:leave_out]
+    skip = {r["key"] for r in left}
+    for r in runs:
+        if r["key"] in skip:
+            continue
+        src, dst = Path(trained["artifacts"]) / "runs" / r["key"], Path(artifacts_root) / "runs" / r["key"]
+        dst.mkdir(parents=True, exist_ok=True)
+        for name in ("result.json", "manifest.json"):
+            if (src / name).is_file():
+                shutil.copy2(src / name, dst / name)
+    return [{k: r[k] for k in ("arm", "size", "seed", "key")} for r in left]
+
+
 def redis_test_url(db: int) -> str:
     """The suite's Redis database `db` on $WORKBENCH_TEST_REDIS_SERVER (default 127.0.0.1:6379).
 

@@ -229,7 +229,7 @@ def test_runs_frame_progress_elapsed_metric_and_link():
     assert f["backend_url"][1] == "https://hf.co/jobs/u/1" and f["worker"][1] == "gpu-1:77"
     assert f["cached"].tolist() == [True, False, False, False]
     assert f["error"][3] == "<b>CUDA</b> out of memory"  # kept as text; the page shows it in a table
-    shown = views.runs_display(views.page_of(f, 1))
+    shown = views.runs_display(f)
     assert list(shown["elapsed"]) == ["1m 30s", "1m 00s", "", "5s"]
     cells = views.runs_cells(shown)
     assert cells["value"].tolist() == ["0.5000", "—", "—", "—"]  # no metric yet: a dash, not "None"
@@ -237,27 +237,50 @@ def test_runs_frame_progress_elapsed_metric_and_link():
     assert views.runs_frame([], metric="x").empty
 
 
-def test_filters_pages_counts_and_liveness():
+def test_a_page_of_runs_is_filtered_counted_and_cut_inside_redis(redis):
     runs = [
         {
             "id": f"s-r{i}",
             "index": i,
+            "key": f"k{i}",
             "arm": "a" if i % 2 else "b",
             "status": "finished" if i % 3 else "failed",
             "error": "boom" if i == 3 else "",
         }
         for i in range(450)
     ]
-    f = views.runs_frame(runs)
-    assert len(views.filter_runs(f, statuses=["failed"])) == 150
-    assert len(views.filter_runs(f, arm="a", statuses=["failed"])) == 75
-    assert list(views.filter_runs(f, search="BOOM")["id"]) == ["s-r3"]
-    assert list(views.filter_runs(f, search="s-r44")["id"]) == ["s-r44"] + [f"s-r44{i}" for i in range(10)]
-    assert views.n_pages(450) == 3 and len(views.page_of(f, 3)) == 50 and len(views.page_of(f, 9)) == 50
-    counts = views.count_by_status(f["status"])
-    assert counts == {"queued": 0, "running": 0, "finished": 300, "failed": 150, "canceled": 0}
+    store = JobStore(redis)
+    store.create_study("s", {"name": "s"}, runs)
+
+    def page(**kw):
+        return store.study_runs_page("s", page_size=200, **kw)
+
+    first = page()
+    assert first["total"] == first["matched"] == 450 and first["arms"] == ["a", "b"] and first["stale"] == []
+    assert first["counts"] == {"queued": 0, "running": 0, "finished": 300, "failed": 150, "canceled": 0}
+    assert [r["id"] for r in first["runs"]] == [f"s-r{i}" for i in range(200)]  # plan order, whole records
+    assert first["runs"][3]["error"] == "boom" and first["runs"][3]["key"] == "k3"
+    assert page(statuses=["failed"])["matched"] == 150
+    assert page(arm="a", statuses=["failed"])["matched"] == 75
+    assert [r["id"] for r in page(search="BOOM")["runs"]] == ["s-r3"]
+    assert [r["id"] for r in page(search="s-r44")["runs"]] == ["s-r44"] + [f"s-r44{i}" for i in range(10)]
+    assert views.n_pages(450) == 3 and len(page(page=3)["runs"]) == 50
+    assert page(page=9)["page"] == 3 and len(page(page=9)["runs"]) == 50  # past the end: the last page
+    assert page(search="no such run")["runs"] == [] and page(search="no such run")["matched"] == 0
+    counts = first["counts"]
     assert not views.is_live(counts) and views.is_live({**counts, "queued": 1})
     assert ui.duration(59.6) == "1m 00s" and ui.duration(7325) == "2h 02m" and ui.duration(None) == ""
+
+
+def test_a_running_run_whose_worker_went_silent_is_settled_on_the_page_read(redis):
+    store = JobStore(redis)
+    runs = [{"id": f"t-r{i}", "index": i, "key": f"k{i}", "arm": "a", "status": "running"} for i in range(3)]
+    store.create_study("t", {"name": "t"}, runs)
+    store.touch_alive("t-r1")
+    assert sorted(store.study_runs_page("t")["stale"]) == ["t-r0", "t-r2"]
+    view = client.reconcile_page(redis, "t")  # no RQ job exists for them: failed, with the reason
+    assert view["stale"] == [] and view["counts"]["running"] == 1 and view["counts"]["failed"] == 2
+    assert "worker died" in next(r for r in view["runs"] if r["id"] == "t-r0")["error"]
 
 
 def test_studies_frame_and_labels():

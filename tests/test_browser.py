@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import seed_cached_runs
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -43,9 +45,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def product(tmp_path_factory):
-    """The product as `make run` starts it: `workbench up` with no REDIS_URL (embedded Redis)."""
+def product(tmp_path_factory, demo_fast_trained):
+    """The product as `make run` starts it: `workbench up` with no REDIS_URL (embedded Redis).
+
+    Its artifacts hold 13 of the demo's 15 runs (from the session's one demo run): the worker trains
+    the other 2, so the pages still show runs queued, running and finished.
+    """
     home = tmp_path_factory.mktemp("home")
+    seed_cached_runs(demo_fast_trained, home / "artifacts", leave_out=2)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "ARTIFACTS_DIR")}
     env["WORKBENCH_HOME"] = str(home)
@@ -127,8 +134,12 @@ def _refine_from_results(page, url: str) -> None:
 
 
 def _model_field(page) -> str:
+    """What the Model field shows (for the test's output only: never fails)."""
     field = page.get_by_label("Model", exact=True)
-    return repr(field.first.input_value()) if field.count() else "(no Model field)"
+    try:
+        return repr(field.first.input_value(timeout=5000)) if field.count() else "(no Model field)"
+    except Exception as err:  # a selectbox, or the page moved on: say what it holds instead
+        return f"({type(err).__name__}; text: {field.first.inner_text(timeout=5000)[:80]!r})"
 
 
 def _submit_demo(page, url: str) -> bool:

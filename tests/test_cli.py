@@ -22,11 +22,10 @@ def _workbench(*args: str, timeout: int = 600, env: dict | None = None) -> subpr
     )
 
 
-def test_demo_fast_ranks_helpful_first_and_bad_candidates_below_baseline(tmp_path):
-    out = tmp_path / "demo"
-    proc = _workbench("demo", "--fast", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Ranking by predicted macro_f1" in proc.stdout
+def test_demo_fast_ranks_helpful_first_and_bad_candidates_below_baseline(demo_fast_trained):
+    # `workbench demo --fast --out DIR`, run once for the whole test run (conftest's demo_fast_trained)
+    out = demo_fast_trained["out"]
+    assert "Ranking by predicted macro_f1" in demo_fast_trained["stdout"]
     m = json.loads((out / "metrics.json").read_text())
     ranking = {r["candidate"]: r for r in m["ranking"]}
     order = [r["candidate"] for r in m["ranking"]]

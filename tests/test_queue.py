@@ -23,7 +23,7 @@ from core.artifacts import ArtifactStore
 from core.normalize import DataError
 from core.sources import SourceError
 from core.spec import load_spec
-from tests.conftest import redis_test_url
+from tests.conftest import redis_test_url, seed_cached_runs
 from tests.specs import tiny_spec
 from workers import client
 from workers.client import SubmitError, SubmitOptions
@@ -134,10 +134,14 @@ def _wb_keys(redis: Redis) -> list[bytes]:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_demo_study_fast_through_a_real_worker(redis, workers, artifacts, tmp_path):
+def test_demo_study_fast_through_a_real_worker(redis, workers, artifacts, tmp_path, demo_fast_trained):
+    # 12 of the 15 runs come cached from the session's one demo run; the worker trains the other 3
+    left_out = seed_cached_runs(demo_fast_trained, artifacts.root, leave_out=3)
     spec = load_spec(PROJECT_ROOT / "catalog" / "demo_study_fast.yaml")
     study_id = client.submit(redis, spec, SubmitOptions(submitted_by="tester"))
     assert JobStore(redis).study(study_id)["submitted_by"] == "tester"
+    queued = [r for r in JobStore(redis).study_runs(study_id) if r["status"] == "queued"]
+    assert sorted(r["key"] for r in queued) == sorted(r["key"] for r in left_out)
     workers.start()
     st = client.wait(redis, study_id, timeout=600)
     assert st["study"]["status"] == "finished", workers.logs()[-3000:]
@@ -161,7 +165,8 @@ def test_demo_study_fast_through_a_real_worker(redis, workers, artifacts, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "metrics.json").read_text())["ranking"] == metrics["ranking"]
     # progress was recorded while training: loss points in the event log
-    run = next(r for r in JobStore(redis).study_runs(study_id) if r["arm"] == "helpful")
+    trained = {r["key"] for r in left_out}
+    run = next(r for r in JobStore(redis).study_runs(study_id) if r["key"] in trained and r["arm"] == "helpful")
     events = JobStore(redis).events(run["id"])
     assert any(e["kind"] == "loss" for e in events) and any("finished" in e.get("message", "") for e in events)
 

@@ -162,6 +162,20 @@ def test_training_learns_and_records_steps(tmp_path, demo_folder):
     assert (tmp_path / "model" / "config.json").is_file()
 
 
+def test_padding_free_is_refused_without_flash_attention():
+    settings = TrainingSettings(method="full", max_steps=2, batching="padding_free")
+    loaded = load_model(TINY_LM, settings)
+    with pytest.raises(TrainingError, match="padding_free' needs a causal LM with FlashAttention"):
+        train(
+            loaded,
+            to_prompt_completion([{"text": "a b", "label": "x"}] * 4, "classification"),
+            settings,
+            seed=0,
+            out_dir=None,
+            save=False,
+        )
+
+
 def test_training_is_seeded(tmp_path, demo_folder):
     import json
 

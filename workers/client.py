@@ -278,19 +278,36 @@ def reconcile(redis: Redis, study_id: str) -> list[dict]:
     runs = store.study_runs(study_id)
     stale = [r for r in runs if r.get("status") == "running" and not store.is_alive(r["id"])]
     for r in stale:
-        job_id = r.get("job_id") or run_job_id(r["id"])
-        try:
-            status = Job.fetch(job_id, connection=redis).get_status()
-        except NoSuchJobError:
-            status = None
-        if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
-            store.set_run_status(r["id"], "queued", phase="requeued")
-            r.update(status="queued", phase="requeued")
-        elif status in (JobStatus.FAILED, JobStatus.STOPPED, None):
-            why = "the worker died or was stopped mid-run and no retries are left"
-            store.set_run_status(r["id"], "failed", error=r.get("error") or why, phase="failed")
-            r.update(status="failed", error=r.get("error") or why)
+        r.update(_settle_stale(redis, store, r))
     return runs
+
+
+def reconcile_page(redis: Redis, study_id: str, **page) -> dict:
+    """`JobStore.study_runs_page` with the same corrections as `reconcile` (the page is read again after one)."""
+    store = JobStore(redis)
+    out = store.study_runs_page(study_id, **page)
+    if out["stale"]:
+        for rec in store.runs(out["stale"]):
+            _settle_stale(redis, store, rec)
+        out = store.study_runs_page(study_id, **page)
+    return out
+
+
+def _settle_stale(redis: Redis, store: JobStore, r: dict) -> dict:
+    """A running run whose worker went silent: queued again if RQ retried it, else failed. The fields changed."""
+    job_id = r.get("job_id") or run_job_id(r["id"])
+    try:
+        status = Job.fetch(job_id, connection=redis).get_status()
+    except NoSuchJobError:
+        status = None
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        store.set_run_status(r["id"], "queued", phase="requeued")
+        return {"status": "queued", "phase": "requeued"}
+    if status in (JobStatus.FAILED, JobStatus.STOPPED, None):
+        why = "the worker died or was stopped mid-run and no retries are left"
+        store.set_run_status(r["id"], "failed", error=r.get("error") or why, phase="failed")
+        return {"status": "failed", "error": r.get("error") or why}
+    return {}
 
 
 def results(study_id: str, artifacts: ArtifactStore | None = None) -> dict | None:

@@ -39,6 +39,45 @@ LIVE = ("queued", "running")
 TERMINAL = ("finished", "failed", "canceled")
 
 
+# One page of a study's runs (JobStore.study_runs_page). ARGV: prefix, statuses (JSON list), arm,
+# lower-cased search text, page, page size. Empty tables are encoded as JSON objects by cjson, so
+# the caller treats `arms`, `runs` and `stale` that are {} as empty lists.
+_PAGE_SCRIPT = """
+local prefix, want, arm, text = ARGV[1], cjson.decode(ARGV[2]), ARGV[3], ARGV[4]
+local page, size = tonumber(ARGV[5]), tonumber(ARGV[6])
+local wanted = {}
+for _, s in ipairs(want) do wanted[s] = true end
+local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+local counts, arms, seen, matched, stale = {}, {}, {}, {}, {}
+for _, id in ipairs(ids) do
+  local f = redis.call('HMGET', prefix .. 'run:' .. id, 'status', 'arm', 'worker', 'host', 'phase', 'error')
+  local status = f[1] or 'queued'
+  counts[status] = (counts[status] or 0) + 1
+  local a = f[2] or ''
+  if not seen[a] then seen[a] = true; arms[#arms + 1] = a end
+  if status == 'running' and redis.call('EXISTS', prefix .. 'alive:' .. id) == 0 then stale[#stale + 1] = id end
+  local keep = (#want == 0 or wanted[status]) and (arm == '' or a == arm)
+  if keep and text ~= '' then
+    local who = f[3] or f[4] or ''
+    local hay = string.lower(id .. ' ' .. a .. ' ' .. who .. ' ' .. (f[5] or '') .. ' ' .. (f[6] or ''))
+    keep = string.find(hay, text, 1, true) ~= nil
+  end
+  if keep then matched[#matched + 1] = id end
+end
+local pages = math.max(1, math.ceil(#matched / size))
+page = math.min(math.max(1, page), pages)
+local runs = {}
+for i = (page - 1) * size + 1, math.min(page * size, #matched) do
+  local flat = redis.call('HGETALL', prefix .. 'run:' .. matched[i])
+  local h = {}
+  for j = 1, #flat, 2 do h[flat[j]] = flat[j + 1] end
+  runs[#runs + 1] = h
+end
+return cjson.encode({total = #ids, counts = counts, arms = arms, matched = #matched, page = page,
+                     runs = runs, stale = stale})
+"""
+
+
 def _k(*parts: str) -> str:
     return PREFIX + ":".join(parts)
 
@@ -217,6 +256,38 @@ class JobStore:
                 """
             )
         return self._script
+
+    def study_runs_page(
+        self,
+        study_id: str,
+        *,
+        statuses: list[str] | None = None,
+        arm: str | None = None,
+        search: str = "",
+        page: int = 1,
+        page_size: int = 200,
+    ) -> dict:
+        """One page of a study's runs, filtered inside Redis, with what the Jobs page shows around it.
+
+        Returns total, counts (by status, all runs), arms, matched (runs passing the filters), page
+        (clamped to the last), runs (that page's records, in plan order) and stale (running runs
+        whose liveness key expired, any page). The script reads five fields of each run and whole
+        records for one page only: at 10k runs a fraction of `study_runs`' cost (docs/BENCHMARKS.md §6).
+        """
+        args = [PREFIX, json.dumps(list(statuses or [])), arm or "", (search or "").strip().lower(), page, page_size]
+        raw = self._page_script(keys=[_k("study", study_id, "runs")], args=args)
+        out = json.loads(raw)
+        out["runs"] = [_decode(h) for h in out["runs"] or []]
+        out["arms"] = sorted(out["arms"] or [])
+        out["stale"] = list(out["stale"] or [])
+        out["counts"] = {s: int((out["counts"] or {}).get(s, 0)) for s in STATUSES}
+        return out
+
+    @property
+    def _page_script(self):
+        if not hasattr(self, "_page"):
+            self._page = self.redis.register_script(_PAGE_SCRIPT)
+        return self._page
 
     def study_run_counts(self, study_ids: list[str]) -> dict[str, dict[str, int]]:
         """{study id: {run status: n}} for many studies in one pipeline, counted inside Redis."""

@@ -2,9 +2,9 @@
 
 A thin view over the job store. Everything lives in Redis, nothing in this page: closing the
 browser changes nothing, and the page shows the same state on return. The selected study's runs
-come from `workers.client.reconcile` (one round trip through JobStore.study_runs, with runs whose
-worker died corrected), go into one DataFrame (app.views.runs_frame, column operations), and only a
-page of rows is shown, filtered by status, candidate and a search. The block that shows them is an
+come a page at a time from `workers.client.reconcile_page` (one script in Redis filters by status,
+candidate and search, counts every status, and returns the shown page's records only; runs whose
+worker died are corrected), into one DataFrame (app.views.runs_frame). The block that shows them is an
 `st.fragment` that reruns every 2 s while the study is live and stops when everything is terminal.
 User text (names, errors, logs) goes to tables, st.code or st.text: never Markdown or HTML.
 """
@@ -220,18 +220,19 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
         )
         return
     backend = get_backend(study.get("backend"))
-    frame = views.runs_frame(client.reconcile(conn, sid), metric=study.get("primary_metric"), now=time.time())
-    counts = views.count_by_status(frame["status"])
+    view = client.reconcile_page(conn, sid, **_page_request())  # only the shown page's records
+    counts = view["counts"]
     live = study_is_live(study, counts)
     if live != live_at_start:
         st.rerun()  # start or stop the periodic refresh (it is fixed when the fragment is defined)
     show_flash(PAGE)
-    _study_progress(frame, counts)
+    _study_progress(view["total"], counts)
     _study_state(conn, study, counts, live, backend)
-    if frame.empty:
+    if not view["total"]:
         st.info("This study has no runs.")
         return
-    rows = _filtered_page(frame, counts)
+    _filters(view)
+    rows = views.runs_frame(view["runs"], metric=study.get("primary_metric"), now=time.time())
     if rows.empty:
         st.info("No run matches these filters.")
         return
@@ -240,10 +241,10 @@ def _runs_panel(sid: str, live_at_start: bool) -> None:
     _run_picker(store, rows, backend.cancel_note)
 
 
-def _study_progress(frame, counts: dict[str, int]) -> None:
+def _study_progress(total: int, counts: dict[str, int]) -> None:
     done = counts["finished"] + counts["failed"] + counts["canceled"]
     summary = " · ".join(f"{counts[s]:,} {s}" for s in STATUSES)
-    st.progress(done / max(1, len(frame)), text=f"{done:,} of {len(frame):,} runs done — {summary}")
+    st.progress(done / max(1, total), text=f"{done:,} of {total:,} runs done — {summary}")
 
 
 def _study_state(conn, study: dict, counts: dict[str, int], live: bool, backend) -> None:
@@ -278,28 +279,39 @@ def _study_state(conn, study: dict, counts: dict[str, int], live: bool, backend)
             )
 
 
-def _filtered_page(frame, counts: dict[str, int]):
-    """The runs that pass the status, candidate and search filters: the chosen page of them."""
+def _page_request() -> dict:
+    """The filters and page as the widgets below hold them (read first: Redis filters, the page draws)."""
+    arm = st.session_state.get("jobs.arm_filter") or "(all)"
+    return {
+        "statuses": list(st.session_state.get("jobs.status_filter") or []),
+        "arm": None if arm == "(all)" else arm,
+        "search": st.session_state.get("jobs.search") or "",
+        "page": int(st.session_state.get("jobs.page") or 1),
+        "page_size": views.PAGE_SIZE,
+    }
+
+
+def _filters(view: dict) -> None:
+    """The status, candidate and search filters, what they match, and the page picker."""
+    counts = view["counts"]
     f1, f2, f3 = st.columns([2, 1, 2])
-    statuses = f1.multiselect(
+    f1.multiselect(
         "Status",
         list(STATUSES),
         key="jobs.status_filter",
         placeholder="all statuses",
         format_func=lambda s: f"{s} ({counts[s]:,})",
     )
-    arms = sorted(frame["arm"].unique().tolist())
-    arm = f2.selectbox("Candidate", ["(all)", *arms], key="jobs.arm_filter")
-    search = f3.text_input("Search", key="jobs.search", placeholder="run id, worker, phase or error text")
-    shown = views.filter_runs(frame, statuses=statuses, arm=None if arm == "(all)" else arm, search=search)
-    pages = views.n_pages(len(shown))
-    page = 1
+    f2.selectbox("Candidate", ["(all)", *view["arms"]], key="jobs.arm_filter")
+    f3.text_input("Search", key="jobs.search", placeholder="run id, worker, phase or error text")
+    pages = views.n_pages(view["matched"])
     if pages > 1:
-        st.caption(f"{len(shown):,} runs match; {views.PAGE_SIZE} per page.")
-        page = st.pagination(pages, key="jobs.page")
+        st.caption(f"{view['matched']:,} runs match; {views.PAGE_SIZE} per page.")
+        if st.session_state.get("jobs.page", view["page"]) != view["page"]:
+            del st.session_state["jobs.page"]  # past the end after a filter change: the widget starts on the last page
+        st.pagination(pages, default=view["page"], key="jobs.page")
     else:
-        st.caption(f"{len(shown):,} of {len(frame):,} runs.")
-    return views.page_of(shown, page)
+        st.caption(f"{view['matched']:,} of {view['total']:,} runs.")
 
 
 def _run_picker(store: JobStore, rows, cancel_note: str) -> None:
