@@ -11,12 +11,15 @@ HF Jobs backend calls, answering as the Hub does (status codes, X-Error-Code hea
     POST /api/<type>s/<id>/preupload/<rev>                every file "regular" (no LFS, no Xet)
     POST /api/<type>s/<id>/commit/<rev>                   NDJSON commit of base64 files
     HEAD/GET /<type>s/<id>/resolve/<rev>/<path>           file download, with ETag, X-Repo-Commit, Content-Length
-    POST /api/jobs/<ns>                                   run a Job
+    POST /api/jobs/<ns>                                   run a Job (400 for a flavor not in FLAVORS)
+    GET  /api/jobs/<ns>?label=k=v&stage=S                 list the namespace's Jobs, filtered as the Hub does
     GET  /api/jobs/<ns>/<job>                             inspect a Job
     GET  /api/jobs/<ns>/<job>/logs                        the Job's logs as server-sent events, then the stream ends
     POST /api/jobs/<ns>/<job>/cancel                      cancel a Job
 
 Every request is recorded (method, path, query, headers, raw body, parsed JSON) in `requests`.
+Scripted faults (`fake.faults.append(Fault(...))`) answer matching requests with an error instead,
+a given number of times: 429 with Retry-After, 5xx, 402/403, 404 on the logs route...
 
 Jobs move through stages in one of two modes:
 - scripted (`fake.script = Script([...])`): each inspect of a Job advances it one step through a list of
@@ -50,6 +53,23 @@ def _now() -> str:
 
 def _git_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+# Jobs hardware flavors the fake accepts (a subset of the Hub's, as the client's JobHardware names them).
+FLAVORS = ("cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large", "a100-large")
+
+
+@dataclass
+class Fault:
+    """Answer `times` requests whose method is `method` and whose path matches `path` (re.search) with `status`."""
+
+    method: str
+    path: str
+    status: int
+    times: int = 1
+    retry_after: float | None = None  # sent as Retry-After (seconds)
+    message: str = "scripted fault"
+    hits: int = 0
 
 
 @dataclass
@@ -124,6 +144,7 @@ class FakeHub:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.models: dict[str, str] = {}  # id -> "gated" | "missing" | "ok"; unknown ids exist and are public
         self.jobs: dict[str, FakeJob] = {}
+        self.faults: list[Fault] = []
         self.script: Script | None = None
         self.execute = False
         self.base_env: dict[str, str] = {}  # execute mode: what the image provides (PATH, HOME, ...)
@@ -172,6 +193,14 @@ class FakeHub:
     def file(self, repo_id: str, path: str, repo_type: str = "dataset") -> bytes | None:
         repo = self.repos.get((repo_type, repo_id))
         return repo.files.get(path) if repo else None
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.hits < fault.times and fault.method == method and re.search(fault.path, path):
+                    fault.hits += 1
+                    return fault
+        return None
 
     def requests_to(self, method: str, pattern: str) -> list[dict]:
         return [r for r in self.requests if r["method"] == method and re.search(pattern, r["path"])]
@@ -312,8 +341,8 @@ def _handler(hub: FakeHub):
             if self.command != "HEAD":
                 self.wfile.write(data)
 
-        def _error(self, status: int, code: str | None, message: str):
-            headers = {"X-Error-Message": message}
+        def _error(self, status: int, code: str | None, message: str, extra: dict | None = None):
+            headers = {"X-Error-Message": message, **(extra or {})}
             if code:
                 headers["X-Error-Code"] = code
             self._send(status, {"error": message}, headers=headers)
@@ -340,6 +369,10 @@ def _handler(hub: FakeHub):
             rec = self._record()
             path = rec["path"]
             try:
+                fault = hub.take_fault(method, path)
+                if fault is not None:
+                    extra = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
+                    return self._error(fault.status, None, fault.message, extra)
                 if path == "/api/whoami-v2" and method == "GET":
                     return self._whoami(rec)
                 if path == "/api/repos/create" and method == "POST":
@@ -347,6 +380,8 @@ def _handler(hub: FakeHub):
                 m = re.fullmatch(r"/api/jobs/(?P<ns>[^/]+)", path)
                 if m and method == "POST":
                     return self._run_job(rec, m["ns"])
+                if m and method == "GET":
+                    return self._list_jobs(rec, m["ns"])
                 m = re.fullmatch(r"/api/jobs/(?P<ns>[^/]+)/(?P<job>[^/]+)(?P<rest>/logs|/cancel)?", path)
                 if m:
                     return self._job(rec, method, m["ns"], m["job"], m["rest"])
@@ -497,8 +532,22 @@ def _handler(hub: FakeHub):
                 return self._error(401, None, "Invalid credentials in Authorization header")
             if namespace not in [hub.user, *hub.orgs]:
                 return self._error(403, None, f"You cannot run Jobs in namespace {namespace}")
+            flavor = (rec["json"] or {}).get("flavor")
+            if flavor not in FLAVORS:
+                return self._error(400, None, f"Invalid flavor '{flavor}': expected one of {', '.join(FLAVORS)}")
             job = hub.create_job(namespace, rec["json"] or {})
             self._send(200, job.info(hub.url))
+
+        def _list_jobs(self, rec, namespace):
+            if not self._authorized(rec):
+                return self._error(401, None, "Invalid credentials in Authorization header")
+            labels = dict(x.split("=", 1) for x in rec["query"].get("label", []))
+            stages = set(rec["query"].get("stage", []))
+            with hub.lock:
+                jobs = [j for j in hub.jobs.values() if j.namespace == namespace]
+            jobs = [j for j in jobs if all(j.labels().get(k) == v for k, v in labels.items())]
+            jobs = [j for j in jobs if not stages or j.stage in stages]
+            self._send(200, [j.info(hub.url) for j in jobs])
 
         def _job(self, rec, method, namespace, job_id, rest):
             if not self._authorized(rec):

@@ -25,7 +25,7 @@ from redis import Redis
 from core.artifacts import ArtifactStore
 from core.spec import parse_spec
 from tests.conftest import real_redis, redis_test_url
-from tests.fake_hub import FakeHub, Script, Step
+from tests.fake_hub import FakeHub, Fault, Script, Step
 from workers import client
 from workers.client import SubmitOptions
 from workers.store import JobStore
@@ -467,3 +467,101 @@ def test_no_token_in_the_worker_environment_fails_with_what_to_set(redis, hub, a
         assert rec["status"] == "failed", rec
         assert "set HF_TOKEN in the worker's environment" in rec["error"]
     assert hub.requests == []  # nothing was sent anywhere
+
+
+# ------------------------------------------------------------------------------------------------
+# The real service's bad days: rate limits, flaky logs, payment and permission answers
+
+
+def _put_results(hub: FakeHub, study_id: str, records: list[dict]) -> None:
+    """What each run's Job would have uploaded."""
+    for rec in records:
+        hub.put_file(RESULTS_REPO, f"experiments/{study_id}/{rec['id']}/result.json", json.dumps(_result_payload(rec)))
+
+
+def test_rate_limits_and_failing_log_reads_are_waited_out_and_the_runs_complete(redis, hub, artifacts, tmp_path):
+    study_id = _submit(redis, artifacts)
+    records = _runs(redis, study_id)
+    _put_results(hub, study_id, records)
+    hub.script = Script(
+        [Step("SCHEDULING"), Step("RUNNING", inspects=3, logs=["training..."]), Step("COMPLETED", logs=["done"])]
+    )
+    hub.faults += [
+        Fault("POST", r"/commit/", 429, times=1, retry_after=0.2),  # the prepared data's upload
+        Fault("POST", rf"^/api/jobs/{USER}$", 429, times=1, retry_after=0.2),  # run_job
+        Fault("GET", rf"^/api/jobs/{USER}/[^/]+$", 429, times=3, retry_after=0.3),  # inspect
+        Fault("GET", r"/logs$", 404, times=2),
+        Fault("GET", r"/logs$", 500, times=2),
+    ]
+    Worker(hub, artifacts, tmp_path).wait()
+
+    store = JobStore(redis)
+    for rec in _runs(redis, study_id):
+        assert rec["status"] == "finished", rec
+    assert all(f.hits == f.times for f in hub.faults), [(f.path, f.hits) for f in hub.faults]
+    assert len(hub.jobs) == 2  # one Job per run, the rate-limited submit included
+    assert len(hub.requests_to("GET", r"^/api/whoami-v2$")) == 1  # once per study, not once per run
+    assert store.study(study_id)["hf_user"] == USER
+    messages = [e.get("message", "") for r in records for e in store.events(r["id"])]
+    assert any("logs could not be read" in m for m in messages), messages
+    assert any("retrying after" in m for m in messages), messages
+    assert "done" in messages  # the logs came back once the route answered
+
+
+def test_a_retried_task_never_pays_for_a_second_job(redis, hub, artifacts, tmp_path):
+    """Run 0's record names its Job, and the Hub rate-limits the inspect that checks it; run 1's submit
+    answer was lost (no Job id in its record), but its Job carries the run's labels."""
+    study_id = _submit(redis, artifacts)
+    first, second = (r["id"] for r in _runs(redis, study_id))
+    _put_results(hub, study_id, _runs(redis, study_id))
+    hub.script = Script([Step("RUNNING", inspects=2), Step("COMPLETED")])
+    jobs = {
+        rid: hub.create_job(
+            USER, {"flavor": "a10g-small", "labels": {"workbench-study": study_id, "workbench-run": rid}}
+        )
+        for rid in (first, second)
+    }
+    store = JobStore(redis)
+    store.update_run(first, backend="hf_jobs", backend_job_id=jobs[first].id, backend_namespace=USER, attempts=1)
+    hub.faults.append(Fault("GET", rf"^/api/jobs/{USER}/{jobs[first].id}$", 429, times=3, retry_after=0.2))
+    Worker(hub, artifacts, tmp_path).wait()
+
+    assert hub.job_requests() == []  # nothing submitted: both runs followed the Jobs they had
+    for rid in (first, second):
+        rec = store.run(rid)
+        assert rec["status"] == "finished" and rec["backend_job_id"] == jobs[rid].id, rec
+    assert hub.faults[0].hits == 3
+
+
+@pytest.mark.parametrize("status, expected", [(402, "needs a paid plan"), (403, "may not run Jobs in this namespace")])
+def test_payment_and_permission_answers_fail_the_run_at_once_with_the_fix(
+    redis, hub, artifacts, tmp_path, status, expected
+):
+    study_id = _submit(redis, artifacts)
+    hub.faults.append(Fault("POST", rf"^/api/jobs/{USER}$", status, times=10))
+    Worker(hub, artifacts, tmp_path).wait()
+
+    for rec in _runs(redis, study_id):
+        assert rec["status"] == "failed" and expected in rec["error"], rec
+    assert hub.faults[0].hits == 2 and hub.jobs == {}  # one try per run: no retry of an answer that cannot change
+
+
+def test_a_flavor_the_hub_refuses_fails_with_the_hubs_answer(redis, hub, artifacts, tmp_path):
+    # h200 is in the client's JobHardware list (so the submit accepts it), not among this fake Hub's flavors
+    study_id = _submit(redis, artifacts, hf_flavor="h200")
+    Worker(hub, artifacts, tmp_path).wait()
+
+    for rec in _runs(redis, study_id):
+        assert rec["status"] == "failed", rec
+        assert "Invalid flavor 'h200'" in rec["error"] and "check the flavor" in rec["error"]
+    assert hub.jobs == {}
+
+
+def test_a_job_stopped_by_its_timeout_is_told_from_a_cancel(redis, hub, artifacts, tmp_path):
+    study_id = _submit(redis, artifacts)
+    hub.script = Script([Step("RUNNING"), Step("ERROR", message="Job timed out after 45m")])
+    Worker(hub, artifacts, tmp_path).wait()
+
+    for rec in _runs(redis, study_id):
+        assert rec["status"] == "failed", rec
+        assert "reached its timeout (45m)" in rec["error"] and "raise the study's timeout" in rec["error"]

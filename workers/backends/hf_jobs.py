@@ -35,6 +35,7 @@ tests use a local fake Hub that way.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -47,6 +48,7 @@ from typing import TYPE_CHECKING
 
 from huggingface_hub import JobHardware
 
+from workers.backends import hub_errors
 from workers.backends.base import QUEUE_DEFAULT, Backend, Option, RunFailed, register
 
 if TYPE_CHECKING:  # imported where used: the registry loads this module for `workbench --help` too
@@ -64,6 +66,8 @@ RESULTS_REPO_NAME = "workbench-results"
 LOG_LINES_PER_POLL = 200  # new log lines kept per poll (the event log itself is bounded too)
 ERROR_TAIL_LINES = 15
 MAX_POLL_ERRORS = 30  # consecutive failed polls (Hub unreachable) before the task gives up
+# How the Hub words a Job stopped by its timeout (told apart from a user's cancel by this message).
+_TIMEOUT_RE = re.compile(r"time ?out|timed out", re.IGNORECASE)
 PROGRESS_PREFIX = "[workbench] progress "
 _PROGRESS_RE = re.compile(
     r"^\[workbench\] progress (?P<phase>[a-z_]+) (?P<step>\d+)/(?P<total>\d+)(?: loss=(?P<loss>\S+))?\s*$"
@@ -202,9 +206,25 @@ class _Follower:
         self.store, self.run_id, self.token = store, run_id, token
         self.seen = 0
         self.tail: list[str] = []
+        self.log_failures = 0
 
     def canceled_by_user(self) -> bool:
         return (self.store.run(self.run_id) or {}).get("status") == "canceled"
+
+    def take_logs_safely(self, api, job_id: str, namespace: str) -> None:
+        """`take_logs`, where a failure is said in the run's log (at the 1st, 10th, 100th...) and nothing more."""
+        try:
+            self.take_logs(api, job_id, namespace)
+        except Exception as err:
+            if not (hub_errors.is_transient(err) or hub_errors.status_of(err) is not None):
+                raise
+            self.log_failures += 1
+            if self.log_failures in (1, 10, 100, 1000):
+                self.store.log(
+                    self.run_id,
+                    f"the Job's logs could not be read ({hub_errors.status_of(err) or type(err).__name__}, "
+                    f"{self.log_failures} time(s)); its status is still followed",
+                )
 
     def take_logs(self, api, job_id: str, namespace: str) -> None:
         """Append the Job's new log lines to the run's events; progress lines become progress."""
@@ -279,31 +299,28 @@ def _run_remote(
     store: JobStore, artifacts: ArtifactStore, study_id: str, study: dict, run_id: str, record: dict, token: str
 ) -> dict:
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     api = HfApi(endpoint=_endpoint(), token=token)
-    try:
-        user = api.whoami(token=token)["name"]
-    except HfHubHTTPError as err:
-        status = err.response.status_code if err.response is not None else None
-        if status in (401, 403):
-            raise RunFailed(
-                "the Hub refused the token in HF_TOKEN (invalid or expired): set a valid one in the worker's "
-                "environment"
-            ) from None
-        raise
+    note = functools.partial(store.log, run_id)
+    user = study.get("hf_user")
+    if not user:  # whoami is heavily rate-limited: once per study, kept in its record
+        user = hub_errors.call(lambda: api.whoami(token=token)["name"], "checking the token (whoami)", on_wait=note)
+        store.update_study(study_id, hf_user=user)
     repo = os.environ.get("RESULTS_REPO") or f"{user}/{RESULTS_REPO_NAME}"
     follower = _Follower(store, run_id, token)
 
-    # A retried task follows the Job it already started rather than paying for another.
-    job = _reattach(api, record, token)
+    # A retried task follows the Job it already started rather than paying for another: the one its
+    # record names, else one carrying its labels (a submit whose answer was lost).
+    job = _reattach(api, record, token, note) or _existing_job(api, study, study_id, run_id, user, token, note)
     if job is not None:
         repo = record.get("backend_repo") or repo
+        store.update_run(run_id, backend_job_id=job.id, backend_namespace=job.owner.name, backend_url=job.url)
         store.log(run_id, f"following HF Job {job.id} again (submitted by an earlier attempt)")
     else:
         spec = _spec_of(study)
         _probe_model(api, spec.model, token, GatedRepoError, RepositoryNotFoundError)
-        _ensure_results_repo(api, repo, study_id, artifacts, token)
+        _ensure_results_repo(api, repo, study_id, artifacts, token, note)
         if follower.canceled_by_user():
             store.log(run_id, "canceled by user before submission")
             return {"run_id": run_id, "status": "canceled"}
@@ -312,15 +329,42 @@ def _run_remote(
     return _follow(api, store, artifacts, follower, study, study_id, run_id, record, repo, job.id, namespace, token)
 
 
-def _reattach(api, record: dict, token: str):
+def _reattach(api, record: dict, token: str, note):
+    """The Job an earlier attempt of this run submitted, if it still runs or completed; None if it is gone.
+
+    Only "not found" means gone: a rate limit or an unreachable Hub is waited out, and if the Hub never
+    answers the task fails (RQ retries it later) rather than paying for a second Job.
+    """
+    from huggingface_hub.errors import JobNotFoundError
+
     job_id, namespace = record.get("backend_job_id"), record.get("backend_namespace")
     if not job_id or not namespace or record.get("backend") != HF_JOBS.name or record.get("backend_canceled") == job_id:
         return None
+    what = f"checking HF Job {job_id} of an earlier attempt"
     try:
-        job = api.inspect_job(job_id=job_id, namespace=namespace, token=token)
-    except Exception:
+        job = hub_errors.call(
+            lambda: api.inspect_job(job_id=job_id, namespace=namespace, token=token), what, on_wait=note
+        )
+    except JobNotFoundError:
         return None
+    except Exception as err:
+        if hub_errors.is_transient(err):
+            raise RuntimeError(f"{what}: the Hub did not answer ({err}); no second Job is submitted") from None
+        raise
     return job if _stage(job) in ("SCHEDULING", "RUNNING", "COMPLETED") else None
+
+
+def _existing_job(api, study: dict, study_id: str, run_id: str, user: str, token: str, note):
+    """A live or completed Job labelled with this run (found with list_jobs), or None."""
+    namespace = study.get("hf_namespace") or user
+    labels = {"workbench-study": study_id, "workbench-run": run_id}
+    jobs = hub_errors.call(
+        lambda: list(api.list_jobs(labels=labels, namespace=namespace, token=token)),
+        "looking for this run's Job",
+        on_wait=note,
+    )
+    alive = [j for j in jobs if _stage(j) in ("SCHEDULING", "RUNNING", "COMPLETED")]
+    return alive[0] if alive else None
 
 
 def _probe_model(api, model: str, token: str, gated_error, missing_error) -> None:
@@ -346,23 +390,34 @@ def _probe_model(api, model: str, token: str, gated_error, missing_error) -> Non
         ) from None
 
 
-def _ensure_results_repo(api, repo: str, study_id: str, artifacts: ArtifactStore, token: str) -> None:
+def _ensure_results_repo(api, repo: str, study_id: str, artifacts: ArtifactStore, token: str, note) -> None:
     """The private dataset repo exists and holds the study's prepared data (uploaded once)."""
     from huggingface_hub import CommitOperationAdd
 
-    api.create_repo(repo, repo_type="dataset", private=True, exist_ok=True, token=token)
+    hub_errors.call(
+        lambda: api.create_repo(repo, repo_type="dataset", private=True, exist_ok=True, token=token),
+        f"creating the results repo {repo}",
+        on_wait=note,
+    )
     path_in_repo = experiment_path(study_id)
-    if api.file_exists(repo, path_in_repo, repo_type="dataset", token=token):
+    exists = hub_errors.call(
+        lambda: api.file_exists(repo, path_in_repo, repo_type="dataset", token=token), "reading the results repo"
+    )
+    if exists:
         return
     local = artifacts.prepared_dir(study_id) / "prepared.json"
     if not local.is_file():
         raise RunFailed(f"no prepared data for study {study_id} in {artifacts.root}: submit the study again")
-    api.create_commit(
-        repo,
-        operations=[CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=str(local))],
-        commit_message=f"prepared data of study {study_id}",
-        repo_type="dataset",
-        token=token,
+    hub_errors.call(
+        lambda: api.create_commit(
+            repo,
+            operations=[CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=str(local))],
+            commit_message=f"prepared data of study {study_id}",
+            repo_type="dataset",
+            token=token,
+        ),
+        f"uploading the prepared data to {repo}",
+        on_wait=note,
     )
 
 
@@ -385,16 +440,25 @@ def _submit(
     command = remote_command(
         repo, study_id, run_id, record["arm"], int(record["size"]), int(record["seed"]), record["key"]
     )
-    job = api.run_job(
-        image=image,
-        command=command,
-        env=_job_env(),
-        secrets={"HF_TOKEN": token},
-        flavor=flavor,
-        timeout=timeout,
-        labels={"workbench-study": study_id, "workbench-run": run_id},
-        namespace=study.get("hf_namespace") or user,  # the user's own namespace by default (saves a whoami)
-        token=token,
+    job = _run_job_once(
+        api,
+        store,
+        study,
+        study_id,
+        run_id,
+        user,
+        token,
+        dict(
+            image=image,
+            command=command,
+            env=_job_env(),
+            secrets={"HF_TOKEN": token},
+            flavor=flavor,
+            timeout=timeout,
+            labels={"workbench-study": study_id, "workbench-run": run_id},
+            namespace=study.get("hf_namespace") or user,  # the user's own namespace by default (saves a whoami)
+            token=token,
+        ),
     )
     store.update_run(
         run_id,
@@ -409,10 +473,38 @@ def _submit(
     return job
 
 
+def _run_job_once(api, store, study, study_id, run_id, user, token, job_args: dict):
+    """`api.run_job`, through rate limits; after a server or transport error, the Job may exist all the same:
+    it is looked up by its labels before another try, so one run never pays for two Jobs."""
+    note = functools.partial(store.log, run_id)
+    for attempt in range(len(hub_errors.BACKOFF_S)):
+        try:
+            return api.run_job(**job_args)
+        except Exception as err:
+            hub_errors.refuse_auth(err, "submitting the HF Job")
+            if hub_errors.status_of(err) == 400:
+                raise RunFailed(
+                    f"the Hub refused the Job ({getattr(err, 'server_message', None) or err}): check the flavor "
+                    "and timeout options of the study"
+                ) from None
+            if not hub_errors.is_transient(err) or attempt == len(hub_errors.BACKOFF_S) - 1:
+                raise
+            waited = hub_errors.wait_for(err, attempt)
+            note(
+                f"submitting the HF Job: the Hub answered {hub_errors.status_of(err) or type(err).__name__}; "
+                f"retrying after {waited:.0f} s"
+            )
+            if hub_errors.status_of(err) != 429:
+                found = _existing_job(api, study, study_id, run_id, user, token, note)
+                if found is not None:
+                    return found
+    raise AssertionError("unreachable")
+
+
 def _follow(
     api, store, artifacts, follower: _Follower, study, study_id, run_id, record, repo, job_id, namespace, token
 ) -> dict:
-    from huggingface_hub.errors import HfHubHTTPError, JobNotFoundError
+    from huggingface_hub.errors import JobNotFoundError
 
     deadline = time.monotonic() + int(study.get("run_timeout") or 6 * 3600)
     last_stage, errors = None, 0
@@ -431,24 +523,20 @@ def _follow(
         try:
             job = api.inspect_job(job_id=job_id, namespace=namespace, token=token)
             stage, message = _stage(job), job.status.message
-            follower.take_logs(api, job_id, namespace)
             errors = 0
         except JobNotFoundError:
             stage, message = "DELETED", "the Job no longer exists on the Hub"
-        except (HfHubHTTPError, OSError, ConnectionError) as err:  # the Hub briefly away: try again
-            errors += 1
-            if errors >= MAX_POLL_ERRORS:
-                raise RuntimeError(f"lost contact with HF Job {job_id} after {errors} failed polls: {err}") from None
-            time.sleep(poll_seconds())
-            continue
-        except Exception as err:  # httpx transport errors do not share a base with the ones above
-            if type(err).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore", "httpcore2"):
+        except Exception as err:  # the Hub briefly away or rate limiting: wait and poll again
+            hub_errors.refuse_auth(err, f"following HF Job {job_id}")
+            if not hub_errors.is_transient(err):
                 raise
-            errors += 1
+            limited = hub_errors.status_of(err) == 429
+            errors += 0 if limited else 1  # a rate limit is not lost contact
             if errors >= MAX_POLL_ERRORS:
                 raise RuntimeError(f"lost contact with HF Job {job_id} after {errors} failed polls: {err}") from None
-            time.sleep(poll_seconds())
+            time.sleep(max(poll_seconds(), min(hub_errors.MAX_WAIT_S, hub_errors.retry_after(err) or 0)))
             continue
+        follower.take_logs_safely(api, job_id, namespace)  # a logs failure never decides the run
         if stage != last_stage:
             last_stage = stage
             if stage in ("SCHEDULING", "RUNNING"):
@@ -458,6 +546,12 @@ def _follow(
             if follower.canceled_by_user():  # the user's word stands, even if the Job got there first
                 return {"run_id": run_id, "status": "canceled", "backend_job_id": job_id}
             return _collect(api, store, artifacts, study_id, run_id, record, repo, job_id, token)
+        if stage in ("ERROR", "CANCELED") and message and _TIMEOUT_RE.search(message):
+            limit = study.get("hf_timeout") or DEFAULT_TIMEOUT
+            raise RunFailed(
+                f"HF Job {job_id} reached its timeout ({limit}) and was stopped ({_redact(message, token)}): "
+                "raise the study's timeout option or pick a faster flavor"
+            )
         if stage in ("ERROR", "DELETED"):
             tail = " | ".join(line.strip() for line in follower.tail if line.strip())[-1500:]
             why = _redact(message or "no message", token)
