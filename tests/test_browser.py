@@ -48,11 +48,11 @@ def _free_port() -> int:
 def product(tmp_path_factory, demo_fast_trained):
     """The product as `make run` starts it: `workbench up` with no REDIS_URL (embedded Redis).
 
-    Its artifacts hold 13 of the demo's 15 runs (from the session's one demo run): the worker trains
-    the other 2, so the pages still show runs queued, running and finished.
+    Its artifacts hold 14 of the demo's 15 runs (from the session's one demo run): the worker trains
+    the last, so the pages still show a run queued, running and finished.
     """
     home = tmp_path_factory.mktemp("home")
-    seed_cached_runs(demo_fast_trained, home / "artifacts", leave_out=2)
+    seed_cached_runs(demo_fast_trained, home / "artifacts", leave_out=1)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "ARTIFACTS_DIR")}
     env["WORKBENCH_HOME"] = str(home)

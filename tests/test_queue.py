@@ -135,8 +135,8 @@ def _wb_keys(redis: Redis) -> list[bytes]:
 
 
 def test_demo_study_fast_through_a_real_worker(redis, workers, artifacts, tmp_path, demo_fast_trained):
-    # 12 of the 15 runs come cached from the session's one demo run; the worker trains the other 3
-    left_out = seed_cached_runs(demo_fast_trained, artifacts.root, leave_out=3)
+    # 13 of the 15 runs come cached from the session's one demo run; the worker trains the other 2
+    left_out = seed_cached_runs(demo_fast_trained, artifacts.root, leave_out=2)
     spec = load_spec(PROJECT_ROOT / "catalog" / "demo_study_fast.yaml")
     study_id = client.submit(redis, spec, SubmitOptions(submitted_by="tester"))
     assert JobStore(redis).study(study_id)["submitted_by"] == "tester"
