@@ -360,3 +360,27 @@ def test_image_install_and_start_steps_work_in_a_fresh_venv(tmp_path, deploy_red
                 p.kill()
         for f in sorted(logs.iterdir()):
             print(f"--- {f.name}\n{f.read_text()[-2000:]}")
+
+
+def test_the_package_declares_every_pinned_requirement_and_admits_its_pin():
+    """pyproject's dependencies (what `pip install <wheel>` brings, e.g. in an HF Job) and requirements.txt
+    (the tested pins) name the same packages, and each declared range admits the tested pin."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    declared = {
+        canonicalize_name(r.name): r.specifier
+        for r in map(
+            Requirement, tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        )
+    }
+    pins = {}
+    for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            req = Requirement(line)
+            pins[canonicalize_name(req.name)] = next(iter(req.specifier)).version
+    assert set(declared) == set(pins), set(declared) ^ set(pins)
+    for name, version in pins.items():
+        assert declared[name].contains(version), (name, str(declared[name]), version)
