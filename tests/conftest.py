@@ -45,89 +45,38 @@ def demo_folder():
     return ensure_demo_data()
 
 
-_DEMO_BACKGROUND: list = []  # the `workbench demo --fast` process this xdist worker started, if any
-
-
-def _demo_fast_root() -> Path | None:
-    """Where the shared demo run lives: one folder per xdist test run (None outside xdist)."""
-    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    return Path(tempfile.gettempdir()) / f"workbench-demo-fast-{run_id}" if run_id else None
-
-
-def _demo_command(root: Path) -> tuple[list[str], dict]:
-    import sys
-
-    cmd = [sys.executable, "-m", "workers.cli", "demo", "--fast", "--out", str(root / "out")]
-    return cmd, {**os.environ, "ARTIFACTS_DIR": str(root / "artifacts")}
-
-
-def pytest_collection_finish(session):
-    """Under xdist, start the shared demo run in the background as soon as the tests that need it are
-    collected, so that no worker sits idle waiting for it (the first worker here starts it)."""
-    import subprocess
-
-    root = _demo_fast_root()
-    if root is None or not any("demo_fast_trained" in getattr(i, "fixturenames", ()) for i in session.items):
-        return
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        os.close(os.open(root / "started", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return  # another worker started it
-    cmd, env = _demo_command(root)
-    script = '"$@" > "$OUT/stdout.part" 2> "$OUT/stderr.txt"; echo $? > "$OUT/rc"'
-    _DEMO_BACKGROUND.append(
-        subprocess.Popen(
-            ["sh", "-c", script, "sh", *cmd], cwd=PROJECT_ROOT, env={**env, "OUT": str(root)}, start_new_session=True
-        )
-    )
-
-
-def pytest_sessionfinish(session, exitstatus):
-    """The worker that started the demo run waits for it (another worker's tests may still need it);
-    a run cut short (Ctrl-C, -x) stops it instead."""
-    import signal
-    import subprocess
-
-    cut_short = bool(session.shouldstop) or exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
-    for proc in _DEMO_BACKGROUND:
-        if proc.poll() is None and not cut_short:
-            try:
-                proc.wait(timeout=1200)
-            except subprocess.TimeoutExpired:
-                pass
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="session")
 def demo_fast_trained(tmp_path_factory):
-    """`workbench demo --fast` run once per test run, shared by the xdist workers.
+    """`workbench demo --fast` run once per test run, shared by the xdist workers (a file lock).
 
     {"artifacts": its artifacts folder (15 run results), "out": its output folder, "stdout": what it
     printed}. End-to-end tests seed their own artifacts from it (`seed_cached_runs`) and train only a
-    few runs themselves, so the demo's 15 runs are trained once, not once per test. Under xdist it
-    runs in the background from the end of collection; without xdist, here.
+    few runs themselves, so the demo's 15 runs are trained once, not once per test.
     """
     import subprocess
-    import time
+    import sys
 
-    root = _demo_fast_root()
-    if root is not None and (root / "started").is_file():
-        deadline = time.monotonic() + 1200
-        while not (root / "rc").is_file() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        rc = (root / "rc").read_text().strip() if (root / "rc").is_file() else "timeout"
-        assert rc == "0", f"workbench demo --fast: {rc}\n" + (root / "stderr.txt").read_text()[-3000:]
-        stdout = (root / "stdout.part").read_text()
-    else:
-        root = tmp_path_factory.getbasetemp() / "demo-fast"
-        root.mkdir(parents=True, exist_ok=True)
-        cmd, env = _demo_command(root)
-        proc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1200)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        stdout = proc.stdout
-    return {"artifacts": root / "artifacts", "out": root / "out", "stdout": stdout}
+    from filelock import FileLock
+
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent / f"demo-fast-{run_id}" if run_id else base / "demo-fast"
+    done = root / "stdout.txt"
+    with FileLock(str(root) + ".lock"):
+        if not done.is_file():
+            root.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "ARTIFACTS_DIR": str(root / "artifacts")}
+            proc = subprocess.run(
+                [sys.executable, "-m", "workers.cli", "demo", "--fast", "--out", str(root / "out")],
+                cwd=PROJECT_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=1200,
+            )
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            done.write_text(proc.stdout)
+    return {"artifacts": root / "artifacts", "out": root / "out", "stdout": done.read_text()}
 
 
 def seed_cached_runs(trained: dict, artifacts_root, leave_out: int) -> list[dict]:
