@@ -137,3 +137,25 @@ def scratch_dir(name: str) -> Path:
 
 def python() -> str:
     return sys.executable
+
+
+def own_redis_and_artifacts(name: str):
+    """A benchmark's clean scratch folder with a redis-server of its own: (server, redis client, artifacts
+    folder, logs folder). Sets ARTIFACTS_DIR, REDIS_URL and 1 torch thread for the workers it starts."""
+    import shutil
+
+    from redis import Redis
+
+    from workers.redis_server import EmbeddedRedis
+
+    scratch = scratch_dir(name)
+    for sub in ("artifacts", "redis", "logs"):
+        shutil.rmtree(scratch / sub, ignore_errors=True)
+    artifacts_dir, logs = scratch / "artifacts", scratch / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    os.environ["ARTIFACTS_DIR"] = str(artifacts_dir)
+    os.environ["WORKBENCH_TORCH_THREADS"] = "1"
+    os.environ.setdefault("WORKBENCH_USER", "bench@example.com")
+    server = EmbeddedRedis(scratch / "redis").start()
+    os.environ["REDIS_URL"] = server.url
+    return server, Redis.from_url(server.url), artifacts_dir, logs

@@ -28,13 +28,12 @@ Run: python -m bench.dashboard   (a couple of minutes; most of it making the 10k
 from __future__ import annotations
 
 import math
-import os
 import statistics
 import threading
 import time
 from pathlib import Path
 
-from bench._common import Timer, print_table, scratch_dir, setup_env, versions, write_result
+from bench._common import Timer, own_redis_and_artifacts, print_table, setup_env, versions, write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "app" / "screens"
@@ -384,26 +383,10 @@ def run_to_start(redis, url: str, artifacts_dir: Path, logs: Path) -> dict:
 
 def main() -> None:
     setup_env()
-    scratch = scratch_dir("dashboard")
-    import shutil
-
-    for sub in ("artifacts", "redis", "logs"):
-        shutil.rmtree(scratch / sub, ignore_errors=True)
-    artifacts_dir = scratch / "artifacts"
-    logs = scratch / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    os.environ["ARTIFACTS_DIR"] = str(artifacts_dir)
-    os.environ["WORKBENCH_TORCH_THREADS"] = "1"
-    os.environ.setdefault("WORKBENCH_USER", "bench@example.com")
-
-    from redis import Redis
+    server, redis, artifacts_dir, logs = own_redis_and_artifacts("dashboard")
 
     from core.artifacts import ArtifactStore
-    from workers.redis_server import EmbeddedRedis
 
-    server = EmbeddedRedis(scratch / "redis").start()
-    os.environ["REDIS_URL"] = server.url
-    redis = Redis.from_url(server.url)
     try:
         artifacts = ArtifactStore(artifacts_dir)
         with Timer() as t:

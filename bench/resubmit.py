@@ -19,13 +19,12 @@ Run: python -m bench.resubmit   (about 6 minutes, most of it the cold study)
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import time
 from pathlib import Path
 
-from bench._common import Timer, print_table, scratch_dir, setup_env, versions, write_result
+from bench._common import Timer, own_redis_and_artifacts, print_table, setup_env, versions, write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "catalog" / "demo_study_fast.yaml"
@@ -93,25 +92,12 @@ def setup_page(redis) -> list[dict]:
 
 def main() -> dict:
     setup_env()
-    scratch = scratch_dir("resubmit")
-    for sub in ("artifacts", "redis", "logs"):
-        shutil.rmtree(scratch / sub, ignore_errors=True)
-    artifacts_dir, logs = scratch / "artifacts", scratch / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    os.environ["ARTIFACTS_DIR"] = str(artifacts_dir)
-    os.environ["WORKBENCH_TORCH_THREADS"] = "1"
-    os.environ.setdefault("WORKBENCH_USER", "bench@example.com")
-
-    from redis import Redis
+    server, redis, artifacts_dir, logs = own_redis_and_artifacts("resubmit")
 
     from bench.queue import Workers, wait_idle, wait_no_workers
     from core.artifacts import ArtifactStore
     from core.spec import load_spec
-    from workers.redis_server import EmbeddedRedis
 
-    server = EmbeddedRedis(scratch / "redis").start()
-    os.environ["REDIS_URL"] = server.url
-    redis = Redis.from_url(server.url)
     artifacts = ArtifactStore(artifacts_dir)
     spec = load_spec(SPEC)
     workers = Workers(server.url, logs)
