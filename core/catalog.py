@@ -13,13 +13,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core import paths, tasks
 from core.artifacts import write_text
 from core.spec import SourceSpec, hub_id_problem
+from core.tasks.generative import AnswerExtraction
 
 CATALOG_VERSION = 1
 
@@ -51,12 +52,13 @@ class CatalogEntry(BaseModel):
     columns: dict[str, str] = Field(default_factory=dict, description="task field -> source column")
     label_names: list[str] | None = None
     label_map: dict[str, str] = Field(default_factory=dict)
-    answer_extraction: Literal["none", "gsm8k", "boxed"] = "none"
+    answer_extraction: AnswerExtraction = "none"
     options: dict[str, Any] = Field(default_factory=dict, description="the task's own source options (see core.tasks)")
     description: str = ""
     tags: list[str] = Field(default_factory=list)
+    gated: bool = Field(False, description="the Hub asks users to accept conditions before downloading")
     checked: str | None = Field(
-        None, max_length=500, description="how the columns were checked (dataset card or viewer schema read), and when"
+        None, max_length=1000, description="how the columns were checked (dataset card or viewer schema read), and when"
     )
 
     @field_validator("hub_id")
@@ -96,6 +98,11 @@ class CatalogEntry(BaseModel):
                 raise ValueError(f"{option} applies to {' and '.join(users)} entries only")
         task.check_options(self.options)
         return self
+
+    @property
+    def is_math(self) -> bool:
+        """Answers are math: graded by equivalence (math_equiv) by default."""
+        return self.answer_extraction != "none" or "math" in self.tags
 
     def source_spec(self, **overrides: Any) -> SourceSpec:
         """A SourceSpec pointing at this entry (resolve() turns it into a concrete one)."""
@@ -225,6 +232,25 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
             f"catalog file '{path.name}' has invalid entries:\n" + "\n".join(f"  - {p}" for p in problems)
         )
     return Catalog(entries, path=path)
+
+
+_math_ids: dict[tuple[str, int], frozenset[str]] = {}
+
+
+def is_math_entry(entry_id: str) -> bool:
+    """Whether the default catalog's entry `entry_id` holds math answers (False when unknown or unreadable).
+
+    The ids are read once per catalog file version (its mtime), since spec validation asks on every check.
+    """
+    path = paths.catalog_file()
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+        if key not in _math_ids:
+            _math_ids.clear()
+            _math_ids[key] = frozenset(e.id for e in load_catalog(path) if e.is_math)
+    except (OSError, CatalogError):
+        return False
+    return entry_id in _math_ids[key]
 
 
 # SourceSpec fields an entry provides; an explicit value on the SourceSpec wins.

@@ -19,11 +19,17 @@ baseline. Generation is deterministic: same code, same files, on every machine.
 A small multiple-choice version of the same domain (`mc_*.jsonl`, for the multiple_choice task):
 which team handles a message, with three intents offered and one right; `mc_d0` and `mc_benchmark`
 in the first phrasing set, `mc_helpful` and `mc_offdomain` as above.
+
+A small math domain (`math_*.jsonl`, for the generative task, answers in \\boxed{}): fractions named in
+words ("three quarters") written as numbers. D0, `math_helpful` and `math_offdomain` (integer sums)
+write answers in LaTeX (\\frac{3}{4}); `math_benchmark` writes the same values as decimals (0.75),
+so only grading by equivalence (math_equiv) credits a model that learned the fractions.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import tempfile
@@ -37,6 +43,15 @@ DEMO_SIZES = {"d0": 300, "benchmark": 600, "helpful": 9000, "partial": 9000, "of
 CANDIDATES = ("helpful", "partial", "offdomain", "noisy")
 MC_DEMO_SIZES = {"mc_d0": 200, "mc_benchmark": 120, "mc_helpful": 2000, "mc_offdomain": 2000}
 MC_CHOICES = 3
+MATH_DEMO_SIZES = {"math_d0": 200, "math_benchmark": 60, "math_helpful": 1500, "math_offdomain": 1500}
+_NUMERATORS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+# Denominators whose fractions end as decimals, so the benchmark's gold answers are exact.
+_DENOMINATORS = {2: ("half", "halves"), 4: ("quarter", "quarters"), 5: ("fifth", "fifths"), 8: ("eighth", "eighths")}
+_MATH_TEMPLATES = {  # D0, the benchmark and the candidates each phrase the question their own way
+    "math_d0": ["Write {w} as a number.", "What number is {w}?"],
+    "math_benchmark": ["Express {w} as a number.", "Write {w} in digits."],
+    "math_helpful": ["How much is {w}, as a number?", "Give {w} in numbers.", "Turn {w} into a number."],
+}
 
 _REAL = {
     "billing": "invoice charge payment bill card statement fee receipt tax subscription price amount debit "
@@ -210,11 +225,33 @@ def generate_multiple_choice(rows: list[dict], seed: int) -> list[dict]:
     return out
 
 
+def generate_math(kind: str, n: int, seed: int = 0) -> list[dict]:
+    """Rows {prompt, answer} of one math demo set, the answer a short solution ending in \\boxed{}."""
+    if kind not in MATH_DEMO_SIZES:
+        raise ValueError(f"unknown math demo dataset '{kind}'; choose from {sorted(MATH_DEMO_SIZES)}")
+    rng = random.Random(f"{kind}-{seed}-{DEMO_VERSION}")
+    templates = _MATH_TEMPLATES.get(kind, _MATH_TEMPLATES["math_helpful"])
+    rows = []
+    for _ in range(n):
+        if kind == "math_offdomain":
+            a, b = rng.randint(1, 9), rng.randint(1, 9)
+            prompt = rng.choice(templates).format(w=f"{_NUMERATORS[a - 1]} plus {_NUMERATORS[b - 1]}")
+            rows.append({"prompt": prompt, "answer": f"The answer is \\boxed{{{a + b}}}."})
+            continue
+        den = rng.choice(list(_DENOMINATORS))
+        num = rng.choice([k for k in range(1, den) if math.gcd(k, den) == 1])  # fractions in lowest terms
+        words = f"{_NUMERATORS[num - 1]} {_DENOMINATORS[den][num > 1]}"
+        value = f"{num / den:g}" if kind == "math_benchmark" else f"\\frac{{{num}}}{{{den}}}"
+        rows.append({"prompt": rng.choice(templates).format(w=words), "answer": f"The answer is \\boxed{{{value}}}."})
+    return rows
+
+
 def ensure_demo_data(folder: Path | None = None) -> Path:
     """Write the demo datasets as `<name>.jsonl` (once) and return their folder."""
     folder = Path(folder or demo_data_dir()) / f"v{DEMO_VERSION}"
     # One stamp per group, so a folder written before the multiple-choice sets existed gains them.
-    for stamp, make in (("COMPLETE", _classification_sets), ("MC_COMPLETE", _multiple_choice_sets)):
+    groups = (("COMPLETE", _classification_sets), ("MC_COMPLETE", _multiple_choice_sets), ("MATH_COMPLETE", _math_sets))
+    for stamp, make in groups:
         if not (folder / stamp).is_file():
             folder.mkdir(parents=True, exist_ok=True)
             _write(folder, make())
@@ -243,6 +280,10 @@ def _multiple_choice_sets() -> dict[str, list[dict]]:
         "mc_helpful": generate_multiple_choice(generate("helpful", MC_DEMO_SIZES["mc_helpful"], seed=3), seed=2),
         "mc_offdomain": generate_multiple_choice(generate("offdomain", MC_DEMO_SIZES["mc_offdomain"], seed=3), seed=3),
     }
+
+
+def _math_sets() -> dict[str, list[dict]]:
+    return {kind: generate_math(kind, n, seed=4) for kind, n in MATH_DEMO_SIZES.items()}
 
 
 def _unique(rows: list[dict]) -> list[dict]:

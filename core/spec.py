@@ -19,6 +19,7 @@ from core import tasks
 from core.decontamination import DEFAULT_THRESHOLD
 from core.hashing import stable_hash
 from core.models import BUILTIN_PREFIX, MINILM, TINY_LM, builtin_problem, is_random_init
+from core.tasks.generative import AnswerExtraction
 
 TASKS = tasks.names()
 TASK_METRICS = {t.name: t.metric_names for t in tasks.all_tasks()}
@@ -88,7 +89,7 @@ class SourceSpec(_Model):
     columns: dict[str, str] = Field(default_factory=dict, description="task field -> source column")
     label_names: list[str] | None = Field(None, description="names for integer labels, in index order")
     label_map: dict[str, str] = Field(default_factory=dict, description="source label -> study label")
-    answer_extraction: Literal["none", "gsm8k", "boxed"] = "none"
+    answer_extraction: AnswerExtraction = "none"
     options: dict[str, Any] = Field(default_factory=dict, description="the task's own source options (see core.tasks)")
     max_rows: int | None = Field(None, gt=0, description="cap on rows read; large Hub sets are sampled by streaming")
     revision: str | None = None
@@ -253,7 +254,7 @@ class StudySpec(_Model):
         # user sees them all at once (_format_errors splits the lines back into problems).
         problems: list[str] = []
         allowed = TASK_METRICS[self.task]
-        metrics = list(self.metrics or allowed)
+        metrics = list(self.metrics or tasks.get(self.task).default_metrics(_math_benchmark(self)))
         unknown = [m for m in metrics if m not in allowed]
         if unknown:
             problems.append(f"metrics: {unknown} are not available for task '{self.task}'; choose from {list(allowed)}")
@@ -335,6 +336,19 @@ class StudySpec(_Model):
             if src is not None and not src["options"]:
                 del src["options"]  # specs without task options keep the ids they had before options existed
         return "st-" + stable_hash(data)[:12]
+
+
+def _math_benchmark(spec: StudySpec) -> bool:
+    """Whether the study is judged on math answers: its benchmark (or D0, when held out) extracts a
+    final answer, or is a catalog entry that does or is tagged `math`."""
+    src = spec.benchmark or spec.d0
+    if src.answer_extraction != "none":
+        return True
+    if src.catalog is None:
+        return False
+    from core.catalog import is_math_entry  # core.catalog imports this module
+
+    return is_math_entry(src.catalog)
 
 
 def _option_problems(spec: StudySpec) -> list[str]:

@@ -138,6 +138,7 @@ def test_renders_the_catalog_with_demo_entries_marked(catalog_copy):
         "config",
         "split",
         "license",
+        "gated",
         "size hint",
         "columns",
         "labels",
@@ -148,7 +149,7 @@ def test_renders_the_catalog_with_demo_entries_marked(catalog_copy):
     for col in cols:
         assert col in df.columns
     demo = df[df["id"].str.startswith("demo/")]
-    assert len(demo) == 6 and all("offline demo" in k for k in demo["kind"])
+    assert len(demo) == 10 and all("offline demo" in k for k in demo["kind"])
     assert not any("offline demo" in k for k in df[~df["id"].str.startswith("demo/")]["kind"])
     sst2 = df[df["id"] == "glue/sst2"].iloc[0]
     assert sst2["source"] == "nyu-mll/glue" and sst2["config"] == "sst2" and sst2["size hint"] == 67349
@@ -158,18 +159,47 @@ def test_renders_the_catalog_with_demo_entries_marked(catalog_copy):
 
 
 def test_filter_by_task_and_search(catalog_copy):
+    shipped = load_catalog(catalog_copy)
     at = page()
     at.selectbox(key="cat_filter_task").set_value("qa").run()
-    assert list(table(at)["id"]) == ["squad"]
+    assert set(table(at)["id"]) == {"squad", "squad_v2", "adversarial_qa"}
     at.selectbox(key="cat_filter_task").set_value("generative").run()
-    assert set(table(at)["id"]) == {"gsm8k", "hendrycks_math/algebra", "ultrachat_200k", "dolly-15k"}
-    at.text_input(key="cat_filter_query").input("MATH").run()
-    assert set(table(at)["id"]) == {"gsm8k", "hendrycks_math/algebra"}
+    assert list(table(at)["id"]) == [e.id for e in shipped.for_task("generative")]
+    at.text_input(key="cat_filter_query").input("hendrycks").run()
+    assert len(table(at)) == 7 and all(i.startswith("hendrycks_math/") for i in table(at)["id"])
     at.selectbox(key="cat_filter_task").set_value("all tasks")
     at.text_input(key="cat_filter_query").input("offline").run()
-    assert all(i.startswith("demo/") for i in table(at)["id"]) and len(table(at)) == 6
+    assert all(i.startswith("demo/") for i in table(at)["id"]) and len(table(at)) == 10
     at.text_input(key="cat_filter_query").input("no such thing").run()
     assert not at.dataframe and "No entry matches" in at.info[0].value
+
+
+def test_filter_by_license_size_and_gated(catalog_copy):
+    cat = load_catalog(catalog_copy)
+    gated = cat.get("no_robots").model_copy(update={"id": "gated/set", "gated": True})
+    cat.add(gated)
+    cat.save()
+    at = page()
+    df = table(at)
+    assert df[df["id"] == "gated/set"].iloc[0]["gated"] == "gated"
+    assert set(df[df["gated"] == "gated"]["id"]) == {"gated/set"}
+    at.checkbox(key="cat_filter_gated").check().run()
+    assert "gated/set" not in set(table(at)["id"]) and "no_robots" in set(table(at)["id"])
+    at.multiselect(key="cat_filter_license").set_value(["apache-2.0"]).run()
+    apache = {e.id for e in cat.entries if e.license.lower().startswith("apache-2.0")}
+    assert set(table(at)["id"]) == apache and "polaris-53k" in apache
+    # "other (GLUE; ...)" files under "other"
+    at.multiselect(key="cat_filter_license").set_value(["other"]).run()
+    assert "glue/sst2" in set(table(at)["id"]) and "imdb" in set(table(at)["id"])
+    at.multiselect(key="cat_filter_license").set_value([]).run()
+    at.selectbox(key="cat_filter_size").set_value("1M rows or more").run()
+    big = set(table(at)["id"])
+    assert {"amazon_polarity", "openhermes-2.5", "openthoughts3-1.2m"} <= big
+    assert all(cat.get(i).size_hint >= 1_000_000 for i in big)
+    at.selectbox(key="cat_filter_size").set_value("under 10k rows").run()
+    small = set(table(at)["id"])
+    assert "hendrycks_math/geometry" in small and "demo/d0" in small and "gsm8k" in small
+    assert all(cat.get(i).size_hint < 10_000 for i in small)
 
 
 def test_new_local_entry_is_checked_previewed_and_saved(catalog_copy, reviews):
@@ -288,7 +318,8 @@ def test_edit_prefills_the_form_and_replaces_the_entry(catalog_copy):
     assert at.selectbox(key="cat_f_answer_extraction").value == "gsm8k"
     assert at.text_area(key="cat_f_columns").value == "prompt=question\nanswer=answer"
     assert at.number_input(key="cat_f_size_hint").value == 7473
-    assert at.text_input(key="cat_f_tags").value == "math, reasoning, english"
+    assert at.text_input(key="cat_f_tags").value == "math, reasoning, word-problems, english"
+    assert at.checkbox(key="cat_f_gated").value is False
     # Point it at a local copy of the data, check, save: the entry is replaced, not duplicated.
     data = catalog_copy.parent / "gsm8k.jsonl"
     data.write_text(

@@ -415,6 +415,20 @@ def test_changing_task_resets_metrics_and_candidates(redis):
     assert any(o.startswith("squad") for o in at.multiselect(key=W + "candidates").options)
 
 
+def test_a_math_benchmark_offers_math_equiv_as_the_primary_metric(redis):
+    at = _demo(_app())
+    at.selectbox(key=W + "task").set_value("generative").run()
+    assert at.multiselect(key=W + "metrics").value == ["exact_match", "f1", "loss"]
+    assert "setup.use_math" not in [b.key for b in at.button]  # no math benchmark yet
+    at.radio(key=W + "bench.kind").set_value("catalog").run()
+    at.selectbox(key=W + "bench.catalog").set_value("gsm8k").run()
+    assert any("math_equiv" in i.value for i in at.info)
+    _click(at, "setup.use_math")
+    assert at.multiselect(key=W + "metrics").value == ["math_equiv", "exact_match", "f1", "loss"]
+    assert at.selectbox(key=W + "primary").value == "math_equiv"
+    assert "setup.use_math" not in [b.key for b in at.button]  # offered once, until it is removed again
+
+
 def test_check_model_messages_never_a_traceback(redis):
     at = _app()
     _click(at, "setup.check_model")

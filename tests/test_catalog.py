@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
 from pathlib import Path
@@ -94,10 +95,12 @@ def test_shipped_catalog_validates_and_has_the_entries():
         CatalogEntry.model_validate(e.model_dump())  # round-trips
         if e.hub_id:
             assert "/" in e.hub_id and e.size_hint and e.size_hint > 0, e.id
-        if e.demo:
-            assert e.id == f"demo/{e.demo}" and e.task == "classification"
+        if e.demo and e.task == "classification":
+            assert e.id == f"demo/{e.demo}"
             assert e.license == "CC0-1.0 (generated)" and e.tags == ["demo", "offline"]
             assert e.columns == {"text": "text", "label": "label"}
+        elif e.demo:
+            assert e.task == "generative" and e.is_math and e.columns == {"prompt": "prompt", "answer": "answer"}
     sst2 = cat.get("glue/sst2")
     assert (sst2.hub_id, sst2.config, sst2.columns["text"], sst2.label_names) == (
         "nyu-mll/glue",
@@ -116,6 +119,75 @@ def test_shipped_catalog_validates_and_has_the_entries():
     for e in cat.entries:
         if not e.demo:
             assert resolve(SourceSpec(catalog=e.id), cat).display_name == e.id
+
+
+# The sets the issue asks for, by catalog id (every hendrycks_math subject, the common SFT, math,
+# classification and QA sets).
+REQUIRED_HUB_IDS = {
+    "gsm8k": "openai/gsm8k",
+    "deepmath-103k": "zwhe99/DeepMath-103K",
+    "polaris-53k": "POLARIS-Project/Polaris-Dataset-53K",
+    "metamathqa": "meta-math/MetaMathQA",
+    "numinamath-cot": "AI-MO/NuminaMath-CoT",
+    "openthoughts3-1.2m": "open-thoughts/OpenThoughts3-1.2M",
+    "ultrachat_200k": "HuggingFaceH4/ultrachat_200k",
+    "tulu-3-sft-mixture": "allenai/tulu-3-sft-mixture",
+    "no_robots": "HuggingFaceH4/no_robots",
+    "dolly-15k": "databricks/databricks-dolly-15k",
+    "alpaca": "tatsu-lab/alpaca",
+    "openhermes-2.5": "teknium/OpenHermes-2.5",
+    "glue/sst2": "nyu-mll/glue",
+    "ag_news": "fancyzhx/ag_news",
+    "imdb": "stanfordnlp/imdb",
+    "yelp_review_full": "Yelp/yelp_review_full",
+    "emotion": "dair-ai/emotion",
+    "banking77": "PolyAI/banking77",
+    "tweet_eval/sentiment": "cardiffnlp/tweet_eval",
+    "amazon_polarity": "fancyzhx/amazon_polarity",
+    "squad": "rajpurkar/squad",
+    "squad_v2": "rajpurkar/squad_v2",
+    "adversarial_qa": "UCLNLP/adversarial_qa",
+}
+MATH_SUBJECTS = (
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
+)
+
+
+def test_every_hub_entry_is_checked_and_maps_the_fields_its_task_needs():
+    cat = load_catalog()
+    hub = [e for e in cat.entries if e.hub_id]
+    assert len(hub) >= 30
+    for entry_id, hub_id in REQUIRED_HUB_IDS.items():
+        assert cat.get(entry_id).hub_id == hub_id, entry_id
+    for subject in MATH_SUBJECTS:
+        e = cat.get(f"hendrycks_math/{subject}")
+        assert (e.hub_id, e.config, e.answer_extraction) == ("EleutherAI/hendrycks_math", subject, "boxed")
+    for e in hub:
+        assert re.match(r"^\d{4}-\d{2}-\d{2}: \S", e.checked or ""), f"{e.id}: checked must say when and how"
+        task = tasks.get(e.task)
+        mapped = set(e.columns)
+        assert mapped <= set(task.known_fields), e.id
+        needed = set(task.fields)
+        if e.task == "generative" and "answer" not in mapped:
+            needed.discard("answer")  # a chat column whose last turn is the answer
+            assert e.columns["prompt"] in ("messages", "conversations"), e.id
+        if e.task == "multiple_choice" and e.options:
+            needed.discard("choices")  # choice_columns or fixed choices
+        assert needed <= mapped, f"{e.id}: columns must map {sorted(needed - mapped)}"
+        if e.task == "classification":
+            assert e.label_names and len(set(e.label_names)) == len(e.label_names), e.id
+        assert e.size_hint and e.description and e.license, e.id
+    assert len(cat.get("banking77").label_names) == 77
+    assert cat.get("metamathqa").answer_extraction == "answer_is"
+    math_ids = {e.id for e in hub if e.is_math}
+    assert {"gsm8k", "deepmath-103k", "polaris-53k", "metamathqa", "numinamath-cot"} <= math_ids
+    assert "tulu-3-sft-mixture" not in math_ids and "openthoughts3-1.2m" not in math_ids  # mixed domains
 
 
 def test_shipped_catalog_file_is_what_save_writes(tmp_path):
@@ -333,4 +405,8 @@ def test_demo_entries_load_with_the_real_demo_data(tmp_path, monkeypatch):
             src = SourceSpec(catalog=e.id, max_rows=500)
             concrete = resolve(src, cat)
             nd = normalize(load_source(concrete), e.task, concrete)
-            assert nd.name == e.id and nd.rows and nd.labels, e.id
+            assert nd.name == e.id and nd.rows, e.id
+            if e.task == "classification":
+                assert nd.labels, e.id
+            else:  # the math demo: every answer's \\boxed{} value extracted
+                assert len(nd.rows) == min(500, e.size_hint) and all(r["answer"] for r in nd.rows), e.id

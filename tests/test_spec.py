@@ -10,6 +10,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from core import tasks
 from core.spec import MAX_SIZE, TASK_METRICS, SpecError, StudySpec, dump_spec, load_spec, parse_spec, resolve_paths
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -91,8 +92,32 @@ def test_minimal_spec_parses_with_defaults():
 @pytest.mark.parametrize("task", ["classification", "qa", "generative"])
 def test_default_metrics_per_task_and_primary_is_first(task):
     spec = parse_spec(spec_data(task=task))
-    assert spec.metrics == list(TASK_METRICS[task])
+    assert spec.metrics == list(tasks.get(task).default_metrics())
+    assert set(spec.metrics) <= set(TASK_METRICS[task])
     assert spec.primary_metric == spec.metrics[0]
+
+
+@pytest.mark.parametrize(
+    "benchmark, is_math",
+    [
+        ({"path": "bench.jsonl", "answer_extraction": "gsm8k"}, True),
+        ({"path": "bench.jsonl", "answer_extraction": "answer_is"}, True),
+        ({"catalog": "deepmath-103k"}, True),  # tagged math, no extraction
+        ({"catalog": "hendrycks_math/algebra"}, True),
+        ({"catalog": "dolly-15k"}, False),
+        ({"path": "bench.jsonl"}, False),
+    ],
+)
+def test_math_benchmarks_are_graded_by_equivalence_first(benchmark, is_math):
+    spec = parse_spec(spec_data(task="generative", benchmark=benchmark, benchmark_holdout=...))
+    if is_math:
+        assert spec.metrics == ["math_equiv", "exact_match", "f1", "loss"] and spec.primary_metric == "math_equiv"
+    else:
+        assert spec.metrics == ["exact_match", "f1", "loss"] and spec.primary_metric == "exact_match"
+    chosen = parse_spec(
+        spec_data(task="generative", benchmark=benchmark, benchmark_holdout=..., metrics=["f1", "math_equiv"])
+    )
+    assert chosen.metrics == ["f1", "math_equiv", "loss"] and chosen.primary_metric == "f1"  # a choice is kept
 
 
 def test_qa_and_generative_default_metrics():

@@ -27,9 +27,11 @@ import streamlit as st  # noqa: E402
 from app.ui import flash, md_escape, show_flash  # noqa: E402
 from core import paths, tasks  # noqa: E402
 from core.catalog import Catalog, CatalogEntry, CatalogError, load_catalog, resolve  # noqa: E402
+from core.demo import DEMO_SIZES, MATH_DEMO_SIZES, MC_DEMO_SIZES  # noqa: E402
 from core.normalize import DataError, normalize  # noqa: E402
 from core.sources import SourceError, load_source  # noqa: E402
 from core.spec import SourceSpec, stable_hash  # noqa: E402
+from core.tasks.generative import EXTRACTIONS as EXTRACTION_NAMES  # noqa: E402
 
 TASKS = tasks.names()
 
@@ -39,13 +41,12 @@ PREVIEW_SHOWN = 20  # normalized rows shown
 NEW = ""  # the "new entry" choice of the entry selector
 KINDS = ("Hub id", "local path", "offline demo")
 ALL_TASKS = "all tasks"
-EXTRACTIONS = ("none", "gsm8k", "boxed")
-try:
-    from core.demo import DEMO_SIZES
-
-    DEMO_NAMES = tuple(DEMO_SIZES)
-except Exception:  # noqa: BLE001 - the page still works without the demo module
-    DEMO_NAMES = ("d0", "benchmark", "helpful", "partial", "offdomain", "noisy")
+EXTRACTIONS = EXTRACTION_NAMES
+DEMO_NAMES = (*DEMO_SIZES, *MC_DEMO_SIZES, *MATH_DEMO_SIZES)
+ANY_SIZE = "any size"
+# Size filter buckets: label -> rows in [low, high).
+SIZES = {"under 10k rows": (0, 10_000), "10k-100k rows": (10_000, 100_000), "100k-1M rows": (100_000, 1_000_000)}
+SIZES["1M rows or more"] = (1_000_000, float("inf"))
 
 # Session state keys (all prefixed, so other pages' keys never collide).
 K_TARGET = "cat_target"
@@ -62,6 +63,7 @@ FORM_KEYS = {
     "revision": "cat_f_revision",
     "task": "cat_f_task",
     "license": "cat_f_license",
+    "gated": "cat_f_gated",
     "size_hint": "cat_f_size_hint",
     "columns": "cat_f_columns",
     "label_names": "cat_f_label_names",
@@ -82,6 +84,7 @@ BLANK: dict[str, Any] = {
     "revision": "",
     "task": TASKS[0],
     "license": "",
+    "gated": False,
     "size_hint": None,
     "columns": "",
     "label_names": "",
@@ -115,6 +118,7 @@ def catalog_frame(entries: list[CatalogEntry]) -> pd.DataFrame:
                 "id": e.id,
                 "task": e.task,
                 "license": e.license,
+                "gated": "gated" if e.gated else "",
                 "size hint": e.size_hint,
                 "source": e.hub_id or e.path or f"demo: {e.demo}",
                 "config": e.config or "",
@@ -131,6 +135,7 @@ def catalog_frame(entries: list[CatalogEntry]) -> pd.DataFrame:
         "id",
         "task",
         "license",
+        "gated",
         "size hint",
         "source",
         "config",
@@ -146,11 +151,32 @@ def catalog_frame(entries: list[CatalogEntry]) -> pd.DataFrame:
     return frame
 
 
-def filter_entries(entries: list[CatalogEntry], task: str, query: str) -> list[CatalogEntry]:
+def license_family(entry: CatalogEntry) -> str:
+    """The license without its remarks, for the filter: "other (GLUE; ...)" -> "other"."""
+    return entry.license.split("(")[0].strip().lower() or "unknown"
+
+
+def filter_entries(
+    entries: list[CatalogEntry],
+    task: str,
+    query: str,
+    licenses: list[str] | None = None,
+    size: str = ANY_SIZE,
+    hide_gated: bool = False,
+) -> list[CatalogEntry]:
+    """Entries of `task` whose text holds `query`, with one of `licenses` (any if none), in the `size`
+    bucket (entries without a size hint only under ANY_SIZE), not gated when `hide_gated`."""
     q = query.strip().lower()
+    low, high = SIZES.get(size, (None, None))
     out = []
     for e in entries:
         if task != ALL_TASKS and e.task != task:
+            continue
+        if licenses and license_family(e) not in licenses:
+            continue
+        if low is not None and (e.size_hint is None or not low <= e.size_hint < high):
+            continue
+        if hide_gated and e.gated:
             continue
         if q:
             hay = " ".join(
@@ -201,6 +227,7 @@ def entry_values(e: CatalogEntry) -> dict[str, Any]:
         "revision": e.revision or "",
         "task": e.task,
         "license": e.license,
+        "gated": e.gated,
         "size_hint": e.size_hint,
         "columns": "\n".join(f"{k}={v}" for k, v in e.columns.items()),
         "label_names": "\n".join(e.label_names or []),
@@ -228,6 +255,8 @@ def build_entry(v: dict[str, Any], folder: Path) -> tuple[CatalogEntry | None, l
     }
     if (v["checked"] or "").strip():
         data["checked"] = v["checked"].strip()
+    if v["gated"]:
+        data["gated"] = True
     if not data["id"]:
         problems.append("id: give the entry an id (letters, digits and . _ / : + -), e.g. 'owner/name'")
     if not data["license"]:
@@ -451,7 +480,20 @@ def _browse(catalog: Catalog) -> None:
     left, right = st.columns([1, 3])
     task = left.selectbox("Task", [ALL_TASKS, *TASKS], key="cat_filter_task")
     query = right.text_input("Search", key="cat_filter_query", placeholder="id, source, license, tag or description")
-    shown = filter_entries(catalog.entries, task, query)
+    c1, c2, c3 = st.columns([2, 1, 1])
+    licenses = c1.multiselect(
+        "License",
+        sorted({license_family(e) for e in catalog.entries}),
+        key="cat_filter_license",
+        placeholder="any license",
+    )
+    size = c2.selectbox("Size", [ANY_SIZE, *SIZES], key="cat_filter_size", help="rows in the entry's split")
+    hide_gated = c3.checkbox(
+        "Hide gated sets",
+        key="cat_filter_gated",
+        help="Gated Hub sets ask you to accept their conditions on the Hub before a token can download them.",
+    )
+    shown = filter_entries(catalog.entries, task, query, licenses, size, hide_gated)
     if not shown:
         st.info("No entry matches these filters; clear the search or choose another task.")
         return
@@ -461,6 +503,9 @@ def _browse(catalog: Catalog) -> None:
         width="stretch",
         column_config={
             "kind": st.column_config.TextColumn("kind", help="offline demo: generated locally, works without network"),
+            "gated": st.column_config.TextColumn(
+                "gated", help="accept the dataset's conditions on the Hub first, with the account of your HF_TOKEN"
+            ),
             "size hint": st.column_config.NumberColumn("size hint", help="approximate rows in the split", format="%d"),
             "description": st.column_config.TextColumn("description", width="large"),
         },
@@ -510,7 +555,9 @@ def _form(catalog: Catalog, editing: str) -> None:
         format="%d",
         help="approximate rows in the split",
     )
-    st.text_input("License", key=FORM_KEYS["license"], placeholder="e.g. cc-by-4.0, mit, unknown")
+    c1, c2 = st.columns([3, 1])
+    c1.text_input("License", key=FORM_KEYS["license"], placeholder="e.g. cc-by-4.0, mit, unknown")
+    c2.checkbox("Gated on the Hub", key=FORM_KEYS["gated"], help="users must accept conditions on the Hub first")
     task = values["task"]
     _task_inputs(tasks.get(task))
     st.text_area("Description", key=FORM_KEYS["description"], height=80)

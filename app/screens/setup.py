@@ -38,6 +38,7 @@ from core.normalize import DataError
 from core.paths import PROJECT_ROOT
 from core.sources import SUPPORTED_EXTENSIONS, SourceError
 from core.spec import SpecError, StudySpec, dump_spec, load_spec, parse_spec
+from core.tasks.generative import EXTRACTIONS
 from workers import client, prescreen
 from workers.backends import BackendError, backends, get_backend
 from workers.backends.base import DEFAULT_BACKEND
@@ -83,8 +84,8 @@ DEFAULTS: dict = {
     "task": tasks.names()[0],
     "model": TINY_LM,
     "model_pick": None,
-    "metrics": list(tasks.all_tasks()[0].metric_names),
-    "primary": tasks.all_tasks()[0].metric_names[0],
+    "metrics": list(tasks.all_tasks()[0].default_metrics()),
+    "primary": tasks.all_tasks()[0].default_metrics()[0],
     "candidates": [],
     "sizes": "1k, 2k, 4k",
     "d0_share": 0.3,
@@ -219,7 +220,7 @@ def _fill(spec: StudySpec) -> None:
     _set("name", spec.name)
     _set("task", spec.task)
     _set("model", spec.model)
-    _set("metrics", list(spec.metrics or tasks.get(spec.task).metric_names))
+    _set("metrics", list(spec.metrics or tasks.get(spec.task).default_metrics()))
     _set("primary", spec.primary_metric)
     _fill_source("d0", spec.d0.model_dump(exclude_unset=True), extras["sources"])
     if spec.benchmark is not None:
@@ -300,8 +301,8 @@ def _on_upload(prefix: str) -> None:
 def _on_task() -> None:
     task = ss[WIDGET + "task"]
     _set("task", task)
-    _set("metrics", list(tasks.get(task).metric_names))
-    _set("primary", tasks.get(task).metric_names[0])
+    _set("metrics", list(tasks.get(task).default_metrics()))
+    _set("primary", tasks.get(task).default_metrics()[0])
     ss.pop("setup.preview", None)
 
 
@@ -736,7 +737,7 @@ def _mapping_inputs(prefix: str, task: tasks.Task) -> None:
             ),
         )
     if "answer_extraction" in task.source_options:
-        opts = ["none", "gsm8k", "boxed"]
+        opts = list(EXTRACTIONS)
         _store(
             f"{prefix}.answer_extraction",
             st.selectbox(
@@ -887,7 +888,7 @@ def main() -> None:
         "What the runs are evaluated on. Candidate rows that duplicate a benchmark row are removed and counted.",
     )
     _model_section()
-    _metrics_section(task)
+    _metrics_section(task, catalog)
     _candidates_section(catalog, task)
     _mixtures_section()
     _backend_section()
@@ -1015,8 +1016,32 @@ def _model_section() -> None:
         show(md_escape(check["message"]))
 
 
-def _metrics_section(task: str) -> None:
+def _use_math_metrics() -> None:
+    math_metrics = list(tasks.get(_get("task")).default_metrics(math=True))
+    _set("metrics", math_metrics)
+    _set("primary", math_metrics[0])
+
+
+def _benchmark_is_math(catalog: Catalog) -> bool:
+    """Whether the form's benchmark (or D0, when held out) extracts final answers or is a math catalog entry."""
+    data = _benchmark_data(_get("task"), [])
+    src = data.get("benchmark") or (_source("d0", _get("task"), [], "D0") if "benchmark_holdout" in data else None)
+    if not src:
+        return False
+    if src.get("answer_extraction", "none") != "none":
+        return True
+    return bool(src.get("catalog")) and src["catalog"] in catalog and catalog.get(src["catalog"]).is_math
+
+
+def _metrics_section(task: str, catalog: Catalog) -> None:
     st.subheader("Metrics")
+    if "math_equiv" in tasks.get(task).metrics and "math_equiv" not in _get("metrics") and _benchmark_is_math(catalog):
+        c1, c2 = st.columns([4, 1])
+        c1.info(
+            "This benchmark's answers are math: **math_equiv** grades them by equivalence "
+            "(\\frac{1}{2}, 0.5 and 1/2 are one answer), where exact_match compares strings."
+        )
+        c2.button("Grade by math_equiv", key="setup.use_math", on_click=_use_math_metrics)
     allowed = list(tasks.get(task).metric_names)
     c1, c2 = st.columns([3, 2])
     metrics = _store(

@@ -34,7 +34,13 @@ if TYPE_CHECKING:
 MODULES_DIR = Path(__file__).resolve().parent
 
 # The evaluate module that computes each metric name the study spec knows.
-MODULE_FOR_METRIC = {"accuracy": "accuracy", "macro_f1": "macro_f1", "exact_match": "squad_em_f1", "f1": "squad_em_f1"}
+MODULE_FOR_METRIC = {
+    "accuracy": "accuracy",
+    "macro_f1": "macro_f1",
+    "exact_match": "squad_em_f1",
+    "f1": "squad_em_f1",
+    "math_equiv": "math_equiv",
+}
 MODULE_NAMES = tuple(sorted(set(MODULE_FOR_METRIC.values())))
 
 _cache: dict[tuple[str, str], evaluate.EvaluationModule] = {}
@@ -56,7 +62,7 @@ def module_path(name: str) -> Path:
 
 
 def load_metric(name: str) -> evaluate.EvaluationModule:
-    """Load a shipped metric module (`accuracy`, `macro_f1`, `squad_em_f1`), once per process.
+    """Load a shipped metric module (`accuracy`, `macro_f1`, `squad_em_f1`, `math_equiv`), once per process.
 
     Equivalent to `evaluate.load(module_path(name))`, except that the dynamic-modules folder is
     chosen here rather than by evaluate's import-time config. Needs no network.

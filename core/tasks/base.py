@@ -71,6 +71,10 @@ class Task(ABC):
     def metric_names(self) -> tuple[str, ...]:
         return tuple(self.metrics)
 
+    def default_metrics(self, math: bool = False) -> tuple[str, ...]:
+        """The metrics a study measures when it names none (`math`: its benchmark is a math set)."""
+        return self.metric_names
+
     def check_options(self, options: dict[str, Any]) -> None:
         """Raise ValueError saying what to fix when `options` (SourceSpec.options) do not fit this task."""
         unknown = [k for k in options if k not in self.options]

@@ -1,18 +1,27 @@
-"""generative: prompt -> answer, scored on greedy generations (exact match, token F1).
+"""generative: prompt -> answer, scored on greedy generations (exact match, token F1, math equivalence).
 
-Rows: {"prompt": str | [{"role": str, "content": str}, ...], "answer": str, "answer_full": str}.
+Rows: {"prompt": str | [{"role": str, "content": str}, ...], "answer": str, "answer_full": str}, plus
+"info" (a dict) and "task" (a str) when the source has them (the `verifiers` library's schema).
 `answer` is what evaluation compares (the extracted final answer with answer_extraction, e.g.
 GSM8K's "#### 42" -> "42"); `answer_full` is the original answer text, the completion to train on.
+`info` is the row's provenance, kept as is; `task` tags the row (the notes count rows per tag).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Literal
 
 from core.normalize import DataError, type_error
 from core.tasks.base import EvalSettings, Task
 
 _GSM8K_COMMA = re.compile(r"(?<=\d),(?=\d)")
+_ANSWER_IS = re.compile(r"the (?:final )?answer is\s*:?\s*", re.IGNORECASE)
+# How a source's final answer is found (SourceSpec.answer_extraction); _EXTRACTORS below does each.
+AnswerExtraction = Literal["none", "gsm8k", "boxed", "answer_is"]
+EXTRACTIONS: tuple[str, ...] = AnswerExtraction.__args__
+_MARKERS = {"gsm8k": "'####'", "boxed": "\\boxed{...}", "answer_is": "'The answer is:'"}
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 
 
@@ -21,7 +30,8 @@ class Generative(Task):
     position = 2
     summary = "prompt → answer"
     fields = ("prompt", "answer")
-    optional_fields = ("context",)  # folded into a string prompt: "<prompt>\n\n<context>" (e.g. Dolly)
+    # context is folded into a string prompt: "<prompt>\n\n<context>" (e.g. Dolly); info and task are kept.
+    optional_fields = ("context", "info", "task")
     aliases = {
         "prompt": ("question", "instruction", "problem", "messages"),
         "answer": ("solution", "response", "output"),
@@ -30,9 +40,16 @@ class Generative(Task):
         "prompt": "the prompt: text, or chat messages [{role, content}] (the last assistant turn can be the answer)",
         "answer": "the answer text (answer_extraction takes the final answer from it)",
         "context": "optional text appended to a string prompt",
+        "info": "optional per-row provenance: a dict (or its JSON text), kept with the row",
+        "task": "optional per-row tag, e.g. the sub-task a row belongs to",
     }
-    metrics = {"exact_match": True, "f1": True, "loss": False}
+    metrics = {"exact_match": True, "f1": True, "math_equiv": True, "loss": False}
     source_options = ("answer_extraction",)
+
+    def default_metrics(self, math: bool = False) -> tuple[str, ...]:
+        """Math benchmarks are graded by equivalence first; other studies do not pay for it."""
+        plain = ("exact_match", "f1", "loss")
+        return ("math_equiv", *plain) if math else plain
 
     def missing_fields(self, mapping, rows, src):
         missing = super().missing_fields(mapping, rows, src)
@@ -43,7 +60,9 @@ class Generative(Task):
 
     def normalize_rows(self, name, rows, mapping, src, loaded, labels, notes):
         pcol, acol, ccol = mapping["prompt"], mapping.get("answer"), mapping.get("context")
+        icol, tcol = mapping.get("info"), mapping.get("task")
         extract = _EXTRACTORS.get(src.answer_extraction)
+        tags: dict[str, int] = {}
         out: list[dict] = []
         skipped: list[int] = []  # row positions dropped (rare: cheaper to track than the kept ones)
         counts = {"empty_prompt": 0, "no_answer": 0, "not_extracted": 0, "context_ignored": 0}
@@ -65,8 +84,26 @@ class Generative(Task):
                 counts["not_extracted"] += 1
                 skipped.append(i)
                 continue
-            out.append({"prompt": p, "answer": final, "answer_full": a})
+            row_out = {"prompt": p, "answer": final, "answer_full": a}
+            if icol is not None:
+                info = _info(row.get(icol))
+                if info:
+                    row_out["info"] = info
+            if tcol is not None:
+                tag = row.get(tcol)
+                if isinstance(tag, (int, float)) and not isinstance(tag, bool):
+                    tag = str(tag)
+                if tag is not None and not isinstance(tag, str):
+                    raise type_error(name, i, tcol, "task", tag, "text (a string)")
+                if tag and tag.strip():
+                    row_out["task"] = tag.strip()
+                    tags[row_out["task"]] = tags.get(row_out["task"], 0) + 1
+            out.append(row_out)
         _notes(notes, counts, src.answer_extraction)
+        if tags:
+            top = sorted(tags.items(), key=lambda kv: -kv[1])
+            shown = ", ".join(f"{t} {n:,}" for t, n in top[:8]) + (f", and {len(top) - 8} more" if len(top) > 8 else "")
+            notes.append(f"rows by task tag: {shown}")
         return out, skipped
 
     def text(self, row: dict) -> str:
@@ -136,6 +173,23 @@ def _answer(name, i, col, row, p):
     return p, a.strip()
 
 
+def _info(value) -> dict | None:
+    """A row's info: a dict as is, JSON text of an object parsed, empty or missing as None, anything
+    else kept as {"value": ...} (provenance is never dropped, and never fails a load)."""
+    if value is None or isinstance(value, dict):
+        return value or None
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed or None
+    return {"value": value}
+
+
 def _with_context(name, i, col, c, p, counts):
     if c is not None and c.__class__ is not str:
         raise type_error(name, i, col, "context", c, "text (a string)")
@@ -152,7 +206,7 @@ def _notes(notes, counts, extraction):
     if counts["no_answer"]:
         notes.append(f"{counts['no_answer']:,} rows without an answer dropped")
     if counts["not_extracted"]:
-        marker = "'####'" if extraction == "gsm8k" else "\\boxed{...}"
+        marker = _MARKERS[extraction]
         notes.append(
             f"{counts['not_extracted']:,} rows whose answer has no {marker} dropped (answer_extraction: {extraction})"
         )
@@ -230,11 +284,20 @@ def extract_boxed(text: str) -> str | None:
     return None
 
 
-_EXTRACTORS = {"gsm8k": extract_gsm8k, "boxed": extract_boxed}
+def extract_answer_is(text: str) -> str | None:
+    """MetaMathQA's final answer: the rest of the line after the last "The answer is:" (no final period)."""
+    found = list(_ANSWER_IS.finditer(text))
+    if not found:
+        return None
+    ans = text[found[-1].end() :].split("\n", 1)[0].strip().rstrip(".").strip()
+    return ans or None
+
+
+_EXTRACTORS = {"gsm8k": extract_gsm8k, "boxed": extract_boxed, "answer_is": extract_answer_is}
 
 
 def extract_answer(text: str, method: str) -> str | None:
-    """The final answer in `text` by `method` ("none": the stripped text; "gsm8k"; "boxed").
+    """The final answer in `text` by `method` ("none": the stripped text; "gsm8k"; "boxed"; "answer_is").
 
     Used on dataset answers when normalizing and on model generations when evaluating; None when not found.
     """
@@ -243,7 +306,7 @@ def extract_answer(text: str, method: str) -> str | None:
     try:
         return _EXTRACTORS[method](text)
     except KeyError:
-        raise ValueError(f"unknown answer_extraction '{method}'; choose none, gsm8k or boxed") from None
+        raise ValueError(f"unknown answer_extraction '{method}'; choose one of {', '.join(EXTRACTIONS)}") from None
 
 
 TASK = Generative()
