@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import codecs
+import hashlib
 import logging
 import random
 import re
@@ -193,6 +194,7 @@ def _load_folder(
             "repo; export it with ds.to_parquet('data/train.parquet') (one file per split) and give that folder"
         )
     where = f"folder '{path.name}'"
+    cache_dir = _folder_cache(path, cache_dir)
     ds = _call_datasets(
         lambda: datasets.load_dataset(
             str(path), name=src.config, split=src.split, streaming=streaming, cache_dir=cache_dir
@@ -204,6 +206,23 @@ def _load_folder(
     )
     origin = f"folder {path}" + (f", config {src.config}" if src.config else "") + f", split {src.split}"
     return _materialize(ds, src, name, seed=seed, origin=origin, where=where, ext=None)
+
+
+def _folder_cache(path: Path, cache_dir: str | None) -> str:
+    """A datasets cache folder for this folder's exact files.
+
+    When a folder's README declares `configs`, datasets keys its cache by the folder's name and the
+    relative file patterns only, so another folder of the same name (or this one, rewritten) would
+    load the rows cached from the first. Keying by path, names, sizes and mtimes prevents that.
+    """
+    import datasets
+
+    stamp = [str(path.resolve())]
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.parts):
+        st = f.stat()
+        stamp.append(f"{f.relative_to(path).as_posix()}:{st.st_size}:{st.st_mtime_ns}")
+    key = hashlib.sha256("\n".join(stamp).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return str(Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "workbench-folders" / key)
 
 
 def extract_zip(

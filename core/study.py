@@ -319,7 +319,7 @@ def execute_run(
     start = time.perf_counter()
     if progress:
         progress("loading", 0, 0, None)
-    mixture = _mixture_for(prepared, run)
+    mixture = mixture_for(prepared, run)
     loaded = load_model(
         spec.model, spec.training, labels=prepared.labels, seed=run.seed, trust_remote_code=spec.trust_remote_code
     )
@@ -348,7 +348,7 @@ def execute_run(
     return dict(store.get_result(run.key) or result, cached=False)
 
 
-def _mixture_for(prepared: PreparedStudy, run: RunSpec) -> Mixture:
+def mixture_for(prepared: PreparedStudy, run: RunSpec) -> Mixture:
     """The run's training rows: D0 only for the baseline, else D0 and the candidate at the study's share."""
     baseline = run.arm == BASELINE
     return build_mixture(

@@ -7,6 +7,7 @@ HF Jobs backend calls, answering as the Hub does (status codes, X-Error-Code hea
     GET  /api/models/<id>                                 model info; gated models say so, missing ones 404
     GET  /api/models/<id>/auth-check                      403 GatedRepo for a gated model without access
     POST /api/repos/create                                create a repo (409 when it exists)
+    POST /api/validate-yaml                               a README's YAML front matter (400 with errors when bad)
     GET  /api/<type>s/<id>                                repo info
     POST /api/<type>s/<id>/preupload/<rev>                every file "regular" (no LFS, no Xet)
     POST /api/<type>s/<id>/commit/<rev>                   NDJSON commit of base64 files
@@ -377,6 +378,8 @@ def _handler(hub: FakeHub):
                     return self._whoami(rec)
                 if path == "/api/repos/create" and method == "POST":
                     return self._create_repo(rec)
+                if path == "/api/validate-yaml" and method == "POST":
+                    return self._validate_yaml(rec)
                 m = re.fullmatch(r"/api/jobs/(?P<ns>[^/]+)", path)
                 if m and method == "POST":
                     return self._run_job(rec, m["ns"])
@@ -456,6 +459,22 @@ def _handler(hub: FakeHub):
                 private = body.get("visibility") == "private" or bool(body.get("private"))
                 hub.repos[(repo_type, repo_id)] = Repo(repo_type, repo_id, private=private)
             self._send(200, {"url": f"{hub.url}/{prefix}{repo_id}", "name": repo_id})
+
+        def _validate_yaml(self, rec):
+            """What the Hub says of a README before a commit: warnings for no metadata, 400 for bad YAML."""
+            import yaml
+
+            content = (rec["json"] or {}).get("content") or ""
+            m = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", content, re.DOTALL)
+            if not m:
+                return self._send(200, {"errors": [], "warnings": [{"message": "empty or missing yaml metadata"}]})
+            try:
+                meta = yaml.safe_load(m.group(1))
+            except yaml.YAMLError as err:
+                return self._send(400, {"errors": [{"message": f"invalid YAML: {err}"}], "warnings": []})
+            if not isinstance(meta, dict):
+                return self._send(400, {"errors": [{"message": "metadata must be a YAML mapping"}], "warnings": []})
+            self._send(200, {"errors": [], "warnings": []})
 
         def _repo_info(self, rec, repo_type, repo_id):
             repo = self._repo(rec, repo_type, repo_id)

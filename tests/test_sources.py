@@ -561,3 +561,19 @@ def test_mixed_label_types_in_a_real_file_reach_normalize_as_a_data_error(tmp_pa
     loaded = load_source(spec(path=str(p)))
     with pytest.raises(DataError, match="mixed: label column 'label' mixes types"):
         normalize(loaded, "classification", spec(path=str(p)))
+
+
+def test_folders_of_the_same_name_with_declared_configs_never_share_cached_rows(tmp_path):
+    """datasets keys a folder whose README declares `configs` by name and patterns only; we key by content."""
+    card = "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train.jsonl\n---\n"
+    loaded = []
+    for parent, label in (("a", "first"), ("b", "second"), ("c", "third")):
+        folder = tmp_path / parent / "export"
+        (folder / "data").mkdir(parents=True)
+        (folder / "README.md").write_text(card)
+        (folder / "data" / "train.jsonl").write_text(json.dumps({"text": f"{label} row", "label": "x"}) + "\n")
+        loaded.append(load_source(SourceSpec(path=str(folder))).rows[0]["text"])
+    assert loaded == ["first row", "second row", "third row"]
+    # the same folder rewritten in place loads its new rows too
+    (folder / "data" / "train.jsonl").write_text(json.dumps({"text": "rewritten, longer row", "label": "x"}) + "\n")
+    assert load_source(SourceSpec(path=str(folder))).rows[0]["text"] == "rewritten, longer row"

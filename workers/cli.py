@@ -580,6 +580,31 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.export import ExportError, export_mixture, push_export
+    from core.normalize import DataError
+    from core.sources import SourceError
+
+    _quiet_libraries()
+    try:
+        done = export_mixture(args.study, args.mixture, args.size, args.format, args.out, seed=args.seed)
+    except (ExportError, SourceError, DataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    state = "as its run trained on them" if done.trained else "as its run will train on them (it has not finished)"
+    print(f"wrote {done.rows:,} rows of {done.run.label} to {done.file}, {state}")
+    if args.push:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        try:
+            url = push_export(done.folder, args.push, private=not args.public)
+        except (ExportError, HfHubHTTPError, OSError) as err:
+            print(f"error: pushing to {args.push} failed: {err}; the export is kept in {done.folder}", file=sys.stderr)
+            return 1
+        print(f"pushed to {url}")
+    return 0
+
+
 def cmd_reindex(args: argparse.Namespace) -> int:
     from workers.client import reindex
 
@@ -748,6 +773,21 @@ def _add_study_commands(sub) -> None:
     p.add_argument("study")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser(
+        "export",
+        allow_abbrev=False,
+        help="write the exact mixture a run trained on (rows in order, each with its source) to a folder",
+    )
+    p.add_argument("study")
+    p.add_argument("--mixture", required=True, help="a candidate's name, or 'baseline' for D0 alone")
+    p.add_argument("--size", required=True, type=int, help="the run's size in rows")
+    p.add_argument("--seed", type=int, help="the run's seed (default: the study's first)")
+    p.add_argument("--format", choices=["verifiers", "hf"], default="verifiers", help="JSON lines or Parquet")
+    p.add_argument("--out", required=True, help="the folder to write (laid out like a Hub dataset repo)")
+    p.add_argument("--push", metavar="ORG/NAME", help="also upload the folder to this Hub dataset repo")
+    p.add_argument("--public", action="store_true", help="create the pushed repo public (default: private)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("reindex", allow_abbrev=False, help="rebuild Redis records from the artifacts store")
     p.set_defaults(func=cmd_reindex)
