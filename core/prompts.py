@@ -20,5 +20,14 @@ def completion_text(row: dict, task: str, tokenizer=None) -> str:
 
 
 def to_prompt_completion(rows: list[dict], task: str, tokenizer=None) -> list[dict]:
+    """{"prompt", "completion"} per row, plus "turns" [(segment, trained?), ...] for a multi-turn chat
+    row, whose every assistant turn is trained (core.train tokenizes those itself)."""
     kind = tasks.get(task)
-    return [{"prompt": kind.prompt(r, tokenizer), "completion": kind.completion(r, tokenizer)} for r in rows]
+    out = []
+    for r in rows:
+        row = {"prompt": kind.prompt(r, tokenizer), "completion": kind.completion(r, tokenizer)}
+        turns = kind.turns(r, tokenizer)
+        if turns is not None:
+            row["turns"] = turns
+        out.append(row)
+    return out

@@ -246,7 +246,10 @@ def _train_causal(loaded: LoadedModel, rows, settings, *, steps: int, seed: int,
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTTrainer
 
-    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    if any("turns" in r for r in rows):
+        dataset = Dataset.from_list(tokenize_turns(rows, loaded.tokenizer))
+    else:
+        dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     trainer = SFTTrainer(
         model=loaded.model,
         args=_sft_config(loaded, settings, steps=steps, seed=seed, work_dir=work_dir),
@@ -261,6 +264,34 @@ def _train_causal(loaded: LoadedModel, rows, settings, *, steps: int, seed: int,
     output = trainer.train()
     seconds = time.perf_counter() - start
     return (float(output.training_loss) if output.training_loss is not None else None), seconds, tokens
+
+
+def tokenize_turns(rows: list[dict], tokenizer) -> list[dict]:
+    """{"input_ids", "completion_mask"} per row, for a mixture holding multi-turn chats.
+
+    TRL trains a prompt/completion row on its completion only, so a chat's earlier assistant turns
+    would be context and never targets. Here each row is tokenized whole and a token is trained when
+    it starts inside a trained segment (every assistant turn; the completion of a single-turn row),
+    and the row ends with EOS as TRL ends a completion.
+    """
+    templated = bool(getattr(tokenizer, "chat_template", None))
+    eos = tokenizer.eos_token
+    out = []
+    for r in rows:
+        segments = r.get("turns") or [(r["prompt"], False), (r["completion"], True)]
+        text = "".join(seg for seg, _ in segments)
+        if eos and not text.endswith(eos):
+            segments = [*segments, (eos, True)]
+            text += eos
+        trained, at = [], 0
+        for seg, train_it in segments:
+            if train_it:
+                trained.append((at, at + len(seg)))
+            at += len(seg)
+        enc = tokenizer(text, add_special_tokens=not templated, return_offsets_mapping=True)
+        mask = [int(end > start and any(a <= start < b for a, b in trained)) for start, end in enc["offset_mapping"]]
+        out.append({"input_ids": enc["input_ids"], "completion_mask": mask})
+    return out
 
 
 def _sft_config(loaded: LoadedModel, settings: TrainingSettings, *, steps: int, seed: int, work_dir: Path):

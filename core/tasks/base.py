@@ -121,6 +121,11 @@ class Task(ABC):
     ) -> tuple[dict[str, float], list]:
         """The requested metrics on the benchmark rows, and the model's prediction for each row."""
 
+    def turns(self, row: dict, tokenizer=None) -> list[tuple[str, bool]] | None:
+        """The row's training text as (segment, trained?) pairs when it holds more than one answer to
+        learn (a multi-turn chat); None: the prompt, then the completion, as usual."""
+        return None
+
     def metric_inputs(self, predictions: list, references: list, labels: list | None) -> tuple[list, list, list | None]:
         """Predictions, references and labels in the form the shipped `evaluate` modules take."""
         return predictions, references, labels

@@ -125,6 +125,16 @@ class Generative(Task):
         template = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
         return answer if template else f" {answer}"
 
+    def turns(self, row: dict, tokenizer=None) -> list[tuple[str, bool]] | None:
+        """Every assistant turn of a multi-turn chat is trained, not only the last one."""
+        prompt = row["prompt"]
+        if not isinstance(prompt, list) or not any(m["role"] == "assistant" for m in prompt):
+            return None
+        messages = [*prompt, {"role": "assistant", "content": row.get("answer_full") or row["answer"]}]
+        if getattr(tokenizer, "chat_template", None) if tokenizer is not None else None:
+            return _template_turns(messages, tokenizer)
+        return _plain_turns(messages)
+
     def evaluate(self, model, tokenizer, rows, metrics, settings: EvalSettings):
         from core.evaluation import first_line, generate_and_score
 
@@ -239,6 +249,37 @@ def _messages(name, i, col, value) -> list[dict]:
             )
         msgs.append({"role": role, "content": content})
     return msgs
+
+
+def _template_turns(messages: list[dict], tokenizer) -> list[tuple[str, bool]] | None:
+    """Segments from the template's own rendering of each conversation prefix; None when the template
+    rewrites earlier turns as the chat grows (then only the last turn is trained)."""
+    segments: list[tuple[str, bool]] = []
+    done = ""
+    for k, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        before = tokenizer.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=True)
+        through = tokenizer.apply_chat_template(messages[: k + 1], tokenize=False)
+        if not before.startswith(done) or not through.startswith(before):
+            return None
+        segments += [(before[len(done) :], False), (through[len(before) :], True)]
+        done = through
+    return segments
+
+
+def _plain_turns(messages: list[dict]) -> list[tuple[str, bool]]:
+    """The plain layout of _render_messages, each assistant turn written out and trained."""
+    segments: list[tuple[str, bool]] = []
+    pending: list[str] = []
+    for m in messages:
+        if m["role"] == "assistant":
+            head = "\n".join([*pending, "Assistant:"])
+            segments += [(("\n" if segments else "") + head, False), (" " + m["content"], True)]
+            pending = []
+        else:
+            pending.append(f"{m['role'].capitalize()}: {m['content']}")
+    return segments
 
 
 def _render_messages(messages: list[dict]) -> str:
