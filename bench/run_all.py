@@ -31,6 +31,7 @@ BENCHMARKS = (
     "dashboard",
     "near_duplicates",
     "resubmit",
+    "math_grading",
 )
 
 
@@ -485,6 +486,31 @@ def _near_duplicates_values(r: dict) -> dict:
     }
 
 
+def _math_grading_values(r: dict) -> dict:
+    rows = [
+        ["start only (1 answer)", "1", f"{r['start_only_seconds']:.2f}", ""],
+        [
+            "typical",
+            _n(r["params"]["typical_pairs"]),
+            f"{r['typical_seconds']:.2f}",
+            _n(r["typical_answers_per_second"]),
+        ],
+        [
+            "adversarial, 1 s limit",
+            _n(r["params"]["adversarial_pairs"]),
+            f"{r['adversarial_seconds']:.2f}",
+            f"{r['params']['adversarial_pairs'] / r['adversarial_seconds']:.2f}",
+        ],
+        [
+            "exact match on the typical set, for scale",
+            _n(r["params"]["typical_pairs"]),
+            f"{r['exact_match_seconds']:.2f}",
+            _n(r["params"]["typical_pairs"] / r["exact_match_seconds"]),
+        ],
+    ]
+    return {"p": r["params"], "table": _table(["set", "answers", "seconds", "answers/s"], rows)}
+
+
 SECTION_VALUES = {
     "normalize_mix": _normalize_mix_values,
     "streaming_sample": _streaming_sample_values,
@@ -494,6 +520,7 @@ SECTION_VALUES = {
     "dashboard": _dashboard_values,
     "near_duplicates": _near_duplicates_values,
     "resubmit": _resubmit_values,
+    "math_grading": _math_grading_values,
 }
 
 

@@ -41,6 +41,10 @@ SECTIONS = {
         "## 8. Re-submitting a finished study: cold, warm, and from the Setup page",
         lambda r: f"**{r['warm_median_s']:.2f} s**",
     ),
+    "math_grading": (
+        "## 9. Math answers graded by equivalence (math_equiv): answers per second and the time limit",
+        lambda r: f"**{r['typical_answers_per_second']:,.0f} answers/s**",
+    ),
 }
 
 
