@@ -395,3 +395,25 @@ def test_hub_entry_without_network_gives_a_clean_message(catalog_copy):
     assert "could not reach the Hugging Face Hub" in msgs[0] and "someone/sentiment" in msgs[0]
     assert "Traceback" not in msgs[0] and not at.exception
     assert at.button(key="cat_save_btn").disabled
+
+
+def test_a_verifiers_file_previews_with_its_info_and_task(catalog_copy):
+    data = catalog_copy.parent / "data" / "verifiers.jsonl"
+    data.parent.mkdir()
+    rows = [
+        {"prompt": [{"role": "user", "content": f"What is {i} + {i}?"}], "answer": str(2 * i), "info": {"id": i}}
+        for i in range(4)
+    ]
+    for i, row in enumerate(rows):
+        row["task"] = "sums" if i % 2 else "doubles"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    at = page()
+    at.selectbox(key="cat_f_task").set_value("generative").run()
+    fill_local(at, id="local/verifiers", path="data/verifiers.jsonl", columns="", license="mit")
+    check(at)
+    assert not at.error, errors(at)
+    preview = at.dataframe[-1].value
+    assert {"prompt", "answer", "info", "task"} <= set(preview.columns)
+    assert json.loads(preview["info"].iloc[1]) == {"id": 1} and list(preview["task"]) == ["doubles", "sums"] * 2
+    shown = [e.value for e in at.text]
+    assert any("rows by task tag: doubles 2, sums 2" in s for s in shown), shown
