@@ -3,10 +3,11 @@
 #
 #   docker build -t data-curation-workbench .                                    # CPU torch
 #   docker build --build-arg TORCH=cu128 -t data-curation-workbench:cuda .       # CUDA 12.8 torch
+#   docker build --target jobs --build-arg TORCH=cu128 -t ORG/workbench-jobs .  # for HF Jobs (docs/OPERATIONS.md)
 #
 # The install steps live in docker/install.sh, which tests/test_deploy.py runs in a fresh venv.
 ARG PYTHON_VERSION=3.11
-FROM python:${PYTHON_VERSION}-slim-bookworm
+FROM python:${PYTHON_VERSION}-slim-bookworm AS app
 
 # cpu, cu126, cu128 (download.pytorch.org) or pypi
 ARG TORCH=cpu
@@ -45,3 +46,14 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["wo
 # No ENTRYPOINT: other runtimes (Hugging Face Jobs, Kubernetes) give their own command, e.g. the
 # `sh -c ... workbench remote-run` of an HF Job run.
 CMD ["workbench", "dashboard", "--address", "0.0.0.0"]
+
+# The image a team pushes for Hugging Face Jobs: the same install, with the workbench on PATH, so a
+# Job skips the wheel bootstrap (workers/backends/job_bootstrap.py). The Job gives its own command
+# (`sh -c ... workbench remote-run`) and runs as the image's user, whose home holds the caches.
+FROM app AS jobs
+ENV HF_HUB_DISABLE_PROGRESS_BARS=1 \
+    HF_HOME=/home/workbench/.cache/huggingface \
+    WORKBENCH_HOME=/home/workbench/.workbench
+
+# The default target: the dashboard and workers' image.
+FROM app

@@ -178,6 +178,14 @@ def _workbench_commands(doc: dict) -> list[tuple[str, list[str]]]:
     return out
 
 
+def test_the_dockerfile_builds_the_app_by_default_and_a_jobs_target_from_it():
+    stages = [rest.split() for word, rest in dockerfile_instructions() if word == "FROM"]
+    assert stages[0][-2:] == ["AS", "app"]
+    assert ["app", "AS", "jobs"] in stages  # docker build --target jobs (docs/OPERATIONS.md)
+    assert stages[-1] == ["app"]  # a plain `docker build .` gives the app's image
+    assert "--target jobs" in (PROJECT_ROOT / "docs" / "OPERATIONS.md").read_text()
+
+
 def test_every_service_command_is_one_the_cli_accepts():
     from workers.cli import build_parser
 

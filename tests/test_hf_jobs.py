@@ -259,17 +259,36 @@ def _result_payload(record: dict, **metrics) -> dict:
 # A real run in a (local) Job container
 
 
+def _image_without_the_workbench(root: Path) -> Path:
+    """A Python like a stock image's, without the workbench: a venv holding the pinned dependencies (links to
+    this environment's packages, but for the workbench itself) and no `workbench` command. Its bin folder."""
+    import sysconfig
+
+    env = root / "image"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    (site,) = (env / "lib").glob("python3*/site-packages")
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if "workbench" not in entry.name.lower() and "editable" not in entry.name.lower():
+            (site / entry.name).symlink_to(entry)
+    return env / "bin"
+
+
 def test_study_runs_on_hf_jobs_end_to_end_and_the_token_stays_secret(redis, hub, artifacts, tmp_path, tiny_lm_path):
+    """The default image has no workbench: each Job installs the worker's own wheel and pins from the results repo."""
     hub.execute = True
     workdir = tmp_path / "container"
     workdir.mkdir()
     hub.workdir = str(workdir)
-    hub.base_env = {  # what the Job's image provides: the workbench on PATH, a home, the model cache
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+    image_bin = _image_without_the_workbench(tmp_path)
+    hub.base_env = {  # what the Job's image provides: a Python with the dependencies, a home, the model cache
+        "PATH": f"{image_bin}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(workdir),
         "WORKBENCH_HOME": os.environ["WORKBENCH_HOME"],
         "HF_HOME": str(workdir / "hf-home"),
+        "PIP_NO_INDEX": "1",  # everything but the wheel is in the image: installing must not download
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
+    assert not (image_bin / "workbench").exists()
     study_id = _submit(redis, artifacts)
     records = _runs(redis, study_id)
     assert len(records) == 2
@@ -278,6 +297,7 @@ def test_study_runs_on_hf_jobs_end_to_end_and_the_token_stays_secret(redis, hub,
     worker_log = worker.wait(timeout=600)
 
     runs = {r["id"]: r for r in _runs(redis, study_id)}
+    installs = []
     for rid, run in runs.items():
         assert run["status"] == "finished", (run, worker_log[-3000:])
         assert set(run["metrics"]) == {"macro_f1", "accuracy", "loss", "gold_prob"}  # gold_prob: always measured
@@ -291,6 +311,7 @@ def test_study_runs_on_hf_jobs_end_to_end_and_the_token_stays_secret(redis, hub,
         events = JobStore(redis).events(rid)
         messages = [e.get("message", "") for e in events]
         assert any("[workbench] done:" in m for m in messages), messages  # the Job's own log lines
+        installs.append(any("installing the workbench from the results repo" in m for m in messages))
         assert any(m.startswith(f"HF Job {run['backend_job_id']}: RUNNING") for m in messages)
         assert any(e["kind"] == "loss" for e in events)  # progress lines became the loss curve
 
@@ -315,6 +336,17 @@ def test_study_runs_on_hf_jobs_end_to_end_and_the_token_stays_secret(redis, hub,
         assert body["secrets"] == {"HF_TOKEN": TOKEN}
         assert TOKEN not in json.dumps(body["environment"]) and "HF_TOKEN" not in body["environment"]
         assert post["path"] == f"/api/jobs/{USER}"
+        assert body["dockerImage"] == "ghcr.io/astral-sh/uv:python3.11-bookworm"  # the default image
+        wheel = body["environment"]["WORKBENCH_BOOTSTRAP_WHEEL"]
+        assert wheel.startswith("bootstrap/") and wheel.endswith(".whl")
+        assert hub.file(RESULTS_REPO, wheel)[:2] == b"PK"  # the wheel (a zip) is in the results repo
+        assert (
+            hub.file(RESULTS_REPO, body["environment"]["WORKBENCH_BOOTSTRAP_REQUIREMENTS"])
+            == (PROJECT_ROOT / "requirements.txt").read_bytes()
+        )
+    # The first Job installed the workbench; the fake's Jobs share one "image", so the second found it there.
+    assert sorted(installs) == [False, True] and (image_bin / "workbench").is_file()
+    assert len([r for r in hub.requests_to("POST", r"/commit/") if ".whl" in r["body"]]) == 1  # uploaded once
 
     # the results repo: private dataset, the prepared data uploaded once
     creates = hub.requests_to("POST", r"^/api/repos/create$")

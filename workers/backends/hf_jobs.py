@@ -22,12 +22,11 @@ what `run_task` does for a local one, with the same record-keeping (`workers.run
 A retried task (the worker died while following) finds the Job id in the run record and follows the
 same Job again instead of paying for a second one.
 
-The image: `workbench remote-run` must be runnable in it. The default image is a stock PyTorch CUDA
-image, which does not contain the workbench: either build an image FROM it with the project
-installed (`pip install -r requirements.txt && pip install --no-deps .`) and give it as the
-study's `hf_image`, or set WORKBENCH_PIP_SPEC on the worker (pip requirement words, e.g.
-`data-curation-workbench@git+https://github.com/ORG/workbench@v0.1.0 transformers==... trl==...`),
-which the Job installs before it runs. Without either, the Job ends in ERROR with that instruction.
+The image: `workbench remote-run` must be runnable in it. The default image is uv's Python image,
+into which the Job installs the wheel of the worker's own code and the pinned requirements, both
+uploaded to the results repo by the worker (workers/backends/job_bootstrap.py). A team can instead
+push its own image (`docker build --target jobs`, docs/OPERATIONS.md) and give it as the study's
+`hf_image`, or set WORKBENCH_PIP_SPEC on the worker (pip requirement words) for the Job to install.
 
 HF_ENDPOINT points the client (and the Job, which is given the same endpoint) at another Hub; the
 tests use a local fake Hub that way.
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING
 
 from huggingface_hub import JobHardware
 
-from workers.backends import hub_errors
+from workers.backends import hub_errors, job_bootstrap
 from workers.backends.base import QUEUE_DEFAULT, Backend, Option, RunFailed, register
 
 if TYPE_CHECKING:  # imported where used: the registry loads this module for `workbench --help` too
@@ -57,8 +56,8 @@ if TYPE_CHECKING:  # imported where used: the registry loads this module for `wo
 
 log = logging.getLogger(__name__)
 
-# A stock CUDA image with torch; see the module docstring for how the workbench gets into it.
-DEFAULT_IMAGE = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"
+# uv's Python image: the Job installs the worker's own wheel and pins into it (workers/backends/job_bootstrap.py).
+DEFAULT_IMAGE = "ghcr.io/astral-sh/uv:python3.11-bookworm"
 DEFAULT_FLAVOR = "t4-small"
 DEFAULT_TIMEOUT = "2h"  # the server's default is 30 min: always send one
 DEFAULT_POLL_SECONDS = 10.0
@@ -72,23 +71,6 @@ PROGRESS_PREFIX = "[workbench] progress "
 _PROGRESS_RE = re.compile(
     r"^\[workbench\] progress (?P<phase>[a-z_]+) (?P<step>\d+)/(?P<total>\d+)(?: loss=(?P<loss>\S+))?\s*$"
 )
-
-# Runs inside the Job. The run's arguments come as positional parameters ("$@"), never pasted into
-# the script, so no id can change what the shell runs. A backslash at a line's end below is Python's
-# line continuation: the script itself has no line break there.
-_REMOTE_SCRIPT = """\
-if ! command -v workbench >/dev/null 2>&1; then
-  if [ -z "$WORKBENCH_PIP_SPEC" ]; then
-    echo "error: this image has no workbench command: give the study an image with the workbench installed, \
-or set WORKBENCH_PIP_SPEC on the worker" >&2
-    exit 3
-  fi
-  python -m pip install --quiet --no-cache-dir $WORKBENCH_PIP_SPEC || \
-{ echo "error: pip install of WORKBENCH_PIP_SPEC failed" >&2; exit 3; }
-fi
-exec workbench remote-run "$@"
-"""
-
 
 FOLLOW_MARGIN = 600  # seconds the follower may outlive the run's own timeout (submission, collecting the result)
 
@@ -183,7 +165,7 @@ def remote_command(repo: str, study_id: str, run_id: str, arm: str, size: int, s
         "--key",
         key,
     ]
-    return ["sh", "-c", _REMOTE_SCRIPT, "workbench", *args]
+    return ["sh", "-c", job_bootstrap.SCRIPT, "workbench", *args]
 
 
 def _redact(text: str, token: str | None) -> str:
@@ -324,7 +306,8 @@ def _run_remote(
         if follower.canceled_by_user():
             store.log(run_id, "canceled by user before submission")
             return {"run_id": run_id, "status": "canceled"}
-        job = _submit(api, store, study, study_id, run_id, record, repo, user, token)
+        bootstrap = _bootstrap_env(api, study, repo, artifacts, token, note)
+        job = _submit(api, store, study, study_id, run_id, record, repo, user, token, bootstrap)
     namespace = job.owner.name
     return _follow(api, store, artifacts, follower, study, study_id, run_id, record, repo, job.id, namespace, token)
 
@@ -421,6 +404,42 @@ def _ensure_results_repo(api, repo: str, study_id: str, artifacts: ArtifactStore
     )
 
 
+def _bootstrap_env(api, study: dict, repo: str, artifacts: ArtifactStore, token: str, note) -> dict[str, str]:
+    """Where the Job finds the workbench's wheel and pins in the results repo (built and uploaded once
+    per version of the code); {} when the study's own image or WORKBENCH_PIP_SPEC provides the workbench
+    and no wheel can be built here."""
+    from huggingface_hub import CommitOperationAdd
+
+    try:
+        bundle = job_bootstrap.build_bundle(artifacts.root / "bootstrap")
+    except job_bootstrap.BootstrapError as err:
+        if study.get("hf_image") or os.environ.get("WORKBENCH_PIP_SPEC"):
+            return {}
+        raise RunFailed(str(err)) from None
+    uploaded = hub_errors.call(
+        lambda: api.file_exists(repo, bundle.wheel_in_repo, repo_type="dataset", token=token),
+        "reading the results repo",
+        on_wait=note,
+    )
+    if not uploaded:
+        ops = [
+            CommitOperationAdd(path_in_repo=bundle.requirements_in_repo, path_or_fileobj=str(bundle.requirements)),
+            CommitOperationAdd(path_in_repo=bundle.wheel_in_repo, path_or_fileobj=str(bundle.wheel)),
+        ]
+        hub_errors.call(
+            lambda: api.create_commit(
+                repo, operations=ops, commit_message="workbench wheel for Jobs", repo_type="dataset", token=token
+            ),
+            f"uploading the workbench wheel to {repo}",
+            on_wait=note,
+        )
+    return {
+        "WORKBENCH_BOOTSTRAP_REPO": repo,
+        "WORKBENCH_BOOTSTRAP_WHEEL": bundle.wheel_in_repo,
+        "WORKBENCH_BOOTSTRAP_REQUIREMENTS": bundle.requirements_in_repo,
+    }
+
+
 def _job_env() -> dict[str, str]:
     """The Job's plain environment: nothing secret goes here (the Hub does not encrypt `env`)."""
     env = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
@@ -432,7 +451,16 @@ def _job_env() -> dict[str, str]:
 
 
 def _submit(
-    api, store: JobStore, study: dict, study_id: str, run_id: str, record: dict, repo: str, user: str, token: str
+    api,
+    store: JobStore,
+    study: dict,
+    study_id: str,
+    run_id: str,
+    record: dict,
+    repo: str,
+    user: str,
+    token: str,
+    bootstrap: dict[str, str],
 ):
     image = study.get("hf_image") or DEFAULT_IMAGE
     flavor = study.get("hf_flavor") or DEFAULT_FLAVOR
@@ -451,7 +479,7 @@ def _submit(
         dict(
             image=image,
             command=command,
-            env=_job_env(),
+            env={**_job_env(), **bootstrap},
             secrets={"HF_TOKEN": token},
             flavor=flavor,
             timeout=timeout,
