@@ -13,9 +13,11 @@ HF Jobs backend calls, answering as the Hub does (status codes, X-Error-Code hea
     POST /api/<type>s/<id>/commit/<rev>                   NDJSON commit of base64 files
     HEAD/GET /<type>s/<id>/resolve/<rev>/<path>           file download, with ETag, X-Repo-Commit, Content-Length
     POST /api/jobs/<ns>                                   run a Job (400 for a flavor not in FLAVORS)
+    GET  /api/jobs/hardware                               the flavors with their specs and prices (HARDWARE)
     GET  /api/jobs/<ns>?label=k=v&stage=S                 list the namespace's Jobs, filtered as the Hub does
     GET  /api/jobs/<ns>/<job>                             inspect a Job
     GET  /api/jobs/<ns>/<job>/logs                        the Job's logs as server-sent events, then the stream ends
+                                                          (only the latest `log_window` lines when it is set)
     POST /api/jobs/<ns>/<job>/cancel                      cancel a Job
 
 Every request is recorded (method, path, query, headers, raw body, parsed JSON) in `requests`.
@@ -57,7 +59,19 @@ def _git_sha1(data: bytes) -> str:
 
 
 # Jobs hardware flavors the fake accepts (a subset of the Hub's, as the client's JobHardware names them).
-FLAVORS = ("cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large", "a100-large")
+# The hardware the fake's Jobs accept, with the Hub's prices per minute in micro-USD (GET /api/jobs/hardware).
+HARDWARE = {
+    "cpu-basic": (None, 167),
+    "cpu-upgrade": (None, 500),
+    "t4-small": ("T4", 6667),
+    "t4-medium": ("T4", 10000),
+    "l4x1": ("L4", 13333),
+    "a10g-small": ("A10G", 16667),
+    "a10g-large": ("A10G", 25000),
+    "a100-large": ("A100", 41667),
+    "l40sx8": ("L40S", 391667),  # newer than the client's JobHardware enum: only the live list has it
+}
+FLAVORS = tuple(HARDWARE)
 
 
 @dataclass
@@ -148,6 +162,7 @@ class FakeHub:
         self.faults: list[Fault] = []
         self.script: Script | None = None
         self.execute = False
+        self.log_window: int | None = None  # logs replay only their latest N lines (None: the whole log)
         self.base_env: dict[str, str] = {}  # execute mode: what the image provides (PATH, HOME, ...)
         self.workdir: str | None = None  # execute mode: the container's working directory
         self.lock = threading.RLock()
@@ -380,6 +395,8 @@ def _handler(hub: FakeHub):
                     return self._create_repo(rec)
                 if path == "/api/validate-yaml" and method == "POST":
                     return self._validate_yaml(rec)
+                if path == "/api/jobs/hardware" and method == "GET":
+                    return self._hardware(rec)
                 m = re.fullmatch(r"/api/jobs/(?P<ns>[^/]+)", path)
                 if m and method == "POST":
                     return self._run_job(rec, m["ns"])
@@ -459,6 +476,34 @@ def _handler(hub: FakeHub):
                 private = body.get("visibility") == "private" or bool(body.get("private"))
                 hub.repos[(repo_type, repo_id)] = Repo(repo_type, repo_id, private=private)
             self._send(200, {"url": f"{hub.url}/{prefix}{repo_id}", "name": repo_id})
+
+        def _hardware(self, rec):
+            listed = []
+            for name, (gpu, micro_usd) in HARDWARE.items():
+                accelerator = None
+                if gpu:
+                    count = "8" if name.endswith("x8") else "1"
+                    accelerator = {
+                        "type": "gpu",
+                        "model": gpu,
+                        "quantity": count,
+                        "vram": "24 GB",
+                        "manufacturer": "Nvidia",
+                    }
+                listed.append(
+                    {
+                        "name": name,
+                        "prettyName": name.replace("-", " ").title(),
+                        "cpu": "8 vCPU",
+                        "ram": "32 GB",
+                        "ephemeralStorage": "50 GB",
+                        "accelerator": accelerator,
+                        "unitCostMicroUSD": micro_usd,
+                        "unitCostUSD": micro_usd / 1e6,
+                        "unitLabel": "minute",
+                    }
+                )
+            self._send(200, listed)
 
         def _validate_yaml(self, rec):
             """What the Hub says of a README before a commit: warnings for no metadata, 400 for bad YAML."""
@@ -586,6 +631,8 @@ def _handler(hub: FakeHub):
                 tail = rec["query"].get("tail")
                 if tail:
                     logs = logs[-int(tail[0]) :]
+                if hub.log_window:  # a partial replay: only the latest lines
+                    logs = logs[-hub.log_window :]
                 body = "".join(f"data: {json.dumps({'data': line, 'timestamp': ts})}\n\n" for ts, line in logs)
                 return self._send(200, body=body.encode(), content_type="text/event-stream")
             self._error(404, None, "no such Job route")

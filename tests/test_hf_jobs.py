@@ -597,3 +597,57 @@ def test_a_job_stopped_by_its_timeout_is_told_from_a_cancel(redis, hub, artifact
     for rec in _runs(redis, study_id):
         assert rec["status"] == "failed", rec
         assert "reached its timeout (45m)" in rec["error"] and "raise the study's timeout" in rec["error"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Flavors: the Hub's live hardware list, the client's list when the Hub cannot be asked
+
+
+def test_flavors_come_from_the_hubs_hardware_list_with_prices(hub, monkeypatch):
+    from huggingface_hub import constants
+
+    from workers.backends import hf_jobs
+    from workers.backends.base import BackendError
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the suite runs offline; this test asks the fake
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setitem(hf_jobs._hardware, "at", -1e9)
+    assert hf_jobs.HF_JOBS.parse_options({"hf_flavor": "l40sx8"})["hf_flavor"] == "l40sx8"  # not in the client's enum
+    with pytest.raises(BackendError, match="flavor 'h200' is unknown; choose one of .*'a10g-small'"):
+        hf_jobs.HF_JOBS.parse_options({"hf_flavor": "h200"})  # in the client's enum, not on this Hub
+    listed = hf_jobs.hardware()
+    assert listed["live"] and listed["prices"]["a10g-small"] == pytest.approx(1.0, abs=1e-3)  # USD per hour
+    assert len(hub.requests_to("GET", r"^/api/jobs/hardware$")) == 1
+    hf_jobs.flavors()
+    assert len(hub.requests_to("GET", r"^/api/jobs/hardware$")) == 1  # kept, not asked again
+
+    # The Hub unreachable: the client's own list, for a while, and said in the log
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setitem(hf_jobs._hardware, "at", -1e9)
+    fallback = hf_jobs.hardware()
+    assert not fallback["live"] and "h200" in fallback["names"] and not fallback["prices"]
+
+
+def test_a_partial_log_replay_takes_each_line_once_and_says_when_lines_were_missed(redis, hub, artifacts, tmp_path):
+    hub.log_window = 6  # each fetch replays only the Job's latest 6 lines
+    study_id = _submit(redis, artifacts)
+    records = _runs(redis, study_id)
+    for rec in records:
+        hub.put_file(RESULTS_REPO, f"experiments/{study_id}/{rec['id']}/result.json", json.dumps(_result_payload(rec)))
+        hub.put_file(RESULTS_REPO, f"experiments/{study_id}/{rec['id']}/manifest.json", json.dumps({"rows": []}))
+    batches = [[f"line {b}.{i}" for i in range(3)] for b in range(4)]  # 3 new lines a poll: within the window
+    burst = [f"burst {i}" for i in range(10)]  # 10 at once: more than the window replays
+    hub.script = Script(
+        [Step("SCHEDULING")]
+        + [Step("RUNNING", logs=batch) for batch in batches]
+        + [Step("RUNNING", logs=burst), Step("COMPLETED", logs=["[workbench] done: macro_f1=0.5000"])]
+    )
+    Worker(hub, artifacts, tmp_path).wait()
+    for rec in _runs(redis, study_id):
+        assert rec["status"] == "finished", rec
+        messages = [e.get("message", "") for e in JobStore(redis).events(rec["id"])]
+        taken = [m for m in messages if m.startswith(("line ", "burst "))]
+        expected = [line for batch in batches for line in batch]
+        assert taken[: len(expected)] == expected  # each once, in order
+        assert taken[len(expected) :] == burst[-6:]  # what the replay still held of the burst
+        assert any("replayed from a later point: some lines may be missing" in m for m in messages)

@@ -562,8 +562,8 @@ def _backend_section() -> None:
     name = _store("backend", picked)
     fields = registry[name].form_options()
     for column, option in zip(st.columns(len(fields)) if fields else [], fields):
-        if option.choices:
-            choices = list(option.choices)
+        choices = list(option.choice_list())
+        if choices:
             value = column.selectbox(option.label, choices, key=_widget_key(option.name, choices), help=option.help)
         else:
             value = column.text_input(option.label, key=_widget_key(option.name), help=option.help)

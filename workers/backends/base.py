@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 QUEUE_GPU = "gpu"
@@ -44,21 +44,24 @@ class Option:
     label: str
     help: str = ""
     default: str | None = None
-    choices: tuple[str, ...] = ()
+    # The accepted values, or a function giving them when asked (e.g. read from a service, cached).
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
     pattern: str | None = None  # a full match is required; `hint` says what a valid value looks like
     hint: str = ""
     flag: str | None = None  # the `workbench submit` flag, if any
     form: bool = True  # drawn on the Setup page
+
+    def choice_list(self) -> tuple[str, ...]:
+        return tuple(self.choices()) if callable(self.choices) else self.choices
 
     def check(self, backend: str, value) -> str | None:
         """The value, stripped (None when empty); BackendError with the fix when it is not valid."""
         value = str(value).strip() if value is not None else ""
         if not value:
             return self.default
-        if self.choices and value not in self.choices:
-            raise BackendError(
-                f"{backend} {self.label.lower()} '{value}' is unknown; choose one of {list(self.choices)}"
-            )
+        choices = self.choice_list()
+        if choices and value not in choices:
+            raise BackendError(f"{backend} {self.label.lower()} '{value}' is unknown; choose one of {list(choices)}")
         if self.pattern and not re.fullmatch(self.pattern, value):
             raise BackendError(f"{backend} {self.label.lower()} '{value}' is not valid: {self.hint}")
         return value

@@ -64,6 +64,7 @@ DEFAULT_POLL_SECONDS = 10.0
 RESULTS_REPO_NAME = "workbench-results"
 LOG_LINES_PER_POLL = 200  # new log lines kept per poll (the event log itself is bounded too)
 ERROR_TAIL_LINES = 15
+LOG_ANCHOR_LINES = 3
 MAX_POLL_ERRORS = 30  # consecutive failed polls (Hub unreachable) before the task gives up
 # How the Hub words a Job stopped by its timeout (told apart from a user's cancel by this message).
 _TIMEOUT_RE = re.compile(r"time ?out|timed out", re.IGNORECASE)
@@ -71,6 +72,39 @@ PROGRESS_PREFIX = "[workbench] progress "
 _PROGRESS_RE = re.compile(
     r"^\[workbench\] progress (?P<phase>[a-z_]+) (?P<step>\d+)/(?P<total>\d+)(?: loss=(?P<loss>\S+))?\s*$"
 )
+
+HARDWARE_TTL_S = 3600  # how long a read of the Hub's hardware list is kept
+HARDWARE_RETRY_S = 300  # after a failed read, the client's built-in list is used this long
+_hardware: dict = {"at": -1e9, "names": (), "prices": {}, "live": False}
+
+
+def hardware() -> dict:
+    """The Jobs flavors: {"names", "prices" (USD per hour by name), "live" (read from the Hub)}.
+
+    Read with `list_jobs_hardware()` (kept HARDWARE_TTL_S); when the Hub cannot be asked (offline,
+    unreachable), the client's own `JobHardware` list, without prices, for HARDWARE_RETRY_S.
+    """
+    from huggingface_hub import HfApi, constants
+
+    now = time.monotonic()
+    if now - _hardware["at"] < (HARDWARE_TTL_S if _hardware["live"] else HARDWARE_RETRY_S):
+        return _hardware
+    names, prices, live = tuple(h.value for h in JobHardware), {}, False
+    if not constants.is_offline_mode():
+        try:
+            listed = HfApi(endpoint=_endpoint()).list_jobs_hardware()
+            names = tuple(h.name for h in listed)
+            prices = {h.name: round(h.unit_cost_usd * 60, 4) for h in listed if h.unit_label == "minute"}
+            live = True
+        except Exception as err:  # noqa: BLE001 - any failure: the built-in list, said in the log
+            log.warning("the Hub's Jobs hardware list could not be read (%s); using the client's list", err)
+    _hardware.update(at=now, names=names, prices=prices, live=live)
+    return _hardware
+
+
+def flavors() -> tuple[str, ...]:
+    return hardware()["names"]
+
 
 FOLLOW_MARGIN = 600  # seconds the follower may outlive the run's own timeout (submission, collecting the result)
 
@@ -93,9 +127,9 @@ HF_JOBS = register(
             Option(
                 "hf_flavor",
                 "Flavor",
-                "The Job's hardware.",
+                "The Job's hardware (the Hub's current list; hf.co/pricing for prices).",
                 DEFAULT_FLAVOR,
-                choices=tuple(h.value for h in JobHardware),
+                choices=flavors,
                 flag="--flavor",
             ),
             Option(
@@ -187,11 +221,28 @@ class _Follower:
     def __init__(self, store: JobStore, run_id: str, token: str):
         self.store, self.run_id, self.token = store, run_id, token
         self.seen = 0
+        self.anchor: list[str] = []  # the last lines taken, to find them again in a partial replay
         self.tail: list[str] = []
         self.log_failures = 0
 
     def canceled_by_user(self) -> bool:
         return (self.store.run(self.run_id) or {}).get("status") == "canceled"
+
+    def unseen(self, lines: list[str]) -> list[str]:
+        """The lines of this fetch not taken before. A fetch normally replays the whole log, but it may
+        replay only its latest lines, or start over (a retried container): the last lines taken are
+        looked for, and what follows them is new."""
+        anchor, k = self.anchor, len(self.anchor)
+        if k == 0 or (self.seen <= len(lines) and lines[self.seen - k : self.seen] == anchor):
+            new = lines[self.seen :]
+        else:
+            ends = [j for j in range(len(lines), k - 1, -1) if lines[j - k : j] == anchor]
+            new = lines[ends[0] :] if ends else lines
+            if not ends:
+                self.store.log(self.run_id, "the Job's log was replayed from a later point: some lines may be missing")
+        self.seen = len(lines)
+        self.anchor = (anchor + new)[-LOG_ANCHOR_LINES:]
+        return new
 
     def take_logs_safely(self, api, job_id: str, namespace: str) -> None:
         """`take_logs`, where a failure is said in the run's log (at the 1st, 10th, 100th...) and nothing more."""
@@ -214,10 +265,7 @@ class _Follower:
             _redact(str(line).rstrip("\n"), self.token)
             for line in api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=False)
         ]
-        if len(lines) < self.seen:  # the server restarted the log (a retried container): start over
-            self.seen = 0
-        new = lines[self.seen :]
-        self.seen = len(lines)
+        new = self.unseen(lines)
         if not new:
             return
         self.tail = (self.tail + new)[-ERROR_TAIL_LINES:]
