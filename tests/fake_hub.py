@@ -9,8 +9,11 @@ HF Jobs backend calls, answering as the Hub does (status codes, X-Error-Code hea
     POST /api/repos/create                                create a repo (409 when it exists)
     POST /api/validate-yaml                               a README's YAML front matter (400 with errors when bad)
     GET  /api/<type>s/<id>                                repo info
-    POST /api/<type>s/<id>/preupload/<rev>                every file "regular" (no LFS, no Xet)
-    POST /api/<type>s/<id>/commit/<rev>                   NDJSON commit of base64 files
+    POST /api/<type>s/<id>/preupload/<rev>                "lfs" from `lfs_threshold` bytes (10 MB), else "regular"
+    POST /<type>s/<id>.git/info/lfs/objects/batch         LFS batch API (basic transfer); Xet is not served:
+                                                          the suite sets HF_HUB_DISABLE_XET=1 (Xet is untested)
+    PUT  /lfs-storage/<oid>, POST .../verify              the upload URL (its bytes must hash to the oid), verify
+    POST /api/<type>s/<id>/commit/<rev>                   NDJSON commit of base64 files and uploaded LFS objects
     HEAD/GET /<type>s/<id>/resolve/<rev>/<path>           file download, with ETag, X-Repo-Commit, Content-Length
     POST /api/jobs/<ns>                                   run a Job (400 for a flavor not in FLAVORS)
     GET  /api/jobs/hardware                               the flavors with their specs and prices (HARDWARE)
@@ -162,7 +165,11 @@ class FakeHub:
         self.faults: list[Fault] = []
         self.script: Script | None = None
         self.execute = False
-        self.log_window: int | None = None  # logs replay only their latest N lines (None: the whole log)
+        self.log_window: int | None = None
+        self.lfs_threshold = 10 * 1024 * 1024  # files this large take the LFS path, as on the Hub
+        self.lfs_objects: dict[
+            str, bytes
+        ] = {}  # LFS storage: sha256 -> bytes  # logs replay only their latest N lines (None: the whole log)
         self.base_env: dict[str, str] = {}  # execute mode: what the image provides (PATH, HOME, ...)
         self.workdir: str | None = None  # execute mode: the container's working directory
         self.lock = threading.RLock()
@@ -312,7 +319,10 @@ def _handler(hub: FakeHub):
         def _record(self) -> dict:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                raw = self._read_chunked()
+            else:
+                raw = self.rfile.read(length) if length else b""
             body = raw.decode("utf-8", errors="replace")
             parsed = None
             if (
@@ -330,11 +340,22 @@ def _handler(hub: FakeHub):
                 "query": parse_qs(parts.query),
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body": body,
+                "raw": raw,
                 "json": parsed,
             }
             with hub.lock:
                 hub.requests.append(rec)
             return rec
+
+        def _read_chunked(self) -> bytes:
+            out = b""
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
 
         def _authorized(self, rec: dict) -> bool:
             return rec["headers"].get("authorization") == f"Bearer {hub.token}"
@@ -379,6 +400,9 @@ def _handler(hub: FakeHub):
         def do_POST(self):
             self._route("POST")
 
+        def do_PUT(self):
+            self._route("PUT")
+
         # -- routes --------------------------------------------------------------------------------
 
         def _route(self, method: str):
@@ -411,6 +435,14 @@ def _handler(hub: FakeHub):
                 m = re.fullmatch(rf"/api/{repo_re}/preupload/(?P<rev>[^/]+)", path)
                 if m and method == "POST":
                     return self._preupload(rec, m["type"][:-1], m["id"])
+                m = re.fullmatch(rf"/{repo_re}\.git/info/lfs/objects/batch", path)
+                if m and method == "POST":
+                    return self._lfs_batch(rec, m["type"][:-1], m["id"])
+                m = re.fullmatch(r"/lfs-storage/(?P<oid>[0-9a-f]{64})(?P<verify>/verify)?", path)
+                if m and method == "PUT" and not m["verify"]:
+                    return self._lfs_put(rec, m["oid"])
+                if m and method == "POST" and m["verify"]:
+                    return self._lfs_verify(rec, m["oid"])
                 m = re.fullmatch(rf"/api/{repo_re}/commit/(?P<rev>[^/]+)", path)
                 if m and method == "POST":
                     return self._commit(rec, m["type"][:-1], m["id"])
@@ -540,14 +572,49 @@ def _handler(hub: FakeHub):
             if not self._repo(rec, repo_type, repo_id):
                 return
             files = (rec["json"] or {}).get("files") or []
+            mode = lambda f: "lfs" if int(f.get("size") or 0) >= hub.lfs_threshold else "regular"  # noqa: E731
             self._send(
                 200,
                 {
                     "files": [
-                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files
+                        {"path": f["path"], "uploadMode": mode(f), "shouldIgnore": False, "oid": None} for f in files
                     ]
                 },
             )
+
+        def _lfs_batch(self, rec, repo_type, repo_id):
+            """The LFS batch API: an upload action for each object the store does not hold yet."""
+            if not self._authorized(rec):
+                return self._error(401, None, "Invalid credentials in Authorization header")
+            if not self._repo(rec, repo_type, repo_id):
+                return
+            body = rec["json"] or {}
+            if body.get("operation") != "upload" or "basic" not in (body.get("transfers") or ["basic"]):
+                return self._error(400, None, "only basic uploads")
+            objects = []
+            for obj in body.get("objects") or []:
+                entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+                if obj["oid"] not in hub.lfs_objects:
+                    href = f"{hub.url}/lfs-storage/{obj['oid']}"
+                    entry["actions"] = {"upload": {"href": href, "header": {}}, "verify": {"href": href + "/verify"}}
+                objects.append(entry)
+            self._send(200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"})
+
+        def _lfs_put(self, rec, oid):
+            """The storage's upload URL (on the Hub, a presigned S3 URL): the bytes, if their sha256 is the oid."""
+            data = rec["raw"]
+            if hashlib.sha256(data).hexdigest() != oid:
+                return self._error(400, None, "the uploaded bytes do not match the object id")
+            with hub.lock:
+                hub.lfs_objects[oid] = data
+            self._send(200, {})
+
+        def _lfs_verify(self, rec, oid):
+            body = rec["json"] or {}
+            stored = hub.lfs_objects.get(oid)
+            if stored is None or body.get("size") != len(stored):
+                return self._error(404, None, "object not found or of another size")
+            self._send(200, {"message": "verified"})
 
         def _commit(self, rec, repo_type, repo_id):
             if not self._authorized(rec):
@@ -566,7 +633,10 @@ def _handler(hub: FakeHub):
                     elif item.get("key") == "deletedFile":
                         repo.files.pop(value["path"], None)
                     elif item.get("key") == "lfsFile":
-                        return self._error(400, None, "this fake Hub takes no LFS files")
+                        data = hub.lfs_objects.get(value.get("oid"))
+                        if data is None or len(data) != value.get("size"):
+                            return self._error(422, None, f"LFS object of {value.get('path')} was never uploaded")
+                        repo.files[value["path"]] = data
                 repo.sha = secrets.token_hex(20)
                 sha = repo.sha
             prefix = "" if repo_type == "model" else f"{repo_type}s/"

@@ -651,3 +651,39 @@ def test_a_partial_log_replay_takes_each_line_once_and_says_when_lines_were_miss
         assert taken[: len(expected)] == expected  # each once, in order
         assert taken[len(expected) :] == burst[-6:]  # what the replay still held of the burst
         assert any("replayed from a later point: some lines may be missing" in m for m in messages)
+
+
+def test_large_files_take_the_lfs_path_and_download_as_they_were(redis, hub, artifacts, tmp_path, monkeypatch):
+    """On the Hub, files from 10 MB go through the LFS batch API; here the fake's threshold is 1 KB, so the
+    prepared data and the workbench wheel take that path (Xet is disabled in the suite and untested)."""
+    hub.lfs_threshold = 1024
+    study_id = _submit(redis, artifacts)
+    records = _runs(redis, study_id)
+    for rec in records:
+        hub.put_file(RESULTS_REPO, f"experiments/{study_id}/{rec['id']}/result.json", json.dumps(_result_payload(rec)))
+        hub.put_file(RESULTS_REPO, f"experiments/{study_id}/{rec['id']}/manifest.json", json.dumps({"rows": []}))
+    hub.script = Script([Step("SCHEDULING"), Step("RUNNING"), Step("COMPLETED")])
+    Worker(hub, artifacts, tmp_path).wait()
+    assert all(rec["status"] == "finished" for rec in _runs(redis, study_id))
+
+    batches = hub.requests_to("POST", r"\.git/info/lfs/objects/batch$")
+    puts = hub.requests_to("PUT", r"^/lfs-storage/")
+    assert batches and len(puts) == 2  # the prepared data and the wheel, each uploaded once
+    prepared = (artifacts.prepared_dir(study_id) / "prepared.json").read_bytes()
+    assert len(prepared) > hub.lfs_threshold
+    assert hub.file(RESULTS_REPO, f"experiments/{study_id}/prepared.json") == prepared
+    lfs_commits = [r for r in hub.requests_to("POST", r"/commit/") if '"lfsFile"' in r["body"]]
+    assert len(lfs_commits) == 2
+    # and it downloads through the real client as it was uploaded
+    from huggingface_hub import constants, hf_hub_download
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the suite runs offline; this asks the fake
+    got = hf_hub_download(
+        RESULTS_REPO,
+        f"experiments/{study_id}/prepared.json",
+        repo_type="dataset",
+        token=TOKEN,
+        endpoint=hub.url,
+        cache_dir=tmp_path / "dl",
+    )
+    assert Path(got).read_bytes() == prepared
