@@ -310,7 +310,7 @@ def test_study_runs_on_hf_jobs_end_to_end_and_the_token_stays_secret(redis, hub,
         assert hub.file(RESULTS_REPO, f"experiments/{study_id}/{rid}/result.json") is not None
         events = JobStore(redis).events(rid)
         messages = [e.get("message", "") for e in events]
-        assert any("[workbench] done:" in m for m in messages), messages  # the Job's own log lines
+        assert any(f"[workbench] [{rid}] done:" in m for m in messages), messages  # the Job's own log lines
         installs.append(any("installing the workbench from the results repo" in m for m in messages))
         assert any(m.startswith(f"HF Job {run['backend_job_id']}: RUNNING") for m in messages)
         assert any(e["kind"] == "loss" for e in events)  # progress lines became the loss curve
@@ -323,14 +323,12 @@ def test_study_runs_on_hf_jobs_end_to_end_and_the_token_stays_secret(redis, hub,
         command = body["command"] + body.get("arguments", [])
         rid = body["labels"]["workbench-run"]
         assert any("remote-run" in part for part in command)
-        for flag, value in (
-            ("--study", study_id),
-            ("--run", rid),
-            ("--repo", RESULTS_REPO),
-            ("--key", runs[rid]["key"]),
-            ("--size", "40"),
-        ):
+        for flag, value in (("--study", study_id), ("--repo", RESULTS_REPO)):
             assert command[command.index(flag) + 1] == value
+        batch = command[command.index("--batch") + 1]
+        assert body["labels"]["workbench-batch"] == batch
+        listed = json.loads(hub.file(RESULTS_REPO, f"experiments/{study_id}/batches/{batch}.json"))
+        assert [(r["run_id"], r["key"], r["size"]) for r in listed] == [(rid, runs[rid]["key"], 40)]
         assert body["flavor"] == "a10g-small" and body["timeoutSeconds"] == 45 * 60
         assert body["labels"]["workbench-study"] == study_id and rid in runs
         assert body["secrets"] == {"HF_TOKEN": TOKEN}
@@ -687,3 +685,80 @@ def test_large_files_take_the_lfs_path_and_download_as_they_were(redis, hub, art
         cache_dir=tmp_path / "dl",
     )
     assert Path(got).read_bytes() == prepared
+
+
+# ------------------------------------------------------------------------------------------------
+# Batches: one Job per candidate
+
+
+def _host_image(hub: FakeHub, tmp_path: Path) -> None:
+    """Execute mode with this environment's workbench on the Job's PATH (an image built with --target jobs)."""
+    hub.execute = True
+    workdir = tmp_path / "container"
+    workdir.mkdir(exist_ok=True)
+    hub.workdir = str(workdir)
+    hub.base_env = {
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(workdir),
+        "WORKBENCH_HOME": os.environ["WORKBENCH_HOME"],
+        "HF_HOME": str(workdir / "hf-home"),
+        "HF_HUB_DISABLE_XET": "1",
+    }
+
+
+def test_one_job_per_candidate_commits_per_batch_and_cancel_and_retry_work_inside_it(redis, hub, artifacts, tmp_path):
+    _host_image(hub, tmp_path)
+    spec = _spec(
+        candidates=[
+            {"catalog": "demo/helpful", "name": "helpful", "max_rows": 400},
+            {"catalog": "demo/offdomain", "name": "offdomain", "max_rows": 400},
+        ],
+        sizes=[40, 80],
+        seeds=[0, 1],
+    )
+    study_id = _submit(redis, artifacts, spec=spec)
+    records = _runs(redis, study_id)
+    assert len(records) == 12
+    # The user cancels helpful's last run (80 rows, seed 1) as soon as its candidate's Job is running.
+    victim = next(r["id"] for r in records if r["arm"] == "helpful" and int(r["size"]) == 80 and int(r["seed"]) == 1)
+
+    def cancel_when_its_job_runs():
+        _wait_for(
+            lambda: (JobStore(redis).run(victim) or {}).get("backend_job_id") in hub.jobs,
+            timeout=600,
+            what="helpful's Job",
+        )
+        client.cancel(redis, victim)
+
+    import threading
+
+    canceller = threading.Thread(target=cancel_when_its_job_runs, daemon=True)
+    canceller.start()
+    Worker(hub, artifacts, tmp_path).wait(timeout=900)
+    canceller.join(5)
+
+    runs = {r["id"]: r for r in _runs(redis, study_id)}
+    assert runs[victim]["status"] == "canceled"
+    assert all(r["status"] == "finished" for rid, r in runs.items() if rid != victim), runs
+    assert len(hub.jobs) == 3  # baseline, helpful, offdomain: one Job each
+    by_job: dict[str, list] = {}
+    for r in runs.values():
+        by_job.setdefault(r["backend_job_id"], []).append(r["arm"])
+    assert sorted(len(v) for v in by_job.values()) == [4, 4, 4] and all(len(set(v)) == 1 for v in by_job.values())
+    result_commits = [r for r in hub.requests_to("POST", r"/commit/") if "results of batch" in r["body"]]
+    assert len(result_commits) == 3  # one commit of results per Job, not one per run
+    helpful_job = hub.jobs[runs[victim]["backend_job_id"]]
+    job_log = "\n".join(line for _, line in helpful_job.logs)
+    assert f"[workbench] [{victim}] skipped: canceled by the user" in job_log
+    assert helpful_job.stage == "COMPLETED"  # the other three runs of the batch went on
+    assert artifacts.get_result(runs[victim]["key"]) is None
+
+    # Retried, the canceled run trains in a Job of its own; the finished runs are not trained again.
+    client.retry(redis, victim)
+    Worker(hub, artifacts, tmp_path).wait(timeout=600)
+    again = JobStore(redis).run(victim)
+    assert again["status"] == "finished", again
+    assert len(hub.jobs) == 4 and again["backend_job_id"] not in by_job
+    assert artifacts.get_result(again["key"])["metrics"] == again["metrics"]
+    listed = json.loads(hub.file(RESULTS_REPO, f"experiments/{study_id}/batches/{again['backend_batch']}.json"))
+    assert [r["run_id"] for r in listed] == [victim]

@@ -616,17 +616,20 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def cmd_remote_run(args: argparse.Namespace) -> int:
-    """One run inside a Hugging Face Job: prepared data from the results repo in, result and manifest out."""
-    from workers.backends.hf_jobs import remote_run
+    """A batch of runs inside a Hugging Face Job: prepared data from the results repo in, results out."""
+    from workers.backends.hf_remote import remote_batch
 
     def out(line: str) -> None:
         print(line, flush=True)
 
+    endpoint = (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None
     try:
-        remote_run(args.repo, args.study, args.run, args.arm, args.size, args.seed, args.key, out=out)
+        outcome = remote_batch(args.repo, args.study, args.batch, endpoint, out=out)
     except Exception as err:  # the Job's log is all the worker sees: say what failed, exit non-zero
-        print(f"error: run {args.run} failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        print(f"error: batch {args.batch} failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         return 1
+    counts = {s: list(outcome.values()).count(s) for s in ("finished", "failed", "skipped")}
+    print(f"[workbench] batch {args.batch}: " + ", ".join(f"{n} {s}" for s, n in counts.items()), flush=True)
     return 0
 
 
@@ -798,15 +801,11 @@ def _add_remote_run_command(sub) -> None:
     p = sub.add_parser(
         "remote-run",
         allow_abbrev=False,
-        help="(inside a Hugging Face Job) run one run from the results repo and upload its result",
+        help="(inside a Hugging Face Job) train a batch of runs from the results repo and upload their results",
     )
     p.add_argument("--repo", required=True, help="results dataset repo, e.g. org/workbench-results")
     p.add_argument("--study", required=True)
-    p.add_argument("--run", required=True)
-    p.add_argument("--arm", required=True)
-    p.add_argument("--size", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--key", required=True)
+    p.add_argument("--batch", required=True, help="the batch's id: its runs are listed in the results repo")
     p.set_defaults(func=cmd_remote_run)
 
 

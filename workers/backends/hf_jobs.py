@@ -1,7 +1,10 @@
 """The Hugging Face Jobs backend: a run trains in a Job container; this worker submits and follows it.
 
 `hf_run_task(study_id, run_id)` runs on the `default` queue and holds no GPU. It does for a remote run
-what `run_task` does for a local one, with the same record-keeping (`workers.run_lifecycle`):
+what `run_task` does for a local one, with the same record-keeping (`workers.run_lifecycle`). By
+default one Job trains all of a candidate's runs (a batch, `hf_batch: candidate`): the first of
+their tasks submits it and points the others' records at it; each task then follows the Job for its
+own run (its log lines, its progress, its result). workers/backends/hf_remote.py is the Job's side.
 
 1. reads the study and run records; a canceled run ends at once, a run whose key already has a
    result is marked finished from it;
@@ -14,7 +17,8 @@ what `run_task` does for a local one, with the same record-keeping (`workers.run
 4. probes the model before paying for a container (missing or gated: the run fails with the fix);
 5. submits the Job (`workbench remote-run ...` in the image, with a flavor and always a timeout)
    and follows it: the Job's stage becomes the run's phase, its log lines go to the run's events
-   (progress lines become progress), a user's cancel cancels the Job;
+   (progress lines become progress), a user's cancel skips the run in the Job (and cancels the Job
+   when no run of it is left);
 6. on COMPLETED downloads `experiments/<study>/<run>/result.json` and `manifest.json` from the
    results repo into the artifacts store (first write wins) and marks the run finished; ERROR or
    DELETED fail the run with the Job's message and its last log lines; CANCELED cancels it.
@@ -42,6 +46,7 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +54,7 @@ from huggingface_hub import JobHardware
 
 from workers.backends import hub_errors, job_bootstrap
 from workers.backends.base import QUEUE_DEFAULT, Backend, Option, RunFailed, register
+from workers.backends.hf_remote import batch_path, cancel_marker, experiment_path
 
 if TYPE_CHECKING:  # imported where used: the registry loads this module for `workbench --help` too
     from core.artifacts import ArtifactStore
@@ -68,10 +74,11 @@ LOG_ANCHOR_LINES = 3
 MAX_POLL_ERRORS = 30  # consecutive failed polls (Hub unreachable) before the task gives up
 # How the Hub words a Job stopped by its timeout (told apart from a user's cancel by this message).
 _TIMEOUT_RE = re.compile(r"time ?out|timed out", re.IGNORECASE)
-PROGRESS_PREFIX = "[workbench] progress "
 _PROGRESS_RE = re.compile(
-    r"^\[workbench\] progress (?P<phase>[a-z_]+) (?P<step>\d+)/(?P<total>\d+)(?: loss=(?P<loss>\S+))?\s*$"
+    r"^\[workbench\] progress (?:\[(?P<run>[^\]]+)\] )?(?P<phase>[a-z_]+) (?P<step>\d+)/(?P<total>\d+)"
+    r"(?: loss=(?P<loss>\S+))?\s*$"
 )
+_RUN_TAG_RE = re.compile(r"^\[workbench\] (?:progress )?\[(?P<run>[^\]]+)\] ")  # a line about one run of a batch
 
 HARDWARE_TTL_S = 3600  # how long a read of the Hub's hardware list is kept
 HARDWARE_RETRY_S = 300  # after a failed read, the client's built-in list is used this long
@@ -142,6 +149,15 @@ HF_JOBS = register(
                 flag="--hf-timeout",
             ),
             Option(
+                "hf_batch",
+                "Jobs",
+                "candidate: one Job trains all of a candidate's runs (one container start and install); "
+                "run: one Job per run (they run at once on as many workers).",
+                "candidate",
+                choices=("candidate", "run"),
+                flag="--hf-batch",
+            ),
+            Option(
                 "hf_image",
                 "Image",
                 "Container image with the workbench installed (default: a stock PyTorch image).",
@@ -177,28 +193,9 @@ def _endpoint() -> str | None:
     return value.rstrip("/") if value else None
 
 
-def experiment_path(study_id: str, run_id: str | None = None, name: str = "prepared.json") -> str:
-    return f"experiments/{study_id}/{run_id}/{name}" if run_id else f"experiments/{study_id}/{name}"
-
-
-def remote_command(repo: str, study_id: str, run_id: str, arm: str, size: int, seed: int, key: str) -> list[str]:
-    """The Job's command: a list, the run's arguments as separate items."""
-    args = [
-        "--repo",
-        repo,
-        "--study",
-        study_id,
-        "--run",
-        run_id,
-        "--arm",
-        arm,
-        "--size",
-        str(size),
-        "--seed",
-        str(seed),
-        "--key",
-        key,
-    ]
+def remote_command(repo: str, study_id: str, batch_id: str) -> list[str]:
+    """The Job's command: a list, the batch's ids as separate items (its runs are in the results repo)."""
+    args = ["--repo", repo, "--study", study_id, "--batch", batch_id]
     return ["sh", "-c", job_bootstrap.SCRIPT, "workbench", *args]
 
 
@@ -268,11 +265,15 @@ class _Follower:
         new = self.unseen(lines)
         if not new:
             return
-        self.tail = (self.tail + new)[-ERROR_TAIL_LINES:]
+        own = [ln for ln in new if not ((t := _RUN_TAG_RE.match(ln.strip())) and t["run"] != self.run_id)]
+        self.tail = (self.tail + own)[-ERROR_TAIL_LINES:]
         skipped = max(0, len(new) - LOG_LINES_PER_POLL)
         if skipped:
             self.store.log(self.run_id, f"... {skipped} log line(s) skipped")
         for line in new[-LOG_LINES_PER_POLL:]:
+            tag = _RUN_TAG_RE.match(line.strip())
+            if tag and tag["run"] != self.run_id:
+                continue  # another run of the batch
             m = _PROGRESS_RE.match(line.strip())
             if m:
                 loss = m["loss"]
@@ -329,7 +330,6 @@ def _run_remote(
     store: JobStore, artifacts: ArtifactStore, study_id: str, study: dict, run_id: str, record: dict, token: str
 ) -> dict:
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     api = HfApi(endpoint=_endpoint(), token=token)
     note = functools.partial(store.log, run_id)
@@ -339,25 +339,52 @@ def _run_remote(
         store.update_study(study_id, hf_user=user)
     repo = os.environ.get("RESULTS_REPO") or f"{user}/{RESULTS_REPO_NAME}"
     follower = _Follower(store, run_id, token)
-
-    # A retried task follows the Job it already started rather than paying for another: the one its
-    # record names, else one carrying its labels (a submit whose answer was lost).
-    job = _reattach(api, record, token, note) or _existing_job(api, study, study_id, run_id, user, token, note)
-    if job is not None:
-        repo = record.get("backend_repo") or repo
-        store.update_run(run_id, backend_job_id=job.id, backend_namespace=job.owner.name, backend_url=job.url)
-        store.log(run_id, f"following HF Job {job.id} again (submitted by an earlier attempt)")
-    else:
-        spec = _spec_of(study)
-        _probe_model(api, spec.model, token, GatedRepoError, RepositoryNotFoundError)
-        _ensure_results_repo(api, repo, study_id, artifacts, token, note)
-        if follower.canceled_by_user():
-            store.log(run_id, "canceled by user before submission")
-            return {"run_id": run_id, "status": "canceled"}
-        bootstrap = _bootstrap_env(api, study, repo, artifacts, token, note)
-        job = _submit(api, store, study, study_id, run_id, record, repo, user, token, bootstrap)
+    # One task at a time per candidate finds the Job its run is in, or submits one for every run of the
+    # candidate still waiting (a batch): two workers never both pay for a Job.
+    lock = store.redis.lock(_batch_lock(study, study_id, record), timeout=1800, blocking_timeout=1800)
+    with lock:
+        record = store.run(run_id) or record  # a batch mate may have put this run in its Job meanwhile
+        job = _job_to_follow(api, store, study, study_id, run_id, record, repo, user, token, note)
+        if job is None:
+            if follower.canceled_by_user():
+                store.log(run_id, "canceled by user before submission")
+                return {"run_id": run_id, "status": "canceled"}
+            job = _submit_batch(api, store, artifacts, study, study_id, run_id, record, repo, user, token, note)
+    record = store.run(run_id) or record
+    repo = record.get("backend_repo") or repo
     namespace = job.owner.name
     return _follow(api, store, artifacts, follower, study, study_id, run_id, record, repo, job.id, namespace, token)
+
+
+def _batch_lock(study: dict, study_id: str, record: dict) -> str:
+    per = record["arm"] if study.get("hf_batch", "candidate") == "candidate" else record["id"]
+    return f"wb:hf-batch:{study_id}:{per}"
+
+
+def _job_to_follow(api, store, study, study_id, run_id, record, repo, user, token, note):
+    """The Job this run is in (its record's, else one labelled with it), unless that Job completed
+    without this run (it was canceled then retried, or it failed and is retried): then None."""
+    job = _reattach(api, record, token, note) or _existing_job(api, study, study_id, run_id, user, token, note)
+    if job is None:
+        return None
+    repo = record.get("backend_repo") or repo
+    if _stage(job) == "COMPLETED" and not _has_outcome(api, repo, study_id, run_id, record, job.id, token):
+        return None
+    store.update_run(run_id, backend_job_id=job.id, backend_namespace=job.owner.name, backend_url=job.url)
+    store.log(run_id, f"following HF Job {job.id} (submitted earlier)")
+    return job
+
+
+def _has_outcome(api, repo: str, study_id: str, run_id: str, record: dict, job_id: str, token: str) -> bool:
+    """A completed Job holds this run's result, or a failure not yet reported to it."""
+
+    def exists(name: str) -> bool:
+        path = experiment_path(study_id, run_id, name)
+        return hub_errors.call(lambda: api.file_exists(repo, path, repo_type="dataset", token=token), "reading results")
+
+    if exists("result.json"):
+        return True
+    return record.get("backend_failed_in") != job_id and exists("error.json")
 
 
 def _reattach(api, record: dict, token: str, note):
@@ -498,24 +525,67 @@ def _job_env() -> dict[str, str]:
     return env
 
 
-def _submit(
-    api,
-    store: JobStore,
-    study: dict,
-    study_id: str,
-    run_id: str,
-    record: dict,
-    repo: str,
-    user: str,
-    token: str,
-    bootstrap: dict[str, str],
-):
+def _batch_mates(store: JobStore, study: dict, study_id: str, record: dict) -> list[dict]:
+    """The runs one Job trains with this one: its candidate's other runs still waiting for a Job
+    (queued, in no Job or in the same finished one), in size then seed order; just this run in "run" mode."""
+    if study.get("hf_batch", "candidate") != "candidate":
+        return [record]
+    free = (None, "", record.get("backend_job_id"))  # in no Job, or in the finished one this run leaves
+
+    def waiting(r: dict) -> bool:
+        return r["id"] == record["id"] or (r.get("status") == "queued" and r.get("backend_job_id") in free)
+
+    mates = [r for r in store.study_runs(study_id) if r["arm"] == record["arm"] and waiting(r)]
+    return sorted(mates, key=lambda r: (int(r["size"]), int(r["seed"]), r["id"]))
+
+
+def _submit_batch(api, store, artifacts, study, study_id, run_id, record, repo, user, token, note):
+    """Check the model and the repo, write the batch to the repo, submit its Job, point every run at it."""
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    _probe_model(api, _spec_of(study).model, token, GatedRepoError, RepositoryNotFoundError)
+    _ensure_results_repo(api, repo, study_id, artifacts, token, note)
+    bootstrap = _bootstrap_env(api, study, repo, artifacts, token, note)
+    mates = _batch_mates(store, study, study_id, record)
+    batch_id = "b" + uuid.uuid4().hex[:12]
+    runs = [{k: r[k] for k in ("arm", "size", "seed", "key")} | {"run_id": r["id"]} for r in mates]
+    listing = json.dumps(runs, indent=1).encode()
+    hub_errors.call(
+        lambda: api.create_commit(
+            repo,
+            operations=[CommitOperationAdd(path_in_repo=batch_path(study_id, batch_id), path_or_fileobj=listing)],
+            commit_message=f"batch {batch_id} of study {study_id}",
+            repo_type="dataset",
+            token=token,
+        ),
+        f"writing batch {batch_id} to {repo}",
+        on_wait=note,
+    )
+    job = _submit(api, store, study, study_id, run_id, repo, user, token, bootstrap, batch_id)
+    ids = [r["id"] for r in mates]
+    fields = dict(
+        backend=HF_JOBS.name,
+        backend_job_id=job.id,
+        backend_url=job.url,
+        backend_namespace=job.owner.name,
+        backend_repo=repo,
+        backend_flavor=study.get("hf_flavor") or DEFAULT_FLAVOR,
+        backend_batch=batch_id,
+        backend_batch_runs=json.dumps(ids),
+    )
+    for rid in ids:
+        store.update_run(rid, **fields)
+        if rid != run_id:
+            store.log(rid, f"in HF Job {job.id} with the other runs of {record['arm']} (batch {batch_id}): {job.url}")
+    store.update_run(run_id, phase="scheduling")
+    return job
+
+
+def _submit(api, store: JobStore, study: dict, study_id: str, run_id: str, repo, user, token, bootstrap, batch_id):
     image = study.get("hf_image") or DEFAULT_IMAGE
     flavor = study.get("hf_flavor") or DEFAULT_FLAVOR
     timeout = study.get("hf_timeout") or DEFAULT_TIMEOUT
-    command = remote_command(
-        repo, study_id, run_id, record["arm"], int(record["size"]), int(record["seed"]), record["key"]
-    )
     job = _run_job_once(
         api,
         store,
@@ -526,24 +596,15 @@ def _submit(
         token,
         dict(
             image=image,
-            command=command,
+            command=remote_command(repo, study_id, batch_id),
             env={**_job_env(), **bootstrap},
             secrets={"HF_TOKEN": token},
             flavor=flavor,
             timeout=timeout,
-            labels={"workbench-study": study_id, "workbench-run": run_id},
+            labels={"workbench-study": study_id, "workbench-run": run_id, "workbench-batch": batch_id},
             namespace=study.get("hf_namespace") or user,  # the user's own namespace by default (saves a whoami)
             token=token,
         ),
-    )
-    store.update_run(
-        run_id,
-        backend_job_id=job.id,
-        backend_url=job.url,
-        backend_namespace=job.owner.name,
-        backend_repo=repo,
-        backend_flavor=flavor,
-        phase="scheduling",
     )
     store.log(run_id, f"submitted HF Job {job.id} ({flavor}, timeout {timeout}, image {image}): {job.url}")
     return job
@@ -584,12 +645,12 @@ def _follow(
 
     deadline = time.monotonic() + int(study.get("run_timeout") or 6 * 3600)
     last_stage, errors = None, 0
+    batch = _Batch(api, store, study_id, record, repo, job_id, namespace, token)
     while True:
         if follower.canceled_by_user():
-            _cancel_remote(api, job_id, namespace, token)
-            store.update_run(run_id, backend_canceled=job_id)  # a retry submits afresh, never follows this one
-            store.log(run_id, f"stopped: canceled by user; HF Job {job_id} canceled")
+            batch.cancel(run_id)
             return {"run_id": run_id, "status": "canceled", "backend_job_id": job_id}
+        batch.skip_canceled_mates()
         if time.monotonic() > deadline:
             _cancel_remote(api, job_id, namespace, token)
             store.update_run(run_id, backend_canceled=job_id)
@@ -639,11 +700,90 @@ def _follow(
         time.sleep(poll_seconds())
 
 
+class _Batch:
+    """The runs of one Job. A canceled run is skipped inside the Job (a marker in the results repo);
+    the Job itself is canceled only when every one of its runs is."""
+
+    def __init__(self, api, store: JobStore, study_id: str, record: dict, repo: str, job_id, namespace, token):
+        self.api, self.store, self.study_id, self.repo = api, store, study_id, repo
+        self.job_id, self.namespace, self.token = job_id, namespace, token
+        self.batch_id = record.get("backend_batch")
+        self.runs = json.loads(record.get("backend_batch_runs") or "[]") or [record["id"]]
+        self.marked: set[str] = set()
+
+    def cancel(self, run_id: str) -> None:
+        """This run was canceled by the user: skip it in the Job, or cancel the Job if it was the last one."""
+        self._mark(run_id)
+        if self._all_canceled():
+            self._cancel_job(f"stopped: canceled by user; HF Job {self.job_id} canceled", run_id)
+        else:
+            self.store.log(run_id, f"stopped: canceled by user; HF Job {self.job_id} skips it and trains the others")
+
+    def skip_canceled_mates(self) -> None:
+        if len(self.runs) < 2:
+            return
+        records = {r["id"]: r for r in self.store.study_runs(self.study_id) if r["id"] in self.runs}
+        for rid, rec in records.items():
+            if rec.get("status") == "canceled" and rid not in self.marked:
+                self._mark(rid)
+        if self._all_canceled(records):
+            self._cancel_job(f"every run of HF Job {self.job_id} was canceled: the Job is canceled", self.runs[0])
+
+    def _all_canceled(self, records: dict | None = None) -> bool:
+        records = records or {r["id"]: r for r in self.store.study_runs(self.study_id) if r["id"] in self.runs}
+        return all((records.get(rid) or {}).get("status") == "canceled" for rid in self.runs)
+
+    def _mark(self, run_id: str) -> None:
+        if not self.batch_id or run_id in self.marked or len(self.runs) < 2:
+            return
+        from huggingface_hub import CommitOperationAdd
+
+        path = cancel_marker(self.study_id, self.batch_id, run_id)
+        hub_errors.call(
+            lambda: self.api.create_commit(
+                self.repo,
+                operations=[CommitOperationAdd(path_in_repo=path, path_or_fileobj=b"canceled by the user\n")],
+                commit_message=f"cancel {run_id} in batch {self.batch_id}",
+                repo_type="dataset",
+                token=self.token,
+            ),
+            f"telling HF Job {self.job_id} to skip {run_id}",
+        )
+        self.marked.add(run_id)
+
+    def _cancel_job(self, message: str, run_id: str) -> None:
+        _cancel_remote(self.api, self.job_id, self.namespace, self.token)
+        for rid in self.runs:  # a retry submits afresh, never follows this Job
+            self.store.update_run(rid, backend_canceled=self.job_id)
+        self.store.log(run_id, message)
+
+
 def _cancel_remote(api, job_id: str, namespace: str, token: str) -> None:
     try:
         api.cancel_job(job_id=job_id, namespace=namespace, token=token)
     except Exception as err:  # already finished or gone: nothing left to stop
         log.warning("cancel of HF Job %s: %s", job_id, err)
+
+
+def _raise_batch_error(api, store, study_id: str, run_id: str, repo: str, job_id: str, token: str, work: Path):
+    """RunFailed with the error the Job recorded for this run, if it recorded one."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        path = hf_hub_download(
+            repo,
+            experiment_path(study_id, run_id, "error.json"),
+            repo_type="dataset",
+            token=token,
+            local_dir=work,
+            endpoint=_endpoint(),
+        )
+    except EntryNotFoundError:
+        return
+    error = json.loads(Path(path).read_text(encoding="utf-8")).get("error", "unknown error")
+    store.update_run(run_id, backend_failed_in=job_id)  # a retry trains it again, in a new Job
+    raise RunFailed(f"the run failed inside HF Job {job_id}: {_redact(error, token)}")
 
 
 def _collect(
@@ -678,6 +818,7 @@ def _collect(
             except EntryNotFoundError:
                 if name == "manifest.json":
                     continue
+                _raise_batch_error(api, store, study_id, run_id, repo, job_id, token, work)
                 raise RunFailed(
                     f"HF Job {job_id} completed but wrote no {experiment_path(study_id, run_id, name)} to {repo}"
                 ) from None
@@ -714,67 +855,3 @@ def _collect(
         "finished: " + ", ".join(f"{k}={v:.4f}" for k, v in stored["metrics"].items() if isinstance(v, (int, float))),
     )
     return {"run_id": run_id, "key": key, "metrics": stored["metrics"], "cached": False, "backend_job_id": job_id}
-
-
-# ------------------------------------------------------------------------------------------------
-# Inside the Job: `workbench remote-run`
-
-
-def remote_run(repo: str, study_id: str, run_id: str, arm: str, size: int, seed: int, key: str, out=print) -> dict:
-    """Download the prepared data, run one run, upload its result and manifest. What the Job executes."""
-    from huggingface_hub import CommitOperationAdd, HfApi, get_token, hf_hub_download
-
-    from core.artifacts import ArtifactStore
-    from core.study import RunSpec, execute_run, load_prepared, run_key
-
-    token = get_token()
-    if not token:
-        raise RuntimeError("no HF_TOKEN in the Job's environment (the workbench passes it as a secret)")
-    api = HfApi(endpoint=_endpoint(), token=token)
-    work = Path(tempfile.mkdtemp(prefix="workbench-remote-"))
-    try:
-        out(f"[workbench] downloading {experiment_path(study_id)} from {repo}")
-        path = hf_hub_download(
-            repo,
-            experiment_path(study_id),
-            repo_type="dataset",
-            token=token,
-            local_dir=work / "in",
-            endpoint=_endpoint(),
-        )
-        prepared = load_prepared(Path(path).parent)
-        expected = run_key(prepared, arm, size, seed)
-        if expected != key:
-            out(
-                f"[workbench] warning: this image computes key {expected} for the run, the worker sent {key}; "
-                f"storing under {key}"
-            )
-        run = RunSpec(arm, size, seed, key)
-        out(f"[workbench] running {run.label} ({prepared.spec.model}, key {key})")
-        last = {"phase": None, "at": 0.0}
-
-        def progress(phase: str, step: int, total: int, loss: float | None) -> None:
-            now = time.monotonic()
-            if phase != last["phase"] or now - last["at"] >= 2.0 or (total and step >= total):
-                last.update(phase=phase, at=now)
-                out(f"{PROGRESS_PREFIX}{phase} {step}/{total}" + (f" loss={loss:.4f}" if loss is not None else ""))
-
-        store = ArtifactStore(work / "artifacts")
-        result = execute_run(prepared, run, store=store, progress=progress, keep_weights=False)
-        run_dir = store.run_dir(key)
-        ops = [
-            CommitOperationAdd(
-                path_in_repo=experiment_path(study_id, run_id, name), path_or_fileobj=str(run_dir / name)
-            )
-            for name in ("result.json", "manifest.json")
-            if (run_dir / name).is_file()
-        ]
-        out(f"[workbench] uploading {len(ops)} file(s) to {repo}/experiments/{study_id}/{run_id}/")
-        api.create_commit(
-            repo, operations=ops, commit_message=f"result of run {run_id} ({key})", repo_type="dataset", token=token
-        )
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items() if isinstance(v, (int, float)))
-        out(f"[workbench] done: {metrics}")
-        return result
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
