@@ -690,4 +690,4 @@ def test_jobs_follows_a_study_the_way_its_backend_says(redis):
     assert any("`default` queue" in w.value for w in at.warning)  # HF Jobs runs are followed from the default queue
     at.button(key="jobs.cancel_run").click().run()
     assert store.run(ids[0])["status"] == "canceled"
-    assert any("cancels the Job on the Hub" in s.value for s in ok(at).success)
+    assert any("has the Job skip the run" in s.value for s in ok(at).success)

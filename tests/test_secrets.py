@@ -330,7 +330,7 @@ def test_no_token_in_logs(world):
         events = logs[f"event log of run {rid}"].decode()
         assert "finished: " in events, events[-2000:]
         if run.get("backend") == "hf_jobs":
-            assert run["backend_job_id"] in events and "[workbench] done:" in events
+            assert run["backend_job_id"] in events and f"[workbench] [{rid}] done:" in events
     # The HF worker logs each Hub request (-v), URLs with the study id; the dashboard says where it is.
     # The local worker prints nothing at all when every run goes well: there is nothing to search there.
     hf_worker, local_worker = world["workers"]
@@ -456,7 +456,7 @@ def test_no_token_in_dashboard_pages(world):
             if f"run {rid}" in what:
                 assert rid in html and "finished: " in html, what
                 if runs[rid].get("backend") == "hf_jobs":
-                    assert "[workbench] done:" in html, what
+                    assert f"[workbench] [{rid}] done:" in html, what
     wire = b"".join(frames)
     for rid in runs:
         assert rid.encode() in wire

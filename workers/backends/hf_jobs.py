@@ -128,7 +128,8 @@ HF_JOBS = register(
         help="one Hugging Face Job per run (needs HF_TOKEN on the workers)",
         queue=QUEUE_DEFAULT,
         job_function="workers.backends.hf_jobs.hf_run_task",
-        cancel_note="The worker following its Job cancels the Job on the Hub at its next poll.",
+        cancel_note="At its next poll the worker following its Job has the Job skip the run, and cancels the Job "
+        "on the Hub when none of its runs is left.",
         link_label="HF Job",
         options=(
             Option(
@@ -150,7 +151,7 @@ HF_JOBS = register(
             ),
             Option(
                 "hf_batch",
-                "Jobs",
+                "One Job per",
                 "candidate: one Job trains all of a candidate's runs (one container start and install); "
                 "run: one Job per run (they run at once on as many workers).",
                 "candidate",
