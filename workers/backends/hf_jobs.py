@@ -723,7 +723,7 @@ class _Batch:
     def skip_canceled_mates(self) -> None:
         if len(self.runs) < 2:
             return
-        records = {r["id"]: r for r in self.store.study_runs(self.study_id) if r["id"] in self.runs}
+        records = self._records()
         for rid, rec in records.items():
             if rec.get("status") == "canceled" and rid not in self.marked:
                 self._mark(rid)
@@ -731,8 +731,12 @@ class _Batch:
             self._cancel_job(f"every run of HF Job {self.job_id} was canceled: the Job is canceled", self.runs[0])
 
     def _all_canceled(self, records: dict | None = None) -> bool:
-        records = records or {r["id"]: r for r in self.store.study_runs(self.study_id) if r["id"] in self.runs}
+        records = records or self._records()
         return all((records.get(rid) or {}).get("status") == "canceled" for rid in self.runs)
+
+    def _records(self) -> dict[str, dict]:
+        """The batch's run records (a batch holds a candidate's runs: a few, not the study's thousands)."""
+        return {rid: self.store.run(rid) or {} for rid in self.runs}
 
     def _mark(self, run_id: str) -> None:
         if not self.batch_id or run_id in self.marked or len(self.runs) < 2:
