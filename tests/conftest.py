@@ -26,6 +26,16 @@ os.environ.pop("ARTIFACTS_DIR", None)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads_as_a_worker():
+    """In-process training gets the threads a worker gets (core.train.configure_threads). Left at
+    torch's default (every core) beside the suite's other processes, threads oversubscribe and a
+    study in a test runs several times slower than alone."""
+    from core.train import configure_threads
+
+    configure_threads()
+
+
 @pytest.fixture
 def store(tmp_path):
     from core.artifacts import ArtifactStore
