@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import tasks
-from core.artifacts import ArtifactStore, read_json
+from core.artifacts import ArtifactStore, read_json, write_text
 from core.mixture import BASELINE, Mixture
 from core.study import PreparedStudy, RunSpec, load_prepared, mixture_for, prepare_study, run_key
 
@@ -129,8 +129,6 @@ def _hf_row(task: str, row: dict) -> dict:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:
-    from core.artifacts import write_text
-
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return path
@@ -157,8 +155,6 @@ def _write_parquet(path: Path, rows: list[dict]) -> Path:
 
 
 def _write_card(folder: Path, prepared: PreparedStudy, run: RunSpec, fmt: str, trained: bool, mixture: Mixture) -> None:
-    from core.artifacts import write_text
-
     parts = "\n".join(f"| {p.source} | {p.used:,} | {p.available:,} | {p.repetition:g} |" for p in mixture.parts)
     file = JSONL_FILE if fmt == "verifiers" else PARQUET_FILE
     status = "its run finished; the rows match its manifest" if trained else "its run has not finished yet"

@@ -273,6 +273,33 @@ def _image_without_the_workbench(root: Path) -> Path:
     return env / "bin"
 
 
+def _assert_default_job(hub: FakeHub, post: dict, study_id: str, runs: dict) -> None:
+    """A Job submitted with the default image: its command, labels, secret, batch and bootstrap files."""
+    body = post["json"]
+    command = body["command"] + body.get("arguments", [])
+    rid = body["labels"]["workbench-run"]
+    assert any("remote-run" in part for part in command)
+    for flag, value in (("--study", study_id), ("--repo", RESULTS_REPO)):
+        assert command[command.index(flag) + 1] == value
+    batch = command[command.index("--batch") + 1]
+    assert body["labels"]["workbench-batch"] == batch
+    listed = json.loads(hub.file(RESULTS_REPO, f"experiments/{study_id}/batches/{batch}.json"))
+    assert [(r["run_id"], r["key"], r["size"]) for r in listed] == [(rid, runs[rid]["key"], 40)]
+    assert body["flavor"] == "a10g-small" and body["timeoutSeconds"] == 45 * 60
+    assert body["labels"]["workbench-study"] == study_id and rid in runs
+    assert body["secrets"] == {"HF_TOKEN": TOKEN}
+    assert TOKEN not in json.dumps(body["environment"]) and "HF_TOKEN" not in body["environment"]
+    assert post["path"] == f"/api/jobs/{USER}"
+    assert body["dockerImage"] == "ghcr.io/astral-sh/uv:python3.11-bookworm"  # the default image
+    wheel = body["environment"]["WORKBENCH_BOOTSTRAP_WHEEL"]
+    assert wheel.startswith("bootstrap/") and wheel.endswith(".whl")
+    assert hub.file(RESULTS_REPO, wheel)[:2] == b"PK"  # the wheel (a zip) is in the results repo
+    assert (
+        hub.file(RESULTS_REPO, body["environment"]["WORKBENCH_BOOTSTRAP_REQUIREMENTS"])
+        == (PROJECT_ROOT / "requirements.txt").read_bytes()
+    )
+
+
 def test_study_runs_on_hf_jobs_end_to_end_and_the_token_stays_secret(redis, hub, artifacts, tmp_path, tiny_lm_path):
     """The default image has no workbench: each Job installs the worker's own wheel and pins from the results repo."""
     hub.execute = True
@@ -319,29 +346,7 @@ def test_study_runs_on_hf_jobs_end_to_end_and_the_token_stays_secret(redis, hub,
     job_posts = hub.job_requests()
     assert len(job_posts) == 2
     for post in job_posts:
-        body = post["json"]
-        command = body["command"] + body.get("arguments", [])
-        rid = body["labels"]["workbench-run"]
-        assert any("remote-run" in part for part in command)
-        for flag, value in (("--study", study_id), ("--repo", RESULTS_REPO)):
-            assert command[command.index(flag) + 1] == value
-        batch = command[command.index("--batch") + 1]
-        assert body["labels"]["workbench-batch"] == batch
-        listed = json.loads(hub.file(RESULTS_REPO, f"experiments/{study_id}/batches/{batch}.json"))
-        assert [(r["run_id"], r["key"], r["size"]) for r in listed] == [(rid, runs[rid]["key"], 40)]
-        assert body["flavor"] == "a10g-small" and body["timeoutSeconds"] == 45 * 60
-        assert body["labels"]["workbench-study"] == study_id and rid in runs
-        assert body["secrets"] == {"HF_TOKEN": TOKEN}
-        assert TOKEN not in json.dumps(body["environment"]) and "HF_TOKEN" not in body["environment"]
-        assert post["path"] == f"/api/jobs/{USER}"
-        assert body["dockerImage"] == "ghcr.io/astral-sh/uv:python3.11-bookworm"  # the default image
-        wheel = body["environment"]["WORKBENCH_BOOTSTRAP_WHEEL"]
-        assert wheel.startswith("bootstrap/") and wheel.endswith(".whl")
-        assert hub.file(RESULTS_REPO, wheel)[:2] == b"PK"  # the wheel (a zip) is in the results repo
-        assert (
-            hub.file(RESULTS_REPO, body["environment"]["WORKBENCH_BOOTSTRAP_REQUIREMENTS"])
-            == (PROJECT_ROOT / "requirements.txt").read_bytes()
-        )
+        _assert_default_job(hub, post, study_id, runs)
     # The first Job installed the workbench; the fake's Jobs share one "image", so the second found it there.
     assert sorted(installs) == [False, True] and (image_bin / "workbench").is_file()
     assert len([r for r in hub.requests_to("POST", r"/commit/") if ".whl" in r["body"]]) == 1  # uploaded once
